@@ -1,0 +1,303 @@
+"""Dataclass configuration: the single source of truth for every run.
+
+A run's configuration is a tree of dataclasses. It is built from defaults, then a YAML file,
+then dotted command-line overrides (``method.beta=0.2``), and validated once on load. The
+resolved configuration is written beside every run's outputs (:func:`save_config`).
+
+Defaults come from the paper (Yuan et al., ICLR 2025) and TOFU: lr 1e-5, 5 epochs, effective
+batch 32, AdamW weight decay 0.01, one warm-up epoch, beta 0.1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or out of range."""
+
+
+@dataclass
+class ModelConfig:
+    name: str = "smollm2-135m"  # packaged alias, local folder or hub id
+    device: str = "auto"  # auto | cpu | cuda | mps
+    dtype: str = "auto"  # auto | float32 | bfloat16 | float16
+    cache_dir: str | None = None  # converted packaged models; default ~/.cache/unlearnkit/models
+
+
+@dataclass
+class DataConfig:
+    benchmark: str = "tofu"  # tofu | real_world | synthetic | a folder in TOFU layout
+    split: str = "forget01"  # forget01 | forget05 | forget10 (tofu/synthetic); ignored for real_world
+    task: int = 1
+    refusals: str | None = None  # path to a refusal list (one per line); None = the project's own
+    prompt_preset: str = "chat"  # chat | llama2 | llama3 | plain
+    system_prompt: str | None = None  # None = no system message passed (the template may add its default)
+    max_length: int = 512  # truncation of training sequences (no fixed padding)
+
+
+@dataclass
+class MethodConfig:
+    name: str = "ME+GD"  # FORGET+REGULARIZER, FORGET alone, or LLMU
+    beta: float = 0.1
+    forget_coeff: float | None = None  # None = paper default (0.1 for ME+GD, 1.0 otherwise)
+    regularization_coeff: float = 1.0
+    mask_question: bool | None = None  # None = paper default (False for ME+GD, True otherwise)
+    fix_ref_model: bool = False  # continual: reference = original model, not previous task's
+
+
+@dataclass
+class LoraConfig:
+    enabled: bool = False
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.05
+    target_modules: list[str] | None = None  # None = auto-detect linear projections
+
+
+@dataclass
+class TrainConfig:
+    learning_rate: float = 1e-5
+    epochs: float = 5.0
+    batch_size: int = 32  # effective batch = per_device * processes * grad_accum
+    per_device_batch_size: int = 4
+    weight_decay: float = 0.01
+    warmup_epochs: float = 1.0
+    seed: int = 0
+    max_steps: int = -1  # >0 overrides epochs (tests, smoke runs)
+    save_checkpoints: bool = False  # keep checkpoints after the run (resume always uses them)
+    checkpoint_every: int = 0  # steps; 0 = once per epoch
+    eval_every_epoch: bool = False
+    logging_steps: int = 1
+    report_to: list[str] = field(default_factory=list)  # e.g. ["tensorboard", "wandb"]
+
+
+@dataclass
+class EvalConfig:
+    ds_size: int | None = 300  # first N items per split (paper: 300)
+    batch_size: int = 16
+    max_new_tokens: int = 200  # paper: max_length 200 including the prompt
+    generation_max_length: int = 200
+    embedding_model: str = "all-minilm-l6-v2"  # alias of the packaged model, folder or hub id
+    nli_model: str | None = "sileod/deberta-v3-base-tasksource-nli"
+    retain_eval: str | None = None  # saved evaluation of a retain model (Forget Quality)
+    splits: list[str] | None = None  # None = every split of the benchmark
+    use_cache: bool = True
+
+
+@dataclass
+class RunConfig:
+    name: str | None = None  # run folder name; None = derived from method/benchmark/split/seed
+    output_dir: str = "runs"
+    scenario: str = "fictitious"  # fictitious | continual | real_world | sweep
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    method: MethodConfig = field(default_factory=MethodConfig)
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    tasks: list[int] | None = None  # continual: tasks to unlearn in order (None = all)
+
+
+# ---------------------------------------------------------------------------------------------
+# Generic loading, overriding, validation
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _is_dataclass_type(tp: Any) -> bool:
+    return isinstance(tp, type) and dataclasses.is_dataclass(tp)
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Convert a YAML/CLI value to the annotated type, or raise ConfigError naming ``where``."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        if isinstance(value, str) and value.lower() in ("none", "null") and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, where)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if _is_dataclass_type(tp):
+        if isinstance(tp, type) and isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return from_dict(tp, value, prefix=where)
+    if origin is list:
+        if isinstance(value, str):
+            value = [v for v in (s.strip() for s in value.split(",")) if v]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item_tp,) = args or (Any,)
+        return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
+    if tp is Any:
+        return value
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "1", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("false", "no", "0", "off"):
+            return False
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        if isinstance(value, int):
+            return value
+        try:
+            return int(str(value))
+        except ValueError:
+            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+    if tp is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if tp is str:
+        if isinstance(value, (dict, list)):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
+    """Build dataclass ``cls`` from a (nested) mapping; unknown keys are errors."""
+    hints = _field_types(cls)
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        where = f"{prefix}.{key}" if prefix else key
+        if key not in names:
+            raise ConfigError(f"unknown config key '{where}'; valid keys: {', '.join(sorted(names))}")
+        kwargs[key] = _coerce(value, hints[key], where)
+    return cls(**kwargs)
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    return dataclasses.asdict(obj)
+
+
+def apply_overrides(cfg: T, overrides: list[str]) -> T:
+    """Apply ``a.b=value`` strings (values parsed as YAML scalars) to a dataclass tree."""
+    data = to_dict(cfg)
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override '{item}' must look like key.sub=value")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = data
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                raise ConfigError(f"unknown config key '{key}'")
+            node = node[part]
+        if parts[-1] not in node:
+            raise ConfigError(
+                f"unknown config key '{key}'; valid keys here: {', '.join(sorted(node))}"
+            )
+        node[parts[-1]] = yaml.safe_load(raw) if raw != "" else ""
+    return from_dict(type(cfg), data)
+
+
+def validate(cfg: RunConfig) -> RunConfig:
+    """Range checks that the types alone do not express. Raises ConfigError."""
+
+    def finite_nonneg(value: float | None, where: str) -> None:
+        if value is not None and (not math.isfinite(value) or value < 0):
+            raise ConfigError(f"{where} must be a finite number >= 0, got {value}")
+
+    finite_nonneg(cfg.method.beta, "method.beta")
+    if cfg.method.beta == 0:
+        raise ConfigError("method.beta must be > 0")
+    finite_nonneg(cfg.method.forget_coeff, "method.forget_coeff")
+    finite_nonneg(cfg.method.regularization_coeff, "method.regularization_coeff")
+    finite_nonneg(cfg.train.learning_rate, "train.learning_rate")
+    finite_nonneg(cfg.train.weight_decay, "train.weight_decay")
+    finite_nonneg(cfg.train.epochs, "train.epochs")
+    finite_nonneg(cfg.train.warmup_epochs, "train.warmup_epochs")
+    for where, value in (
+        ("train.batch_size", cfg.train.batch_size),
+        ("train.per_device_batch_size", cfg.train.per_device_batch_size),
+        ("eval.batch_size", cfg.eval.batch_size),
+        ("eval.max_new_tokens", cfg.eval.max_new_tokens),
+        ("data.max_length", cfg.data.max_length),
+        ("lora.r", cfg.lora.r),
+    ):
+        if value <= 0:
+            raise ConfigError(f"{where} must be > 0, got {value}")
+    if cfg.train.batch_size % cfg.train.per_device_batch_size:
+        raise ConfigError(
+            f"train.batch_size ({cfg.train.batch_size}) must be a multiple of "
+            f"train.per_device_batch_size ({cfg.train.per_device_batch_size})"
+        )
+    if cfg.eval.ds_size is not None and cfg.eval.ds_size <= 0:
+        raise ConfigError(f"eval.ds_size must be > 0 or null, got {cfg.eval.ds_size}")
+    if cfg.scenario not in ("fictitious", "continual", "real_world", "sweep"):
+        raise ConfigError(
+            f"unknown scenario '{cfg.scenario}'; choose from fictitious, continual, real_world, sweep"
+        )
+    if cfg.data.prompt_preset not in ("chat", "llama2", "llama3", "plain"):
+        raise ConfigError(
+            f"unknown data.prompt_preset '{cfg.data.prompt_preset}'; "
+            "choose from chat, llama2, llama3, plain"
+        )
+    if cfg.data.task < 1:
+        raise ConfigError(f"data.task must be >= 1, got {cfg.data.task}")
+    return cfg
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | None = None, cls: type[T] = RunConfig
+) -> T:
+    """Defaults <- YAML file <- dotted overrides, then :func:`validate` (for RunConfig)."""
+    cfg: Any = cls()
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file not found: {p}")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping")
+        cfg = from_dict(cls, data)
+    if overrides:
+        cfg = apply_overrides(cfg, overrides)
+    if isinstance(cfg, RunConfig):
+        validate(cfg)
+    return cfg
+
+
+def save_config(cfg: Any, path: str | Path, extra: dict[str, Any] | None = None) -> Path:
+    """Write the resolved config (plus ``extra`` facts such as the prompt template) as YAML."""
+    from unlearnkit.utils import atomic_write_text
+
+    data = to_dict(cfg)
+    if extra:
+        data["_resolved"] = extra
+    return atomic_write_text(Path(path), yaml.safe_dump(data, sort_keys=False))

@@ -1,0 +1,102 @@
+"""Prompt formatting and tokenization of question/answer pairs.
+
+The prompt is tokenized on its own and the answer appended, so the answer's token positions are
+exactly those after the formatted question (the paper masks question tokens by the token length of
+the formatted question). The answer is followed by the end-of-sequence token, which counts in the
+labels: the paper's NLL includes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from transformers import PreTrainedTokenizerBase
+
+IGNORE_INDEX = -100
+
+# Paper-exact formats (Yuan et al. 2025 / TOFU): Llama-2-chat and Llama-3-Instruct.
+LLAMA2_TEMPLATE = "[INST] {question} [/INST]"
+LLAMA3_TEMPLATE = (
+    "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\n{question}<|eot_id|>"
+    "<|start_header_id|>assistant<|end_header_id|>\n\n"
+)
+PLAIN_TEMPLATE = "Question: {question}\nAnswer: "
+PRESETS = ("chat", "llama2", "llama3", "plain")
+
+
+class PromptFormatter:
+    """Turns questions (and answers) into token ids for training, scoring and generation."""
+
+    def __init__(
+        self,
+        tokenizer: PreTrainedTokenizerBase,
+        preset: str = "chat",
+        system_prompt: str | None = None,
+    ) -> None:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown prompt preset '{preset}'; choose from {', '.join(PRESETS)}")
+        if preset == "chat" and not getattr(tokenizer, "chat_template", None):
+            raise ValueError(
+                "the tokenizer has no chat template; use data.prompt_preset=plain "
+                "(or llama2 / llama3 for those model families)"
+            )
+        if tokenizer.eos_token_id is None:
+            raise ValueError("the tokenizer has no eos token; set tokenizer.eos_token first")
+        self.tokenizer = tokenizer
+        self.preset = preset
+        self.system_prompt = system_prompt
+        self.eos_id: int = int(tokenizer.eos_token_id)
+
+    def prompt(self, question: str) -> str:
+        """The text up to where the answer starts."""
+        if self.preset == "chat":
+            messages: list[dict[str, str]] = []
+            if self.system_prompt is not None:
+                messages.append({"role": "system", "content": self.system_prompt})
+            messages.append({"role": "user", "content": question})
+            text = self.tokenizer.apply_chat_template(
+                messages, tokenize=False, add_generation_prompt=True
+            )
+            return str(text)
+        template = {"llama2": LLAMA2_TEMPLATE, "llama3": LLAMA3_TEMPLATE, "plain": PLAIN_TEMPLATE}
+        return template[self.preset].format(question=question)
+
+    def encode_prompt(self, question: str) -> list[int]:
+        text = self.prompt(question)
+        # chat templates and the llama3 preset write their own BOS; llama2/plain get the
+        # tokenizer's own special tokens (Llama-2 adds <s>).
+        add_special = self.preset in ("llama2", "plain")
+        ids = self.tokenizer(text, add_special_tokens=add_special)["input_ids"]
+        if add_special and self.tokenizer.eos_token_id is not None and ids and ids[-1] == self.eos_id:
+            ids = ids[:-1]  # some tokenizers append EOS as a special token; a prompt must not end
+        return list(ids)
+
+    def encode_answer(self, answer: str) -> list[int]:
+        ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
+        return list(ids) + [self.eos_id]
+
+    def encode(
+        self, question: str, answer: str, mask_question: bool = True, max_length: int | None = None
+    ) -> dict[str, list[int]]:
+        """``input_ids``, ``labels`` (question = -100 when masked) and ``attention_mask``."""
+        q = self.encode_prompt(question)
+        a = self.encode_answer(answer)
+        ids = q + a
+        labels = ([IGNORE_INDEX] * len(q) if mask_question else list(q)) + a
+        if max_length is not None and len(ids) > max_length:
+            ids, labels = ids[:max_length], labels[:max_length]
+        return {"input_ids": ids, "labels": labels, "attention_mask": [1] * len(ids)}
+
+    def template_info(self) -> dict[str, Any]:
+        """What a run records so results do not drift silently when a template changes."""
+        tmpl = getattr(self.tokenizer, "chat_template", None) or ""
+        return {
+            "preset": self.preset,
+            "system_prompt": self.system_prompt,
+            "chat_template_sha256": hashlib.sha256(str(tmpl).encode()).hexdigest()
+            if self.preset == "chat"
+            else None,
+            "example_prompt": self.prompt("What is X?"),
+            "eos_token": self.tokenizer.eos_token,
+        }
