@@ -1,0 +1,34 @@
+"""Pure loss functions of unlearnkit (no model calls).
+
+Inputs are logits ``(B, T, V)`` with labels ``(B, T)`` (``-100`` = not counted; position t
+predicts label t + 1), or per-sequence summed NLLs ``(B,)`` from :func:`sequence_nll`.
+Every function computes in float32 and returns a float32 tensor.
+"""
+
+from unlearnkit.losses.nll import (
+    IGNORE_INDEX,
+    batch_token_nll,
+    mean_token_nll,
+    sequence_nll,
+    token_entropy_next,
+)
+from unlearnkit.losses.regularizers import ap_loss, gd_loss, kl_loss
+from unlearnkit.losses.targeted import dpo_loss, idk_loss
+from unlearnkit.losses.untargeted import ga_loss, me_loss, mismatch_loss, npo_loss
+
+__all__ = [
+    "IGNORE_INDEX",
+    "ap_loss",
+    "batch_token_nll",
+    "dpo_loss",
+    "ga_loss",
+    "gd_loss",
+    "idk_loss",
+    "kl_loss",
+    "me_loss",
+    "mean_token_nll",
+    "mismatch_loss",
+    "npo_loss",
+    "sequence_nll",
+    "token_entropy_next",
+]
