@@ -37,10 +37,15 @@ def _read(root: Path, name: str) -> list[QAItem]:
 
 
 def _check_disjoint(forget: list[QAItem], retain: list[QAItem], where: str) -> None:
-    forget_q = {it.question for it in forget}
-    dup = next((it.question for it in retain if it.question in forget_q), None)
+    """A QA pair (same question and answer) in both sets is an error. A generic question alone
+    ("What is the full name of the author?") legitimately recurs with different answers."""
+    forget_qa = {(it.question, it.answer) for it in forget}
+    dup = next((it for it in retain if (it.question, it.answer) in forget_qa), None)
     if dup is not None:
-        raise DataError(f"{where}: question appears in both the forget and retain sets: {dup!r}")
+        raise DataError(
+            f"{where}: the same question/answer pair is in both the forget and retain sets: "
+            f"{dup.question!r}"
+        )
 
 
 class TofuBenchmark:

@@ -1,0 +1,58 @@
+"""The ``unlearn`` command line: subcommands mirror the pipeline.
+
+data, models, finetune, unlearn, eval, run, report, ls, demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from unlearnkit import __version__
+
+# Modules under unlearnkit.commands; each defines add_parser(subparsers).
+COMMANDS = ["data", "models", "finetune", "unlearn", "eval", "run", "report", "ls", "demo"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="unlearn",
+        description="Make a trained language model forget chosen content, and measure it.",
+    )
+    parser.add_argument("--version", action="version", version=f"unlearnkit {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        try:
+            module = importlib.import_module(f"unlearnkit.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.startswith("unlearnkit.commands"):
+                continue  # command not built yet
+            raise
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Benchmark data and converted models never come from the network implicitly.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError) as exc:
+        if os.environ.get("UNLEARNKIT_DEBUG"):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
