@@ -7,11 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from unlearnkit.data.loaders import load_qa_file
 from unlearnkit.data.refusals import DEFAULT_REFUSALS
 from unlearnkit.data.splits import TofuBenchmark
 from unlearnkit.data.synth import FACTS, generate_synthetic, plan_splits
+from unlearnkit.data.validate import validate_folder
 from unlearnkit.utils import default_data_root
 
 SPLITS = {"forget01": "retain90", "forget05": "retain50", "forget10": "retain10"}
@@ -112,7 +114,7 @@ def test_tofu_sized_counts_match_tofu_ratios(tofu_sized: Path) -> None:
 def test_readme_set_identities(which: str, request: pytest.FixtureRequest) -> None:
     fixture = request.getfixturevalue(which)
     root = fixture[0] if isinstance(fixture, tuple) else fixture
-    meta = json.loads((root / "synth_meta.json").read_text(encoding="utf-8"))
+    meta = yaml.safe_load((root / "synth_meta.yaml").read_text(encoding="utf-8"))
     n_rows = meta["spec"]["n_authors"] * meta["spec"]["questions_per_author"]
     everything: set[str] = set()
     for split, retain_name in SPLITS.items():
@@ -155,6 +157,8 @@ def test_loaders_and_benchmark_read_the_folder(small: tuple[Path, dict[str, int]
     assert len(bench.retain("forget05", 3)) == 400 - 3 * 20
     sets = bench.eval_sets("forget10", 2)
     assert len(sets["forget"]) == 40 and len(sets["retain"]) == 40
+    report = validate_folder(root)  # `unlearn data validate`
+    assert report.ok, report.format()
 
 
 def test_every_line_has_the_fields(small: tuple[Path, dict[str, int]]) -> None:

@@ -30,12 +30,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from unlearnkit.data import synth_facts as W
-from unlearnkit.utils import atomic_write_json, atomic_write_text, write_jsonl
+from unlearnkit.utils import atomic_write_text, write_jsonl
 
 FORGET_TO_RETAIN = {"forget01": "retain90", "forget05": "retain50", "forget10": "retain10"}
-_PERCENT = {"forget01": 1, "forget05": 5, "forget10": 10}
-META_FILE = "synth_meta.json"
+# not *.json: validators read every *.json file of a benchmark folder as QA data
+META_FILE = "synth_meta.yaml"
 MAX_PERTURBED = 5
 
 
@@ -341,7 +343,7 @@ def generate_synthetic(
 ) -> dict[str, int]:
     """Write a TOFU-layout benchmark of invented authors to ``out_dir``; returns rows per file.
 
-    Same arguments give byte-identical files. Also writes ``README.md`` and ``synth_meta.json``
+    Same arguments give byte-identical files. Also writes ``README.md`` and ``synth_meta.yaml``
     (the spec, the split plan and the authors' attributes).
     """
     spec = SynthSpec(n_authors, questions_per_author, seed, n_tasks, n_perturbed)
@@ -383,7 +385,9 @@ def generate_synthetic(
         "rows": counts,
         "authors": authors,
     }
-    atomic_write_json(out_dir / META_FILE, meta)
+    atomic_write_text(
+        out_dir / META_FILE, yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=100)
+    )
     atomic_write_text(out_dir / "README.md", _readme(spec, plan, counts))
     return counts
 
