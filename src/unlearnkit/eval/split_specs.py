@@ -1,0 +1,103 @@
+"""Which reference each metric uses on each evaluation split (Yuan et al. 2025; TOFU).
+
+| benchmark  | split                      | ROUGE-L ref   | cosine ref        | Probability | TR base          | TR form | NLI pair         |
+|------------|----------------------------|---------------|-------------------|-------------|------------------|---------|------------------|
+| tofu       | forget                     | answer        | answer            | plain       | paraphrased ans. | forget  | (gen, ref)       |
+| tofu       | retain                     | answer        | answer            | plain       | paraphrased ans. | other   | (ref, gen)       |
+| tofu       | real_authors, world_facts  | answer (short)| original_answer   | normalized  | answer           | other   | (ref, gen)       |
+| real_world | forget                     | golden_answer | answer (long)     | plain       | paraphrased ans. | forget  | (gen, ref)       |
+| real_world | neighbor                   | golden_answer | answer (long)     | plain       | paraphrased ans. | other   | (gen, ref)       |
+
+Probability always scores the item's ``answer`` field; "normalized" divides by the perturbed
+answers' probabilities too.
+"""  # noqa: E501
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from unlearnkit.data.records import QAItem
+
+Order = Literal["gen_ref", "ref_gen"]
+
+
+@dataclass(frozen=True)
+class SplitSpec:
+    rouge_reference: str  # QAItem field compared with the generation by ROUGE-L recall
+    cosine_reference: str  # QAItem field compared by embedding cosine similarity
+    normalized_probability: bool
+    truth_ratio_base: str  # QAItem field whose NLL is the Truth Ratio's base
+    forget: bool  # forget-set Truth Ratio formula (1 - mean min(R, 1/R))
+    entailment_order: Order  # (premise, hypothesis) = (generation, reference) or the reverse
+
+
+_TOFU = {
+    "forget": SplitSpec("answer", "answer", False, "paraphrased_answer", True, "gen_ref"),
+    "retain": SplitSpec("answer", "answer", False, "paraphrased_answer", False, "ref_gen"),
+    "real_authors": SplitSpec("answer", "original_answer", True, "answer", False, "ref_gen"),
+    "world_facts": SplitSpec("answer", "original_answer", True, "answer", False, "ref_gen"),
+}
+_REAL_WORLD = {
+    "forget": SplitSpec("golden_answer", "answer", False, "paraphrased_answer", True, "gen_ref"),
+    "neighbor": SplitSpec("golden_answer", "answer", False, "paraphrased_answer", False, "gen_ref"),
+}
+SPLIT_SPECS: dict[str, dict[str, SplitSpec]] = {
+    "tofu": _TOFU,
+    "synthetic": _TOFU,  # TOFU layout
+    "real_world": _REAL_WORLD,
+}
+
+
+def split_spec(benchmark_kind: str, split: str) -> SplitSpec:
+    """The spec of ``split``; an unknown kind or split is a ValueError listing the choices."""
+    if benchmark_kind not in SPLIT_SPECS:
+        raise ValueError(
+            f"unknown benchmark kind '{benchmark_kind}'; choose from {', '.join(SPLIT_SPECS)}"
+        )
+    specs = SPLIT_SPECS[benchmark_kind]
+    if split not in specs:
+        raise ValueError(
+            f"unknown evaluation split '{split}' for benchmark kind '{benchmark_kind}'; "
+            f"choose from {', '.join(specs)}"
+        )
+    return specs[split]
+
+
+def validate_split(name: str, items: list[QAItem], spec: SplitSpec) -> int:
+    """Check that every item has what the split's metrics need; return K (perturbed per item).
+
+    A missing field is a ValueError naming the split, the item and the field, raised before any
+    model work starts.
+    """
+    if not items:
+        raise ValueError(f"evaluation split '{name}' has no items")
+    for field in sorted({spec.rouge_reference, spec.cosine_reference, spec.truth_ratio_base}):
+        for i, it in enumerate(items):
+            value = getattr(it, field)
+            if not isinstance(value, str) or not value.strip():
+                raise ValueError(
+                    f"evaluation split '{name}': item {i} ({it.question[:60]!r}) has no "
+                    f"'{field}', which this split's metrics need"
+                )
+    missing = [i for i, it in enumerate(items) if not it.perturbed_answers]
+    if missing:
+        raise ValueError(
+            f"evaluation split '{name}' has no perturbed answers for {len(missing)} of "
+            f"{len(items)} items (first: item {missing[0]}); Truth Ratio"
+            f"{' and normalized Probability' if spec.normalized_probability else ''} need them: "
+            "use the *_perturbed.json files of the benchmark"
+        )
+    k = len(items[0].perturbed_answers)
+    for i, it in enumerate(items):
+        if len(it.perturbed_answers) != k:
+            raise ValueError(
+                f"evaluation split '{name}': item {i} has {len(it.perturbed_answers)} perturbed "
+                f"answers but item 0 has {k}; every item needs the same number"
+            )
+        empty = [j for j, p in enumerate(it.perturbed_answers) if not str(p).strip()]
+        if empty:
+            raise ValueError(
+                f"evaluation split '{name}': item {i} has an empty perturbed answer (#{empty[0]})"
+            )
+    return k
