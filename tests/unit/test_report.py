@@ -306,6 +306,33 @@ def test_labels_disambiguate_varying_settings(tmp_path: Path) -> None:
     ]
 
 
+def test_before_row_per_split_group(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    before = _summary(0.7, 0.2, None, forget=0.9)
+    s = _summary(0.5, 0.5, None, forget=0.2)
+    _write_run(out, "f5", split="forget05", stages={"before": before, "final": s})
+    _write_run(out, "f1", split="forget01", stages={"before": before, "final": s})
+    store = ResultsStore(tmp_path / "r.db")
+    store.index_runs(out)
+    (table,) = scenario_tables(store.query())
+    assert [r["label"] for r in table.rows] == [
+        "before unlearning [synthetic, forget01]",
+        "before unlearning [synthetic, forget05]",
+        "ME+GD [forget01]",
+        "ME+GD [forget05]",
+    ]
+    assert [r["is_before"] for r in table.rows] == [True, True, False, False]
+
+
+def test_real_world_runs_have_no_split(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    _write_run(out, "rw", scenario="real_world", stages={"final": _summary(0.5, 0.5, None, 0.2)})
+    store = ResultsStore(tmp_path / "r.db")
+    store.index_runs(out)
+    (row,) = store.query(scenario="real_world")
+    assert row["split"] is None and row["method"] == "ME+GD"
+
+
 # --------------------------------------------------------------------------- report
 
 

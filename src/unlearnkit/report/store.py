@@ -127,7 +127,8 @@ def run_meta_from_config(config: dict[str, Any]) -> dict[str, Any]:
         "scenario": config.get("scenario"),
         "method": method.get("name"),
         "benchmark": data.get("benchmark"),
-        "split": data.get("split"),
+        # real_world has no split (data.split is ignored there), as in scenarios' own records
+        "split": None if config.get("scenario") == "real_world" else data.get("split"),
         "task": data.get("task"),
         "seed": train.get("seed"),
         "lr": train.get("learning_rate"),

@@ -12,6 +12,7 @@ import csv
 import io
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from unlearnkit.report.store import stage_sort_key, stage_task
@@ -141,9 +142,12 @@ def _labels(rows: list[dict[str, Any]]) -> list[str]:
             v = r.get(k)
             if v is None:
                 continue
-            parts.append(
-                f"lr={format_lr(v)}" if k == "lr" else f"seed={v}" if k == "seed" else str(v)
-            )
+            if k == "lr":
+                parts.append(f"lr={format_lr(v)}")
+            elif k == "seed":
+                parts.append(f"seed={v}")
+            else:  # a benchmark may be a folder path: its name is enough
+                parts.append(Path(str(v)).name or str(v))
         name = r.get("method") or r["run"]
         return f"{name} [{', '.join(parts)}]" if parts else name
 
@@ -180,15 +184,15 @@ def scenario_tables(records: list[dict[str, Any]]) -> list[ScenarioTable]:
                 before_rows.append(b)
         labels = _labels(chosen)
         rows = [dict(r, label=lab, is_before=False) for r, lab in zip(chosen, labels, strict=True)]
-        multi_group = len(groups) > 1
+        tagged = []
         for b in before_rows:
-            extra = [str(x) for x in (b.get("benchmark"), b.get("split")) if x and multi_group]
-            label = b["method"] + (f" [{', '.join(extra)}]" if extra else "")
-            rows.insert(0, dict(b, label=label, is_before=True))
-        all_rows = rows
-        show_stage = any(r["stage"] not in ("final", "before") for r in all_rows)
-        columns = [Column(k, h) for k, h in AGGREGATES] + metric_columns(all_rows)
-        tables.append(ScenarioTable(scenario, columns, all_rows, show_stage))
+            extra = [Path(str(x)).name for x in (b.get("benchmark"), b.get("split")) if x]
+            tag = f" [{', '.join(extra)}]" if extra and len(groups) > 1 else ""
+            tagged.append(dict(b, label=b["method"] + tag, is_before=True))
+        rows = tagged + rows
+        show_stage = any(r["stage"] not in ("final", "before") for r in rows)
+        columns = [Column(k, h) for k, h in AGGREGATES] + metric_columns(rows)
+        tables.append(ScenarioTable(scenario, columns, rows, show_stage))
     return tables
 
 
