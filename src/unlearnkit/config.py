@@ -54,6 +54,7 @@ class MethodConfig:
     regularization_coeff: float = 1.0
     mask_question: bool | None = None  # None = paper default (False for ME+GD, True otherwise)
     fix_ref_model: bool = False  # continual: reference = original model, not previous task's
+    mismatch_coeff: float = 1.0  # LLMU only: weight of the mismatched-answer NLL term
 
 
 @dataclass
@@ -80,6 +81,11 @@ class TrainConfig:
     eval_every_epoch: bool = False
     logging_steps: int = 1
     report_to: list[str] = field(default_factory=list)  # e.g. ["tensorboard", "wandb"]
+    mixed_precision: str = "auto"  # auto (bf16 where the accelerator has it) | no | bf16 | fp16
+    gradient_checkpointing: bool = False
+    max_grad_norm: float = 1.0  # the Hugging Face Trainer default, as in the paper's code
+    deepspeed: str | None = None  # path to a DeepSpeed JSON config (passed to the HF Trainer)
+    fsdp: str = ""  # e.g. "full_shard auto_wrap" (passed to the HF Trainer)
 
 
 @dataclass
@@ -96,6 +102,26 @@ class EvalConfig:
 
 
 @dataclass
+class TargetConfig:
+    """How the model to unlearn is obtained (TOFU protocol: fine-tune on every author)."""
+
+    finetune: bool = False  # fine-tune model.name on the benchmark's full set first (cached)
+    epochs: float = 5.0  # TOFU: lr 1e-5, 5 epochs, batch 32, wd 0.01
+    learning_rate: float = 1e-5
+    retain_model: bool = False  # also fine-tune a retain-only model for Forget Quality
+    eval_before: bool = True  # evaluate the target before unlearning (report: before/after)
+
+
+@dataclass
+class SweepConfig:
+    scenario: str = "fictitious"  # the scenario each grid point runs
+    methods: list[str] = field(default_factory=list)
+    learning_rates: list[float] = field(default_factory=list)
+    splits: list[str] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)
+
+
+@dataclass
 class RunConfig:
     name: str | None = None  # run folder name; None = derived from method/benchmark/split/seed
     output_dir: str = "runs"
@@ -106,6 +132,10 @@ class RunConfig:
     lora: LoraConfig = field(default_factory=LoraConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    target: TargetConfig = field(default_factory=TargetConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    general_tasks: list[str] = field(default_factory=list)  # real-world: lm-eval task names
+    general_limit: int | None = None  # items per general task (None = all)
     tasks: list[int] | None = None  # continual: tasks to unlearn in order (None = all)
 
 

@@ -1,0 +1,25 @@
+"""``unlearn demo``: the main job, offline, with no arguments needed."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="fine-tune SmolLM2 on invented authors, unlearn with 4 methods, evaluate, report",
+    )
+    p.add_argument("--out", default="unlearn-demo", help="output folder (default unlearn-demo/)")
+    p.add_argument("--quick", action="store_true", help="same path, smaller sizes (a few minutes)")
+    p.add_argument("--model", default="smollm2-135m", help="packaged alias or folder")
+    p.add_argument("--nli-model", help="NLI model folder for the Entailment Score (none offline)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from unlearnkit.scenarios.demo import run_demo
+
+    run_demo(Path(args.out), quick=args.quick, model=args.model, nli_model=args.nli_model)
+    return 0

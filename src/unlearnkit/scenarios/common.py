@@ -1,0 +1,170 @@
+"""Pieces every scenario shares: run folders, the target model, evaluation, the results store."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from unlearnkit.config import RunConfig, save_config, to_dict
+from unlearnkit.data.records import QAItem
+from unlearnkit.data.splits import Benchmark, open_benchmark
+from unlearnkit.utils import atomic_write_json, cache_root
+
+
+def log(msg: str) -> None:
+    print(f"[unlearnkit {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def run_name(cfg: RunConfig) -> str:
+    if cfg.name:
+        return cfg.name
+    bench = Path(cfg.data.benchmark).name or cfg.data.benchmark
+    split = "" if cfg.scenario == "real_world" else f"-{cfg.data.split}"
+    raw = f"{cfg.scenario}-{bench}{split}-{cfg.method.name}-lr{cfg.train.learning_rate:g}-s{cfg.train.seed}"
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", raw)
+
+
+def run_dir(cfg: RunConfig) -> Path:
+    return Path(cfg.output_dir) / run_name(cfg)
+
+
+def items_fingerprint(items: list[QAItem]) -> str:
+    h = hashlib.sha256()
+    for it in items:
+        h.update(it.question.encode())
+        h.update(b"\x00")
+        h.update(it.answer.encode())
+        h.update(b"\x01")
+    return h.hexdigest()[:16]
+
+
+def finetune_config(cfg: RunConfig) -> RunConfig:
+    """The TOFU fine-tuning recipe: the run's training settings with the target's lr/epochs."""
+    ft = copy.deepcopy(cfg)
+    ft.train.learning_rate = cfg.target.learning_rate
+    ft.train.epochs = cfg.target.epochs
+    ft.lora.enabled = False
+    return ft
+
+
+def _finetuned(cfg: RunConfig, items: list[QAItem], role: str) -> Path:
+    """Fine-tune ``cfg.model.name`` on ``items`` once; later calls reuse the cached model."""
+    from unlearnkit.train.finetune import run_finetune
+
+    ft = finetune_config(cfg)
+    key_src = json.dumps(
+        {
+            "model": cfg.model.name,
+            "data": items_fingerprint(items),
+            "train": to_dict(ft.train),
+            "data_cfg": {k: v for k, v in to_dict(cfg.data).items() if k in ("prompt_preset", "system_prompt", "max_length")},
+        },
+        sort_keys=True,
+    )
+    key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
+    base = cache_root() / "targets" / f"{Path(cfg.model.name).name}-{role}-{key}"
+    done = base / "DONE"
+    if done.is_file():
+        model_dir = Path(done.read_text().strip())
+        if model_dir.is_dir():
+            log(f"reusing fine-tuned {role} model {model_dir}")
+            return model_dir
+    log(f"fine-tuning the {role} model on {len(items)} QA pairs ({ft.train.epochs:g} epochs)")
+    t0 = time.time()
+    model_dir = run_finetune(ft, items, base)
+    done.write_text(str(model_dir))
+    log(f"{role} model ready in {time.time() - t0:.0f} s: {model_dir}")
+    return Path(model_dir)
+
+
+def target_model(cfg: RunConfig, bench: Benchmark) -> str:
+    """The model to unlearn: ``model.name`` as is, or fine-tuned on every author first."""
+    if not cfg.target.finetune:
+        return cfg.model.name
+    if not hasattr(bench, "finetune_set"):
+        raise ValueError("target.finetune needs a benchmark in TOFU layout (fictitious authors)")
+    return str(_finetuned(cfg, bench.finetune_set(), "target"))
+
+
+def retain_model(cfg: RunConfig, bench: Benchmark) -> str | None:
+    """The retain model of Forget Quality: trained only on the authors outside the split."""
+    if not (cfg.target.retain_model and hasattr(bench, "retain_model_set")):
+        return None
+    return str(_finetuned(cfg, bench.retain_model_set(cfg.data.split), f"retain-{cfg.data.split}"))
+
+
+def evaluate_model(
+    model_path: str,
+    cfg: RunConfig,
+    eval_sets: dict[str, list[QAItem]],
+    out_dir: Path,
+    kind: str,
+    retain_eval: str | None = None,
+) -> dict[str, Any]:
+    """Load ``model_path`` once and run the evaluation runner on ``eval_sets``."""
+    from unlearnkit.data.formatting import PromptFormatter
+    from unlearnkit.eval.runner import evaluate
+    from unlearnkit.models.loading import load_model
+
+    model, tok = load_model(
+        model_path, device=cfg.model.device, dtype=cfg.model.dtype, cache_dir=cfg.model.cache_dir
+    )
+    model.eval()
+    formatter = PromptFormatter(tok, cfg.data.prompt_preset, cfg.data.system_prompt)
+    eval_cfg = copy.deepcopy(cfg.eval)
+    if retain_eval is not None:
+        eval_cfg.retain_eval = retain_eval
+    return evaluate(model, tok, eval_sets, eval_cfg, out_dir, formatter, kind)
+
+
+def record(cfg: RunConfig, rdir: Path, stage: str, summary: dict[str, Any], task: int | None) -> None:
+    """Index a finished stage in the results store (``results.db`` beside the runs)."""
+    from unlearnkit.report.store import ResultsStore
+
+    meta = {
+        "scenario": cfg.scenario,
+        "method": cfg.method.name,
+        "benchmark": cfg.data.benchmark,
+        "split": cfg.data.split if cfg.scenario != "real_world" else None,
+        "task": task,
+        "seed": cfg.train.seed,
+        "lr": cfg.train.learning_rate,
+    }
+    ResultsStore(Path(cfg.output_dir) / "results.db").record(rdir, stage, summary, meta)
+
+
+def save_run_config(cfg: RunConfig, rdir: Path, extra: dict[str, Any] | None = None) -> None:
+    save_config(cfg, rdir / "config.yaml", extra=extra)
+
+
+def mark_done(rdir: Path, facts: dict[str, Any]) -> None:
+    atomic_write_json(rdir / "DONE.json", facts)
+
+
+def is_done(rdir: Path) -> bool:
+    return (rdir / "DONE.json").is_file()
+
+
+def benchmark_kind(bench: Benchmark) -> str:
+    return bench.kind
+
+
+__all__ = [
+    "benchmark_kind",
+    "evaluate_model",
+    "is_done",
+    "log",
+    "mark_done",
+    "open_benchmark",
+    "record",
+    "retain_model",
+    "run_dir",
+    "run_name",
+    "save_run_config",
+    "target_model",
+]

@@ -1,0 +1,72 @@
+"""Continual unlearning: forget tasks 1..N of a split in sequence, evaluating after each.
+
+Each task starts from the previous task's result; the retain set shrinks as tasks are unlearned
+(retainYY plus the tasks not yet unlearned); the reference model is the previous task's result,
+or the original model with ``method.fix_ref_model``. A killed sequence resumes at the task where
+it stopped: finished tasks are recorded in ``continual_state.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from unlearnkit.config import RunConfig
+from unlearnkit.scenarios.common import (
+    evaluate_model,
+    is_done,
+    log,
+    mark_done,
+    open_benchmark,
+    record,
+    run_dir,
+    save_run_config,
+    target_model,
+)
+from unlearnkit.utils import atomic_write_json
+
+
+def run_continual(cfg: RunConfig, resume: bool = True) -> Path:
+    from unlearnkit.train.unlearn import run_unlearning
+
+    bench = open_benchmark(cfg.data.benchmark)
+    split = cfg.data.split
+    available = bench.task_ids(split)
+    tasks = cfg.tasks or available
+    unknown = [t for t in tasks if t not in available]
+    if unknown:
+        raise ValueError(f"tasks {unknown} are not in {split}; available tasks: {available}")
+    rdir = run_dir(cfg)
+    if is_done(rdir):
+        log(f"{rdir} is already finished; skipping")
+        return rdir
+    rdir.mkdir(parents=True, exist_ok=True)
+    save_run_config(cfg, rdir)
+    state_path = rdir / "continual_state.json"
+    state = json.loads(state_path.read_text()) if state_path.is_file() else {"completed": []}
+    original = target_model(cfg, bench)
+    current = state.get("model") or original
+    if state["completed"]:
+        log(f"resuming after task(s) {state['completed']} from {current}")
+    for i, task in enumerate(tasks, start=1):
+        if task in state["completed"]:
+            continue
+        forget, retain = bench.forget(split, task), bench.retain(split, task)
+        ref = original if cfg.method.fix_ref_model else current
+        log(f"task {task} ({i}/{len(tasks)}): {len(forget)} forget, {len(retain)} retain items")
+        tdir = rdir / f"task{task}"
+        model_dir = run_unlearning(cfg, forget, retain, tdir, current, ref_model_path=ref, resume=resume)
+        summary = evaluate_model(
+            str(model_dir), cfg, bench.eval_sets(split, task), rdir / "eval" / f"task{task}", bench.kind
+        )
+        record(cfg, rdir, f"task{task}", summary, task)
+        previous = current
+        current = str(model_dir)
+        state = {"completed": state["completed"] + [task], "model": current}
+        atomic_write_json(state_path, state)
+        # The previous task's model is no longer needed (never delete the original target).
+        if previous != original and not cfg.train.save_checkpoints:
+            shutil.rmtree(previous, ignore_errors=True)
+    mark_done(rdir, {"tasks": state["completed"], "model": current})
+    return rdir

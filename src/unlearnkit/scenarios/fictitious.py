@@ -1,0 +1,60 @@
+"""Fictitious unlearning (TOFU forget01/05/10 or the synthetic benchmark).
+
+Fine-tune (or load) the target, optionally a retain model for Forget Quality, evaluate the target
+("before"), unlearn one task, evaluate the result ("final").
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from unlearnkit.config import RunConfig
+from unlearnkit.scenarios.common import (
+    evaluate_model,
+    is_done,
+    log,
+    mark_done,
+    open_benchmark,
+    record,
+    retain_model,
+    run_dir,
+    save_run_config,
+    target_model,
+)
+
+
+def run_fictitious(cfg: RunConfig, resume: bool = False) -> Path:
+    from unlearnkit.train.unlearn import run_unlearning
+
+    bench = open_benchmark(cfg.data.benchmark)
+    split, task = cfg.data.split, cfg.data.task
+    rdir = run_dir(cfg)
+    if is_done(rdir):
+        log(f"{rdir} is already finished; skipping (delete DONE.json to run it again)")
+        return rdir
+    # Validate data before any expensive step: unknown split/task fails here.
+    forget, retain = bench.forget(split, task), bench.retain(split, task)
+    eval_sets = bench.eval_sets(split, task)
+    rdir.mkdir(parents=True, exist_ok=True)
+    save_run_config(cfg, rdir)
+    target = target_model(cfg, bench)
+    retain_eval = None
+    rmodel = retain_model(cfg, bench)
+    if rmodel is not None:
+        log("evaluating the retain model (reference for Forget Quality)")
+        evaluate_model(rmodel, cfg, eval_sets, rdir / "eval" / "retain_model", bench.kind)
+        retain_eval = str(rdir / "eval" / "retain_model")
+    if cfg.target.eval_before:
+        log(f"evaluating the target model before unlearning ({target})")
+        before = evaluate_model(target, cfg, eval_sets, rdir / "eval" / "before", bench.kind, retain_eval)
+        record(cfg, rdir, "before", before, task)
+    log(f"unlearning {len(forget)} forget items with {cfg.method.name} (retain set: {len(retain)})")
+    model_dir = run_unlearning(cfg, forget, retain, rdir, target, resume=resume)
+    log("evaluating the unlearned model")
+    final = evaluate_model(str(model_dir), cfg, eval_sets, rdir / "eval" / "final", bench.kind, retain_eval)
+    record(cfg, rdir, "final", final, task)
+    if not cfg.train.save_checkpoints:
+        shutil.rmtree(model_dir, ignore_errors=True)
+    mark_done(rdir, {"stages": ["before", "final"] if cfg.target.eval_before else ["final"]})
+    return rdir

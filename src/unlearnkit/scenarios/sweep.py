@@ -1,0 +1,50 @@
+"""A grid of runs (methods x learning rates x splits x seeds) from one config; finished runs are
+skipped, so an interrupted sweep picks up where it stopped."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from pathlib import Path
+
+from unlearnkit.config import RunConfig, validate
+from unlearnkit.scenarios.common import is_done, log, run_dir
+
+
+def expand_sweep(cfg: RunConfig) -> list[RunConfig]:
+    s = cfg.sweep
+    if s.scenario == "sweep":
+        raise ValueError("sweep.scenario must be fictitious, continual or real_world")
+    grid = itertools.product(
+        s.methods or [cfg.method.name],
+        s.learning_rates or [cfg.train.learning_rate],
+        s.splits or [cfg.data.split],
+        s.seeds or [cfg.train.seed],
+    )
+    runs = []
+    for method, lr, split, seed in grid:
+        sub = copy.deepcopy(cfg)
+        sub.scenario = s.scenario
+        sub.name = None
+        sub.method.name, sub.train.learning_rate, sub.data.split, sub.train.seed = method, lr, split, seed
+        runs.append(validate(sub))
+    return runs
+
+
+def run_sweep(cfg: RunConfig, resume: bool = False) -> list[Path]:
+    from unlearnkit.methods import resolve_method
+    from unlearnkit.scenarios import run_scenario
+
+    runs = expand_sweep(cfg)
+    for sub in runs:  # fail on a bad method name before anything runs
+        resolve_method(sub.method.name)
+    out = []
+    for i, sub in enumerate(runs, start=1):
+        rdir = run_dir(sub)
+        if is_done(rdir):
+            log(f"[{i}/{len(runs)}] {rdir.name}: finished earlier, skipped")
+        else:
+            log(f"[{i}/{len(runs)}] {rdir.name}")
+            run_scenario(sub, resume=resume)
+        out.append(rdir)
+    return out
