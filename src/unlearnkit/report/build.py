@@ -129,7 +129,8 @@ def _missing_notes(table: ScenarioTable) -> list[str]:
     """Deduplicated reasons the evaluations gave for missing metrics."""
     reasons: dict[str, str] = {}
     for r in table.rows:
-        for name, why in ((r.get("summary") or {}).get("missing") or {}).items():
+        missing = (r.get("summary") or {}).get("missing")
+        for name, why in (missing if isinstance(missing, dict) else {}).items():
             reasons.setdefault(str(name), str(why))
     return [f"{name} not computed: {why}" for name, why in sorted(reasons.items())]
 
