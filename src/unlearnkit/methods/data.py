@@ -1,0 +1,288 @@
+"""The paired unlearning dataset, its collator, and the per-task reference-NLL cache.
+
+Each example ``i`` pairs forget item ``i`` with a retain item and a refusal template. Pairings
+are drawn from NumPy generators seeded by ``(seed, purpose[, epoch])`` only, so they are the same
+in every process of a multi-process run and whatever the number of processes (the sampler then
+shards example indices; it never changes what an index holds).
+
+- Forget-side pairings (``forget_idk`` refusal, ``forget_mismatch`` answer) are fixed for the
+  task, so the reference model's NLLs on them can be computed once and cached.
+- Retain-side pairings (``retain``, ``retain_idk``) are redrawn every epoch (``set_epoch``, called
+  by the training loop), so a small forget set still meets many retain items, as in the paper's
+  code which draws a random retain item per access.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from unlearnkit.data.collator import pad_batch
+from unlearnkit.data.formatting import PromptFormatter
+from unlearnkit.data.records import QAItem
+from unlearnkit.losses import sequence_nll
+from unlearnkit.methods.base import TENSOR_KEYS, VIEWS, ref_nll_key
+
+# Distinct streams of randomness, one per pairing purpose.
+_SALT = {"forget_idk": 1, "forget_mismatch": 2, "retain": 3, "retain_idk": 4}
+
+
+def _rng(seed: int, purpose: str, epoch: int | None = None) -> np.random.Generator:
+    entropy = [int(seed), _SALT[purpose]] + ([] if epoch is None else [int(epoch)])
+    return np.random.default_rng(np.random.SeedSequence(entropy))
+
+
+def cyclic_permutation(n_rows: int, n_choices: int, rng: np.random.Generator) -> np.ndarray:
+    """``n_rows`` indices into ``n_choices``: a random permutation, repeated when too short.
+
+    Every choice is used before any is used twice. Shape ``(n_rows,)``.
+    """
+    reps = -(-n_rows // n_choices)  # ceil
+    perms = [rng.permutation(n_choices) for _ in range(reps)]
+    return np.concatenate(perms)[:n_rows]
+
+
+class UnlearningDataset(Dataset):
+    """Examples ``{<view>_input_ids, <view>_labels, <view>_attention_mask, ref_nll_<view>}``."""
+
+    def __init__(
+        self,
+        forget: Sequence[QAItem],
+        retain: Sequence[QAItem],
+        refusals: Sequence[str],
+        formatter: PromptFormatter,
+        views: Sequence[str],
+        *,
+        mask_question: bool = True,
+        max_length: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        unknown = [v for v in views if v not in VIEWS]
+        if unknown:
+            raise ValueError(f"unknown data view(s) {unknown}; choose from {', '.join(VIEWS)}")
+        if not forget:
+            raise ValueError("the forget set is empty; check --benchmark/--split/--task")
+        needs_retain = any(v in ("retain", "retain_idk", "forget_mismatch") for v in views)
+        if needs_retain and not retain:
+            raise ValueError(
+                "this method needs retain data but the retain set is empty; use a method without "
+                "a regularizer (e.g. --method GA) or a split with retain authors"
+            )
+        needs_refusals = any(v in ("forget_idk", "retain_idk") for v in views)
+        if needs_refusals and not refusals:
+            raise ValueError("this method needs refusal templates but the list is empty")
+        self.forget = list(forget)
+        self.retain = list(retain)
+        self.refusals = list(refusals)
+        self.formatter = formatter
+        self.views = tuple(v for v in VIEWS if v in views)
+        self.mask_question = mask_question
+        self.max_length = max_length
+        self.seed = seed
+        n = len(self.forget)
+        # Fixed forget-side pairings (cached reference NLLs depend on them).
+        self.forget_refusal = (
+            cyclic_permutation(n, len(self.refusals), _rng(seed, "forget_idk"))
+            if self.refusals
+            else np.zeros(n, dtype=np.int64)
+        )
+        self.mismatch = (
+            cyclic_permutation(n, len(self.retain), _rng(seed, "forget_mismatch"))
+            if self.retain
+            else np.zeros(n, dtype=np.int64)
+        )
+        self.ref_nll: dict[str, Tensor] = {}  # view -> (N,) cached reference NLLs
+        self.epoch = -1
+        self.set_epoch(0)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Redraw the retain-side pairings for ``epoch`` (deterministic per seed and epoch)."""
+        epoch = int(epoch)
+        if epoch == self.epoch:
+            return
+        self.epoch = epoch
+        n = len(self.forget)
+        if self.retain:
+            self.retain_index = cyclic_permutation(
+                n, len(self.retain), _rng(self.seed, "retain", epoch)
+            )
+        else:
+            self.retain_index = np.zeros(n, dtype=np.int64)
+        if self.refusals:
+            self.retain_refusal = cyclic_permutation(
+                n, len(self.refusals), _rng(self.seed, "retain_idk", epoch)
+            )
+        else:
+            self.retain_refusal = np.zeros(n, dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.forget)
+
+    def pair(self, i: int, view: str) -> tuple[str, str]:
+        """The (question, answer) text of example ``i`` in ``view``."""
+        f = self.forget[i]
+        if view == "forget":
+            return f.question, f.answer
+        if view == "forget_idk":
+            return f.question, self.refusals[int(self.forget_refusal[i])]
+        if view == "forget_mismatch":
+            return f.question, self.retain[int(self.mismatch[i])].answer
+        r = self.retain[int(self.retain_index[i])]
+        if view == "retain":
+            return r.question, r.answer
+        if view == "retain_idk":
+            return r.question, self.refusals[int(self.retain_refusal[i])]
+        raise ValueError(f"unknown view '{view}'")
+
+    def encode(self, i: int, view: str) -> dict[str, list[int]]:
+        question, answer = self.pair(i, view)
+        return self.formatter.encode(
+            question, answer, mask_question=self.mask_question, max_length=self.max_length
+        )
+
+    def __getitem__(self, i: int) -> dict[str, list[int] | float]:
+        out: dict[str, list[int] | float] = {}
+        for view in self.views:
+            enc = self.encode(i, view)
+            for key in TENSOR_KEYS:
+                out[f"{view}_{key}"] = enc[key]
+        for view, values in self.ref_nll.items():
+            out[ref_nll_key(view)] = float(values[i])
+        return out
+
+
+class QADataset(Dataset):
+    """Plain (question, answer) examples under one view name (fine-tuning uses ``"train"``)."""
+
+    def __init__(
+        self,
+        items: Sequence[QAItem],
+        formatter: PromptFormatter,
+        *,
+        view: str = "train",
+        mask_question: bool = True,
+        max_length: int | None = None,
+    ) -> None:
+        if not items:
+            raise ValueError("the training set is empty; check --benchmark/--split")
+        self.items = list(items)
+        self.formatter = formatter
+        self.view = view
+        self.mask_question = mask_question
+        self.max_length = max_length
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict[str, list[int]]:
+        it = self.items[i]
+        enc = self.formatter.encode(
+            it.question, it.answer, mask_question=self.mask_question, max_length=self.max_length
+        )
+        return {f"{self.view}_{k}": enc[k] for k in TENSOR_KEYS}
+
+
+class UnlearningCollator:
+    """Pads each view of a list of examples to its own longest sequence (dynamic padding)."""
+
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
+
+    def __call__(self, features: list[dict[str, list[int] | float]]) -> dict[str, Tensor]:
+        if not features:
+            raise ValueError("cannot collate an empty batch")
+        views = sorted({k[: -len("_input_ids")] for k in features[0] if k.endswith("_input_ids")})
+        out: dict[str, Tensor] = {}
+        for view in views:
+            rows = [{key: f[f"{view}_{key}"] for key in TENSOR_KEYS} for f in features]
+            padded = pad_batch(rows, self.pad_id)  # type: ignore[arg-type]
+            for key, tensor in padded.items():
+                out[f"{view}_{key}"] = tensor  # (B, T_view)
+        for key in features[0]:
+            if key.startswith("ref_nll_"):
+                out[key] = torch.tensor([float(f[key]) for f in features], dtype=torch.float32)
+        return out
+
+
+@torch.no_grad()
+def compute_reference_nlls(
+    ref_model: torch.nn.Module,
+    dataset: UnlearningDataset,
+    views: Sequence[str],
+    *,
+    batch_size: int = 8,
+    device: str | torch.device | None = None,
+    pad_id: int = 0,
+) -> dict[str, Tensor]:
+    """Summed answer NLL of every example under the reference model, per view: ``{view: (N,)}``.
+
+    Run once per task before training; only forget-side views (fixed pairings) may be cached.
+    """
+    bad = [v for v in views if not v.startswith("forget")]
+    if bad:
+        raise ValueError(f"only forget-side views can be cached, got {bad}")
+    device = device or next(ref_model.parameters()).device
+    was_training = ref_model.training
+    ref_model.eval()
+    out: dict[str, Tensor] = {}
+    for view in views:
+        values = []
+        for start in range(0, len(dataset), batch_size):
+            rows = [
+                dataset.encode(i, view) for i in range(start, min(start + batch_size, len(dataset)))
+            ]
+            batch = pad_batch(rows, pad_id)
+            logits = ref_model(
+                input_ids=batch["input_ids"].to(device),
+                attention_mask=batch["attention_mask"].to(device),
+                use_cache=False,
+            ).logits  # (B, T, V)
+            nll, _ = sequence_nll(logits, batch["labels"].to(device))  # (B,)
+            values.append(nll.float().cpu())
+        out[view] = torch.cat(values)  # (N,)
+    ref_model.train(was_training)
+    return out
+
+
+def reference_cache_key(dataset: UnlearningDataset, views: Sequence[str], ref_name: str) -> str:
+    """A fingerprint of (reference model, exact token sequences) for the on-disk cache."""
+    h = hashlib.sha256(ref_name.encode())
+    for view in views:
+        for i in range(len(dataset)):
+            enc = dataset.encode(i, view)
+            h.update(json.dumps([view, enc["input_ids"], enc["labels"]]).encode())
+    return h.hexdigest()
+
+
+def attach_reference_nlls(dataset: UnlearningDataset, nlls: dict[str, Tensor]) -> None:
+    for view, values in nlls.items():
+        if values.shape != (len(dataset),):
+            raise ValueError(f"reference NLLs for '{view}' have shape {tuple(values.shape)}")
+    dataset.ref_nll = dict(nlls)
+
+
+def load_reference_cache(path: Path, key: str) -> dict[str, Tensor] | None:
+    """The cached NLLs at ``path`` if they were computed for ``key``, else None."""
+    if not path.is_file():
+        return None
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # a partial or foreign file: recompute
+        return None
+    if not isinstance(blob, dict) or blob.get("key") != key:
+        return None
+    return {k: v for k, v in blob["nll"].items()}
+
+
+def save_reference_cache(path: Path, key: str, nlls: dict[str, Tensor]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"key": key, "nll": nlls}, tmp)
+    tmp.replace(path)

@@ -1,0 +1,24 @@
+"""KL regularizer: stay close to the reference model's next-token distributions on retain data."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from unlearnkit.losses import kl_loss
+from unlearnkit.methods.base import Part, StepContext
+from unlearnkit.registry import REGULARIZERS
+
+
+def _kl(ctx: StepContext) -> Tensor:
+    # The retain partner changes every epoch, so reference logits are computed per step.
+    return kl_loss(ctx.logits("retain"), ctx.ref_logits("retain"), ctx.labels("retain"))
+
+
+KL = Part(
+    name="KL",
+    fn=_kl,
+    views=("retain",),
+    needs_reference=True,
+    description="KL(p_ref || p) of next-token distributions on retain data",
+)
+REGULARIZERS.add(KL.name, KL, description=KL.description)

@@ -1,0 +1,22 @@
+"""ME: maximize the next-token entropy on forget data (Yuan et al. 2025)."""
+
+from __future__ import annotations
+
+from torch import Tensor
+
+from unlearnkit.losses import me_loss
+from unlearnkit.methods.base import Part, StepContext
+from unlearnkit.registry import FORGET_OBJECTIVES
+
+
+def _me(ctx: StepContext) -> Tensor:
+    return me_loss(ctx.logits("forget"), ctx.labels("forget"))
+
+
+ME = Part(
+    name="ME",
+    fn=_me,
+    views=("forget",),
+    description="Maximizing Entropy: mean KL(uniform || p) over counted forget positions",
+)
+FORGET_OBJECTIVES.add(ME.name, ME, description=ME.description)

@@ -1,0 +1,124 @@
+"""Training callbacks: the NaN/inf guard and the JSON-lines train-log writer."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
+from transformers.trainer_utils import get_last_checkpoint
+
+
+class NonFiniteLossError(ValueError):
+    """Training produced a NaN or infinite loss (or gradient); the run was stopped."""
+
+
+def last_checkpoint(checkpoint_dir: str | Path) -> str | None:
+    d = Path(checkpoint_dir)
+    return get_last_checkpoint(str(d)) if d.is_dir() else None
+
+
+def non_finite_message(step: int, part: str, value: float, checkpoint_dir: str | Path) -> str:
+    last = last_checkpoint(checkpoint_dir)
+    kept = (
+        f"the last good checkpoint is kept at {last} (continue with --resume)"
+        if last
+        else "no checkpoint had been saved yet (set train.checkpoint_every to save more often)"
+    )
+    return (
+        f"non-finite {part} ({value}) at step {step}: training stopped; {kept}. "
+        "Lower train.learning_rate or the coefficient of that part and run again"
+    )
+
+
+def check_finite_parts(
+    parts: dict[str, Tensor], total: Tensor, step: int, checkpoint_dir: str | Path
+) -> None:
+    """Raise :class:`NonFiniteLossError` naming the step and the first non-finite loss part."""
+    values = [("loss", total)] + [(f"loss_{k}", v) for k, v in parts.items()]
+    flags = torch.stack([torch.isfinite(v.detach()).all() for _, v in values])
+    if bool(flags.all()):
+        return
+    # Name a part before the total: the part is what the user can act on.
+    bad = next((n, v) for n, v in values[1:] + values[:1] if not torch.isfinite(v.detach()).all())
+    raise NonFiniteLossError(
+        non_finite_message(step, f"loss part '{bad[0]}'", float(bad[1].detach()), checkpoint_dir)
+    )
+
+
+class GradientGuard(TrainerCallback):
+    """Stops before the optimizer applies a NaN/inf gradient, so no bad weights are saved."""
+
+    def __init__(self) -> None:
+        self.model: torch.nn.Module | None = None
+
+    def on_pre_optimizer_step(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        **kwargs: Any,
+    ) -> None:
+        model = kwargs.get("model") or self.model
+        if model is None:
+            return
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        if not grads:
+            return
+        norms = torch._foreach_norm(grads)  # one fused pass over all gradients
+        total = torch.stack([n.float() for n in norms]).sum()
+        if not torch.isfinite(total):
+            raise NonFiniteLossError(
+                non_finite_message(state.global_step + 1, "gradient", float(total), args.output_dir)
+            )
+
+
+class JsonlLogCallback(TrainerCallback):
+    """Writes ``train_log.jsonl``: one row per logging step (step, epoch, loss, loss_<part>...).
+
+    On resume, rows after the resumed step are dropped first, so the file never holds a step
+    twice. Only the main process writes.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        if not state.is_world_process_zero:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        kept: list[str] = []
+        if self.path.is_file() and state.global_step > 0:
+            for line in self.path.read_text(encoding="utf-8").splitlines():
+                try:
+                    if json.loads(line).get("step", 0) <= state.global_step:
+                        kept.append(line)
+                except json.JSONDecodeError:
+                    continue
+        self.path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if not state.is_world_process_zero or not logs or "loss" not in logs:
+            return
+        row: dict[str, Any] = {"step": state.global_step, "epoch": state.epoch}
+        for key, value in logs.items():
+            if key in row:
+                continue
+            if isinstance(value, float) and not math.isfinite(value):
+                value = str(value)
+            row[key] = value
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(row) + "\n")
