@@ -1,0 +1,148 @@
+"""``unlearn eval``: evaluate any model on a benchmark's evaluation splits.
+
+Example::
+
+    unlearn eval --model smollm2-135m --benchmark tofu --split forget01 eval.ds_size=40
+    unlearn eval --model runs/x/model --split forget01 --retain-eval runs/retain/eval/final
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from unlearnkit.config import RunConfig
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a model: the six metrics per split and the aggregates",
+        description=(
+            "Writes <out>/<split>.jsonl (one record per item) and <out>/summary.json. "
+            "Example: unlearn eval --model smollm2-135m --benchmark tofu --split forget01 "
+            "eval.ds_size=40"
+        ),
+    )
+    p.add_argument("--model", required=True, help="packaged alias, model folder or hub id")
+    p.add_argument("--benchmark", help="tofu, real_world, synthetic or a folder (default tofu)")
+    p.add_argument("--split", help="forget01, forget05 or forget10 (default forget01)")
+    p.add_argument("--task", help="task id of the forget split (default 1), or 'all'")
+    p.add_argument("--out", help="output folder (default runs/eval/<model>_<benchmark>_<split>)")
+    p.add_argument(
+        "--retain-eval",
+        help="evaluation folder of a retain model (its forget.jsonl), for Forget Quality",
+    )
+    p.add_argument("--config", help="YAML file; its eval/data/model sections are used")
+    p.add_argument("--no-cache", action="store_true", help="recompute even if cached")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. eval.ds_size=40")
+    p.set_defaults(func=run)
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """Defaults <- --config <- dotted overrides <- explicit flags."""
+    from unlearnkit.config import load_config, validate
+
+    cfg = load_config(args.config, list(args.overrides))
+    cfg.model.name = args.model
+    if args.benchmark:
+        cfg.data.benchmark = args.benchmark
+    if args.split:
+        cfg.data.split = args.split
+    if args.retain_eval:
+        cfg.eval.retain_eval = args.retain_eval
+    if args.no_cache:
+        cfg.eval.use_cache = False
+    return validate(cfg)
+
+
+def parse_task(value: str | None, default: int) -> int | None:
+    """--task: a positive integer, 'all' (None: every task), or the config's task when absent."""
+    if value is None:
+        return default
+    if value.lower() == "all":
+        return None
+    try:
+        task = int(value)
+    except ValueError:
+        raise ValueError(f"--task must be a positive integer or 'all', got {value!r}") from None
+    if task < 1:
+        raise ValueError(f"--task must be >= 1, got {task}")
+    return task
+
+
+def default_out(cfg: RunConfig, task: int | None) -> Path:
+    model = Path(cfg.model.name.rstrip("/")).name or "model"
+    bench = Path(cfg.data.benchmark.rstrip("/")).name
+    split = cfg.data.split if bench != "real_world" else "forget"
+    return Path("runs") / "eval" / f"{model}_{bench}_{split}_task{task or 'all'}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from unlearnkit.data.formatting import PromptFormatter
+    from unlearnkit.data.splits import RealWorldBenchmark, open_benchmark
+    from unlearnkit.eval.runner import evaluate
+    from unlearnkit.models.loading import load_model
+
+    cfg = config_from_args(args)
+    task = parse_task(args.task, cfg.data.task)
+    bench = open_benchmark(cfg.data.benchmark)
+    if isinstance(bench, RealWorldBenchmark):
+        eval_sets = bench.eval_sets(task=task)
+    else:
+        eval_sets = bench.eval_sets(cfg.data.split, task)
+    out = Path(args.out) if args.out else default_out(cfg, task)
+
+    device = None if cfg.model.device == "auto" else cfg.model.device
+    model, tokenizer = load_model(
+        cfg.model.name, device=device, dtype=cfg.model.dtype, cache_dir=cfg.model.cache_dir
+    )
+    formatter = PromptFormatter(tokenizer, cfg.data.prompt_preset, cfg.data.system_prompt)
+    summary = evaluate(
+        model,
+        tokenizer,
+        eval_sets,
+        cfg.eval,
+        out,
+        formatter,
+        bench.kind,
+        model_name=cfg.model.name,
+        progress=not args.quiet,
+    )
+    print(format_summary(summary))
+    print(f"results: {out}")
+    return 0
+
+
+def _fmt(value: Any) -> str:
+    return "   -  " if value is None else f"{value:6.3f}"
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """A plain-text table of the split metrics, the aggregates, missing metrics and timings."""
+    from unlearnkit.eval.metrics import METRIC_NAMES
+
+    short = {
+        "rouge_l": "ROUGE",
+        "probability": "Prob",
+        "truth_ratio": "TR",
+        "token_entropy": "TE",
+        "cosine_similarity": "Cos",
+        "entailment": "ES",
+    }
+    width = max(len(s) for s in summary["splits"]) + 2
+    lines = [" " * width + " ".join(f"{short[m]:>6s}" for m in METRIC_NAMES)]
+    for split, values in summary["splits"].items():
+        lines.append(f"{split:<{width}}" + " ".join(_fmt(values.get(m)) for m in METRIC_NAMES))
+    agg = summary["aggregates"]
+    lines.append("")
+    for name in ("model_utility", "model_utility_retain", "forget_efficacy", "forget_quality"):
+        if name in agg:
+            lines.append(f"{name:<22s}{_fmt(agg[name])}")
+    for metric, reason in summary.get("missing", {}).items():
+        lines.append(f"missing {metric}: {reason}")
+    timings = ", ".join(f"{k} {v:.1f}s" for k, v in summary.get("timings", {}).items())
+    lines.append(f"timings: {timings}")
+    return "\n".join(lines)

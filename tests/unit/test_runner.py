@@ -1,0 +1,438 @@
+"""Evaluation runner: generation, teacher-forced scoring, split specs, cache, bad input.
+
+Everything runs on the tiny random Llama of ``unlearnkit.models.tiny`` and a few synthetic items.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import ks_2samp
+
+from unlearnkit.config import EvalConfig
+from unlearnkit.data.formatting import IGNORE_INDEX, PromptFormatter
+from unlearnkit.data.records import QAItem
+from unlearnkit.eval import cache as result_cache
+from unlearnkit.eval import runner
+from unlearnkit.eval.generation import Generation, generate_answers, token_budget
+from unlearnkit.eval.scoring import mean_nlls, score_split, sequence_mean_nll
+from unlearnkit.eval.split_specs import split_spec, validate_split
+from unlearnkit.models.tiny import tiny_model, tiny_tokenizer
+
+torch.set_num_threads(1)
+
+
+def item(i: int, k: int = 3) -> QAItem:
+    return QAItem(
+        question=f"Where was author number {i} born?",
+        answer=f"Author {i} was born in city {i}.",
+        paraphrased_answer=f"City {i} is the birthplace of author {i}.",
+        perturbed_answers=[f"Author {i} was born in town {j}." for j in range(k)],
+        original_answer=f"The author number {i} was born in the city {i}.",
+    )
+
+
+def tofu_sets(n: int = 3) -> dict[str, list[QAItem]]:
+    return {
+        "forget": [item(i) for i in range(n)],
+        "retain": [item(10 + i) for i in range(n)],
+        "real_authors": [item(20 + i) for i in range(n)],
+    }
+
+
+@pytest.fixture()
+def tiny():
+    model, tok = tiny_model(seed=0)
+    model.eval()
+    return model, tok, PromptFormatter(tok)
+
+
+def fast_cfg(**kw) -> EvalConfig:
+    base = dict(ds_size=None, batch_size=2, max_new_tokens=6, nli_model=None, use_cache=True)
+    base.update(kw)
+    return EvalConfig(**base)
+
+
+# ---------------------------------------------------------------------------------------------
+# generation
+
+
+def test_token_budget_counts_the_prompt() -> None:
+    assert token_budget(50, 200, 200) == 150  # paper: max_length 200 including the prompt
+    assert token_budget(10, 20, 200) == 20  # max_new_tokens is the tighter limit
+    assert token_budget(200, 200, 200) == 0
+    assert token_budget(250, 200, 200) == 0  # never negative
+
+
+def test_batched_left_padded_generation_matches_one_by_one(tiny) -> None:
+    model, tok, fmt = tiny
+    questions = ["Hi?", "Where was the author of many long books born, and when?", "Who?"]
+    batched = generate_answers(
+        model, fmt, questions, batch_size=3, max_new_tokens=5, generation_max_length=500,
+        pad_id=tok.pad_token_id, progress=False,
+    )  # fmt: skip
+    for q, got in zip(questions, batched, strict=True):
+        (alone,) = generate_answers(
+            model, fmt, [q], batch_size=1, max_new_tokens=5, generation_max_length=500,
+            pad_id=tok.pad_token_id, progress=False,
+        )  # fmt: skip
+        assert got.token_ids == alone.token_ids
+        assert got.text == alone.text
+        assert len(got.token_ids) <= 5
+
+
+def test_generation_respects_max_length_including_prompt(tiny) -> None:
+    model, tok, fmt = tiny
+    questions = ["short?", "a much longer question than the other one?"]
+    lens = [len(fmt.encode_prompt(q)) for q in questions]
+    limit = lens[0] + 3  # 3 new tokens for the short prompt, none for the long one
+    gens = generate_answers(
+        model, fmt, questions, batch_size=2, max_new_tokens=50, generation_max_length=limit,
+        pad_id=tok.pad_token_id, progress=False,
+    )  # fmt: skip
+    assert [g.budget for g in gens] == [3, 0]
+    assert len(gens[0].token_ids) <= 3
+    assert gens[1] == Generation("", [], lens[1], 0, True)  # empty generation, explicitly
+
+
+# ---------------------------------------------------------------------------------------------
+# teacher forcing
+
+
+def test_sequence_mean_nll_hand_computed() -> None:
+    # V = 2. Logits [0, ln 3] -> p = (1/4, 3/4). Sequence of 4 tokens, labels on tokens 2 and 3.
+    lp = torch.tensor([0.0, math.log(3.0)])
+    logits = lp.repeat(1, 4, 1)  # (1, 4, 2)
+    labels = torch.tensor([[IGNORE_INDEX, IGNORE_INDEX, 1, 0]])  # (1, 4)
+    # position 1 predicts token 2 (=1, p 3/4), position 2 predicts token 3 (=0, p 1/4)
+    expected = -(math.log(0.75) + math.log(0.25)) / 2
+    assert sequence_mean_nll(logits, labels).item() == pytest.approx(expected, rel=1e-6)
+    # keeping only the last 3 positions (logits_to_keep) gives the same number
+    assert sequence_mean_nll(logits[:, 1:], labels).item() == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match="outside the kept logits"):
+        sequence_mean_nll(logits[:, 2:], labels)
+
+
+def manual_answer_nll(model, fmt: PromptFormatter, question: str, answer: str) -> float:
+    """Unbatched reference: mean NLL of the answer tokens + EOS, question excluded."""
+    q = fmt.encode_prompt(question)
+    a = fmt.tokenizer(answer, add_special_tokens=False)["input_ids"] + [fmt.eos_id]
+    ids = torch.tensor([q + a])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)  # (T, V)
+    total = sum(-logp[len(q) - 1 + t, tok].item() for t, tok in enumerate(a))
+    return total / len(a)
+
+
+def test_mean_nlls_dynamic_padding_matches_unbatched(tiny) -> None:
+    model, tok, fmt = tiny
+    pairs = [("Q one?", "A"), ("A longer second question here?", "A much longer answer to it.")]
+    shapes: list[tuple[int, ...]] = []
+    hook = model.register_forward_pre_hook(
+        lambda mod, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)),
+        with_kwargs=True,
+    )
+    got = mean_nlls(model, [fmt.encode(q, a) for q, a in pairs], tok.pad_token_id)
+    hook.remove()
+    longest = max(len(fmt.encode(q, a)["input_ids"]) for q, a in pairs)
+    assert shapes == [(2, longest)]  # one pass, padded to the longest item only
+    for (q, a), value in zip(pairs, got, strict=True):
+        assert value == pytest.approx(manual_answer_nll(model, fmt, q, a), rel=1e-5)
+
+
+def test_score_split_one_pass_for_all_perturbed_answers_of_a_batch(tiny) -> None:
+    model, tok, fmt = tiny
+    items = [item(i, k=3) for i in range(3)]
+    shapes: list[tuple[int, ...]] = []
+    hook = model.register_forward_pre_hook(
+        lambda mod, args, kwargs: shapes.append(tuple(kwargs["input_ids"].shape)),
+        with_kwargs=True,
+    )
+    out = score_split(
+        model, fmt, [it.question for it in items], [it.answer for it in items],
+        [it.paraphrased_answer for it in items], [it.perturbed_answers for it in items],
+        batch_size=2, pad_id=tok.pad_token_id, progress=False,
+    )  # fmt: skip
+    hook.remove()
+    # batch of 2 items: answers + paraphrases (4 rows), then 2 x 3 perturbed in ONE pass (6 rows);
+    # then the last item: 2 rows and 3 rows.
+    assert [s[0] for s in shapes] == [4, 6, 2, 3]
+    assert out["perturbed"].shape == (3, 3)
+    for i, it in enumerate(items):
+        assert out["answer"][i] == pytest.approx(
+            manual_answer_nll(model, fmt, it.question, it.answer), rel=1e-5
+        )
+        assert out["base"][i] == pytest.approx(
+            manual_answer_nll(model, fmt, it.question, it.paraphrased_answer), rel=1e-5
+        )
+        assert out["perturbed"][i, 2] == pytest.approx(
+            manual_answer_nll(model, fmt, it.question, it.perturbed_answers[2]), rel=1e-5
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# split specs and bad input
+
+
+def test_split_specs_follow_the_paper() -> None:
+    assert split_spec("tofu", "forget").entailment_order == "gen_ref"
+    assert split_spec("tofu", "retain").entailment_order == "ref_gen"
+    assert split_spec("tofu", "world_facts").cosine_reference == "original_answer"
+    assert split_spec("tofu", "real_authors").normalized_probability
+    assert split_spec("tofu", "real_authors").truth_ratio_base == "answer"
+    assert split_spec("tofu", "retain").truth_ratio_base == "paraphrased_answer"
+    assert split_spec("real_world", "neighbor").entailment_order == "gen_ref"
+    assert split_spec("real_world", "forget").rouge_reference == "golden_answer"
+    with pytest.raises(ValueError, match="choose from forget, neighbor"):
+        split_spec("real_world", "retain")
+
+
+def test_missing_perturbed_answers_name_the_split(tiny) -> None:
+    model, tok, fmt = tiny
+    sets = tofu_sets(2)
+    sets["retain"][1].perturbed_answers = []
+    with pytest.raises(ValueError, match="split 'retain' has no perturbed answers for 1 of 2"):
+        runner.evaluate(model, tok, sets, fast_cfg(), "/nonexistent/never-written", fmt)
+    sets["retain"][1].perturbed_answers = ["x"]
+    with pytest.raises(
+        ValueError, match="'retain': item 1 has 1 perturbed answers but item 0 has 3"
+    ):
+        validate_split("retain", sets["retain"], split_spec("tofu", "retain"))
+    sets["forget"][0].paraphrased_answer = None
+    with pytest.raises(ValueError, match="'forget': item 0 .* has no 'paraphrased_answer'"):
+        validate_split("forget", sets["forget"], split_spec("tofu", "forget"))
+
+
+def test_unknown_split_selection_is_an_error(tiny) -> None:
+    model, tok, fmt = tiny
+    with pytest.raises(ValueError, match="unknown evaluation split.*retian.*choose from forget"):
+        runner.evaluate(model, tok, tofu_sets(), fast_cfg(splits=["retian"]), "/x", fmt)
+
+
+# ---------------------------------------------------------------------------------------------
+# the whole runner
+
+
+def test_evaluate_writes_records_consistent_with_summary(tiny, tmp_path: Path) -> None:
+    model, tok, fmt = tiny
+    model.train()  # the trainer calls the runner mid-training: the mode must come back
+    summary = runner.evaluate(model, tok, tofu_sets(3), fast_cfg(ds_size=2), tmp_path, fmt)
+    assert model.training
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk["splits"] == summary["splits"]
+    assert summary["n_items"] == {"forget": 2, "retain": 2, "real_authors": 2}
+    assert "entailment" in summary["missing"] and "forget_quality" in summary["missing"]
+    for phase in ("generate", "teacher_forcing", "rouge_l", "total"):
+        assert summary["timings"][phase] >= 0
+    for split in ("forget", "retain", "real_authors"):
+        recs = [json.loads(x) for x in (tmp_path / f"{split}.jsonl").read_text().splitlines()]
+        assert len(recs) == 2
+        values = summary["splits"][split]
+        assert values["entailment"] is None  # missing, never replaced
+        assert values["rouge_l"] == pytest.approx(np.mean([r["rouge_l"] for r in recs]))
+        assert values["token_entropy"] == pytest.approx(np.mean([r["token_entropy"] for r in recs]))
+        for r in recs:
+            assert r["answer_probability"] == pytest.approx(math.exp(-r["nll_answer"]))
+            ratio = math.exp(np.mean(r["nll_perturbed"]) - r["nll_base"])
+            assert r["truth_ratio_raw"] == pytest.approx(ratio)
+        if split == "real_authors":  # normalized: p(a) / (p(a) + sum_j p(pert_j)); base = answer
+            for r in recs:
+                p = [math.exp(-r["nll_answer"])] + [math.exp(-x) for x in r["nll_perturbed"]]
+                assert r["probability"] == pytest.approx(p[0] / sum(p))
+                assert r["nll_base"] == pytest.approx(r["nll_answer"])
+            expected_tr = np.mean([max(0.0, 1 - 1 / r["truth_ratio_raw"]) for r in recs])
+        elif split == "forget":
+            expected_tr = 1 - np.mean(
+                [min(r["truth_ratio_raw"], 1 / r["truth_ratio_raw"]) for r in recs]
+            )
+        else:
+            expected_tr = np.mean([max(0.0, 1 - 1 / r["truth_ratio_raw"]) for r in recs])
+        assert values["truth_ratio"] == pytest.approx(expected_tr)
+        assert values["probability"] == pytest.approx(np.mean([r["probability"] for r in recs]))
+    agg = summary["aggregates"]
+    assert "retain/entailment" not in agg["computed_over"]["model_utility"]
+    assert "forget/token_entropy" not in agg["computed_over"]["forget_efficacy"]
+
+
+def _count_generation(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+    real = runner.generate_answers
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "generate_answers", spy)
+    return calls
+
+
+def test_cache_reuses_unchanged_and_recomputes_changed(
+    tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, tok, fmt = tiny
+    sets = {"forget": [item(0), item(1)]}
+    calls = _count_generation(monkeypatch)
+    first = runner.evaluate(model, tok, sets, fast_cfg(), tmp_path / "a", fmt)
+    assert len(calls) == 1
+    # unchanged model, config and data: nothing recomputed, same numbers, copied to the new folder
+    again = runner.evaluate(model, tok, sets, fast_cfg(), tmp_path / "b", fmt)
+    assert len(calls) == 1 and again == first
+    assert (tmp_path / "b" / "forget.jsonl").read_text() == (
+        tmp_path / "a" / "forget.jsonl"
+    ).read_text()
+    # changed config -> recomputed
+    runner.evaluate(model, tok, sets, fast_cfg(max_new_tokens=4), tmp_path / "c", fmt)
+    assert len(calls) == 2
+    # changed data -> recomputed
+    runner.evaluate(model, tok, {"forget": [item(0), item(2)]}, fast_cfg(), tmp_path / "d", fmt)
+    assert len(calls) == 3
+    # one changed weight -> new fingerprint -> recomputed, with different numbers
+    with torch.no_grad():
+        model.model.layers[0].mlp.down_proj.weight[0, 0] += 1.0
+    changed = runner.evaluate(model, tok, sets, fast_cfg(), tmp_path / "e", fmt)
+    assert len(calls) == 4
+    assert changed["fingerprint"] != first["fingerprint"]
+    # use_cache=False always recomputes
+    runner.evaluate(model, tok, sets, fast_cfg(use_cache=False), tmp_path / "e", fmt)
+    assert len(calls) == 5
+
+
+def test_weights_fingerprint() -> None:
+    a, _ = tiny_model(seed=0)
+    b, _ = tiny_model(seed=0)
+    c, _ = tiny_model(seed=1)
+    assert result_cache.weights_fingerprint(a) == result_cache.weights_fingerprint(b)
+    assert result_cache.weights_fingerprint(a) != result_cache.weights_fingerprint(c)
+    with torch.no_grad():
+        b.model.norm.weight[3] = b.model.norm.weight[3] + 1e-3
+    assert result_cache.weights_fingerprint(a) != result_cache.weights_fingerprint(b)
+    assert result_cache.weights_fingerprint(
+        a.to(torch.bfloat16)
+    ) != result_cache.weights_fingerprint(tiny_model(seed=0)[0])
+
+
+def test_tokenizer_without_pad_token_falls_back_to_eos(tmp_path: Path) -> None:
+    model, _ = tiny_model(seed=0)
+    tok = tiny_tokenizer()
+    tok.pad_token = None
+    assert tok.pad_token_id is None
+    summary = runner.evaluate(model, tok, {"forget": [item(0), item(1)]}, fast_cfg(), tmp_path)
+    assert tok.pad_token_id == tok.eos_token_id  # documented fallback (ensure_pad_token)
+    assert summary["n_items"] == {"forget": 2}
+
+
+def fake_generations(texts: list[str]):
+    """A stand-in for generate_answers that returns ``texts`` (in order) as the generations."""
+
+    def fake(model, formatter, questions, **kwargs):
+        assert len(questions) == len(texts)
+        return [Generation(t, [], 1, 10, False) for t in texts]
+
+    return fake
+
+
+def test_empty_generation_scores_zero(
+    tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, tok, fmt = tiny
+    items = [item(0), item(1)]
+    monkeypatch.setattr(runner, "generate_answers", fake_generations(["", items[1].answer]))
+    # use_cache=False: the cache key cannot know that generation is faked here
+    cfg = fast_cfg(use_cache=False)
+    summary = runner.evaluate(model, tok, {"forget": items}, cfg, tmp_path, fmt)
+    recs = [json.loads(x) for x in (tmp_path / "forget.jsonl").read_text().splitlines()]
+    assert recs[0]["generation"] == ""
+    assert recs[0]["rouge_l"] == 0.0 and recs[0]["token_entropy"] == 0.0
+    assert recs[1]["rouge_l"] == 1.0  # the generation is the reference itself
+    assert summary["splits"]["forget"]["rouge_l"] == pytest.approx(0.5)
+    assert summary["empty_generations"] == {"forget": 1}
+    if "cosine_similarity" not in summary["missing"]:  # the packaged embedder is installed
+        assert recs[0]["cosine_similarity"] == 0.0
+        assert recs[1]["cosine_similarity"] == pytest.approx(1.0, abs=1e-5)
+
+
+class RecordingNLI:
+    """Says 'entailment' for every pair and records the order each split asked for."""
+
+    def __init__(self) -> None:
+        self.orders: list[str] = []
+
+    def entailment_score(self, generations, references, rouge_recalls, order, batch_size=16):
+        self.orders.append(order)
+        per_item = [1.0 if r >= 0.1 else 0.0 for r in rouge_recalls]
+        return sum(per_item) / len(per_item), per_item
+
+
+def test_entailment_order_and_rouge_gate_per_split(
+    tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, tok, fmt = tiny
+    nli = RecordingNLI()
+    monkeypatch.setattr(runner.M, "get_entailment_scorer", lambda name: nli)
+    sets = {"forget": [item(0), item(1)], "retain": [item(2), item(3)]}
+    # one generation equal to the reference (ROUGE 1) and one unrelated (ROUGE 0) per split
+    texts = iter([[sets["forget"][0].answer, "zzz"], ["zzz", sets["retain"][1].answer]])
+    monkeypatch.setattr(
+        runner, "generate_answers", lambda m, f, q, **kw: fake_generations(next(texts))(m, f, q)
+    )
+    summary = runner.evaluate(
+        model, tok, sets, fast_cfg(nli_model="fake", use_cache=False), tmp_path, fmt
+    )
+    assert nli.orders == ["gen_ref", "ref_gen"]  # (generation, reference) on forget only
+    assert summary["splits"]["forget"]["entailment"] == 0.5
+    assert summary["splits"]["retain"]["entailment"] == 0.5
+    assert "entailment" not in summary["missing"]
+
+
+def test_nli_without_entailment_label_is_a_clear_error(
+    tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, tok, fmt = tiny
+
+    def no_label(name):
+        raise ValueError("NLI model has no entailment label in config.id2label {0: 'yes', 1: 'no'}")
+
+    monkeypatch.setattr(runner.M, "get_entailment_scorer", no_label)
+    with pytest.raises(ValueError, match="no entailment label"):
+        runner.evaluate(model, tok, {"forget": [item(0)]}, fast_cfg(nli_model="x"), tmp_path, fmt)
+
+
+def test_unavailable_embedding_model_is_reported_missing(tiny, tmp_path: Path) -> None:
+    model, tok, fmt = tiny
+    cfg = fast_cfg(embedding_model=str(tmp_path / "no-such-embedder"))
+    summary = runner.evaluate(
+        model, tok, {"forget": [item(0)], "retain": [item(1)]}, cfg, tmp_path, fmt
+    )
+    assert "not found" in summary["missing"]["cosine_similarity"]
+    assert summary["splits"]["retain"]["cosine_similarity"] is None
+    assert "retain/cosine_similarity" in summary["aggregates"]["skipped"]["model_utility"]
+
+
+def test_forget_quality_from_a_saved_retain_evaluation(tiny, tmp_path: Path) -> None:
+    model, tok, fmt = tiny
+    forget = [item(i) for i in range(4)]
+    retain_model, _ = tiny_model(seed=3)
+    runner.evaluate(retain_model, tok, {"forget": forget}, fast_cfg(), tmp_path / "retain", fmt)
+    retain_recs = [
+        json.loads(x) for x in (tmp_path / "retain" / "forget.jsonl").read_text().splitlines()
+    ]
+    cfg = fast_cfg(retain_eval=str(tmp_path / "retain" / "summary.json"))
+    summary = runner.evaluate(model, tok, {"forget": forget}, cfg, tmp_path / "model", fmt)
+    recs = [json.loads(x) for x in (tmp_path / "model" / "forget.jsonl").read_text().splitlines()]
+    expected = ks_2samp(
+        [r["truth_ratio_raw"] for r in recs], [r["truth_ratio_raw"] for r in retain_recs]
+    ).pvalue
+    assert summary["aggregates"]["forget_quality"] == pytest.approx(expected)
+    assert "forget_quality" not in summary["missing"]
+    # the retain model against itself: identical distributions, p-value 1
+    cfg_self = fast_cfg(retain_eval=str(tmp_path / "retain"))
+    same = runner.evaluate(retain_model, tok, {"forget": forget}, cfg_self, tmp_path / "self", fmt)
+    assert same["aggregates"]["forget_quality"] == pytest.approx(1.0)
+    # a retain evaluation of other questions is refused
+    with pytest.raises(ValueError, match="lacks 1 of the 4 forget questions"):
+        runner.evaluate(model, tok, {"forget": forget[:3] + [item(9)]}, cfg, tmp_path / "x", fmt)
