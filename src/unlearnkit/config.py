@@ -38,11 +38,13 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     benchmark: str = "tofu"  # tofu | real_world | synthetic | a folder in TOFU layout
-    split: str = "forget01"  # forget01 | forget05 | forget10 (tofu/synthetic); ignored for real_world
+    # forget01 | forget05 | forget10 (tofu/synthetic); ignored for real_world
+    split: str = "forget01"
     task: int = 1
     refusals: str | None = None  # path to a refusal list (one per line); None = the project's own
     prompt_preset: str = "chat"  # chat | llama2 | llama3 | plain
-    system_prompt: str | None = None  # None = no system message passed (the template may add its default)
+    # None = no system message passed (a chat template may insert its own default)
+    system_prompt: str | None = None
     max_length: int = 512  # truncation of training sequences (no fixed padding)
 
 
@@ -223,7 +225,9 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     for key, value in data.items():
         where = f"{prefix}.{key}" if prefix else key
         if key not in names:
-            raise ConfigError(f"unknown config key '{where}'; valid keys: {', '.join(sorted(names))}")
+            raise ConfigError(
+                f"unknown config key '{where}'; valid keys: {', '.join(sorted(names))}"
+            )
         kwargs[key] = _coerce(value, hints[key], where)
     return cls(**kwargs)
 
@@ -288,7 +292,8 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"eval.ds_size must be > 0 or null, got {cfg.eval.ds_size}")
     if cfg.scenario not in ("fictitious", "continual", "real_world", "sweep"):
         raise ConfigError(
-            f"unknown scenario '{cfg.scenario}'; choose from fictitious, continual, real_world, sweep"
+            f"unknown scenario '{cfg.scenario}'; "
+            "choose from fictitious, continual, real_world, sweep"
         )
     if cfg.data.prompt_preset not in ("chat", "llama2", "llama3", "plain"):
         raise ConfigError(

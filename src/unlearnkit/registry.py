@@ -53,7 +53,10 @@ class Registry(Generic[T]):
         return sorted(self._items)
 
     def describe(self) -> dict[str, str]:
-        return {n: self._descriptions[n].splitlines()[0] if self._descriptions[n] else "" for n in self.names()}
+        return {
+            n: self._descriptions[n].splitlines()[0] if self._descriptions[n] else ""
+            for n in self.names()
+        }
 
 
 METHODS: Registry = Registry("method")

@@ -17,7 +17,9 @@ def test_defaults_follow_the_paper():
 def test_yaml_then_overrides(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("method:\n  name: NPO+GD\n  beta: 0.3\ntrain:\n  epochs: 2\n")
-    cfg = load_config(p, ["method.beta=0.2", "train.report_to=tensorboard,wandb", "eval.ds_size=null"])
+    cfg = load_config(
+        p, ["method.beta=0.2", "train.report_to=tensorboard,wandb", "eval.ds_size=null"]
+    )
     assert cfg.method.name == "NPO+GD"
     assert cfg.method.beta == 0.2
     assert cfg.train.epochs == 2.0

@@ -58,7 +58,9 @@ def test_empty_and_missing_files(tmp_path):
 
 def test_refusals_from_file_and_default(tmp_path, shared_data):
     paper = load_refusals(shared_data / "idontknow.jsonl")
-    n_lines = sum(1 for line in (shared_data / "idontknow.jsonl").read_text().splitlines() if line.strip())
+    n_lines = sum(
+        1 for line in (shared_data / "idontknow.jsonl").read_text().splitlines() if line.strip()
+    )
     assert len(paper) == n_lines and all(s.strip() for s in paper)
     own = load_refusals(None)
     assert len(own) >= 20 and set(own) != set(paper)

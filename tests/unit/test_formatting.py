@@ -20,7 +20,10 @@ def test_chat_encoding_masks_question_and_counts_eos(tok):
     answer = enc["labels"][n_q:]
     assert answer[-1] == tok.eos_token_id  # the EOS after the answer is counted
     assert tok.decode(answer[:-1]) == "Bob."
-    assert tok.decode(enc["input_ids"]) == "<|im_start|>user\nWho?<|im_end|>\n<|im_start|>assistant\nBob.<|im_end|>"
+    assert (
+        tok.decode(enc["input_ids"])
+        == "<|im_start|>user\nWho?<|im_end|>\n<|im_start|>assistant\nBob.<|im_end|>"
+    )
     unmasked = f.encode("Who?", "Bob.", mask_question=False)
     assert unmasked["labels"] == unmasked["input_ids"]
 

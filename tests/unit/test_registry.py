@@ -16,5 +16,7 @@ def test_register_get_and_errors():
     assert reg.describe() == {"NPO": "negative preference optimization"}
     with pytest.raises(ValueError, match="already registered"):
         reg.add("NPO", npo)
-    with pytest.raises(ValueError, match=r"unknown method 'NPX' \(did you mean 'NPO'\?\); choose from NPO"):
+    with pytest.raises(
+        ValueError, match=r"unknown method 'NPX' \(did you mean 'NPO'\?\); choose from NPO"
+    ):
         reg.get("NPX")

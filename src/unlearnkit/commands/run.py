@@ -1,4 +1,4 @@
-"""``unlearn run``: a whole scenario (fine-tune or load, unlearn, evaluate, record) from one config."""
+"""``unlearn run``: a whole scenario (fine-tune or load, unlearn, evaluate, record)."""
 
 from __future__ import annotations
 
@@ -34,7 +34,11 @@ def config_from_args(args: argparse.Namespace):
         "split": "data.split",
         "out": "output_dir",
     }
-    overrides = [f"{key}={getattr(args, attr)}" for attr, key in shortcuts.items() if getattr(args, attr, None)]
+    overrides = [
+        f"{key}={getattr(args, attr)}"
+        for attr, key in shortcuts.items()
+        if getattr(args, attr, None)
+    ]
     return load_config(args.config, overrides + list(args.overrides))
 
 

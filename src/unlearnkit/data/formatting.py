@@ -68,7 +68,12 @@ class PromptFormatter:
         # tokenizer's own special tokens (Llama-2 adds <s>).
         add_special = self.preset in ("llama2", "plain")
         ids = self.tokenizer(text, add_special_tokens=add_special)["input_ids"]
-        if add_special and self.tokenizer.eos_token_id is not None and ids and ids[-1] == self.eos_id:
+        if (
+            add_special
+            and self.tokenizer.eos_token_id is not None
+            and ids
+            and ids[-1] == self.eos_id
+        ):
             ids = ids[:-1]  # some tokenizers append EOS as a special token; a prompt must not end
         return list(ids)
 

@@ -53,7 +53,9 @@ def _parse_row(obj: Any, path: Path, lineno: int) -> QAItem:
             try:
                 value = int(value)
             except (TypeError, ValueError):
-                raise DataError(f"{where}: field 'task_id' must be an integer, got {value!r}") from None
+                raise DataError(
+                    f"{where}: field 'task_id' must be an integer, got {value!r}"
+                ) from None
         elif not isinstance(value, str):
             raise DataError(f"{where}: field '{key}' must be a string")
         kwargs[target] = value

@@ -60,9 +60,7 @@ class TofuBenchmark:
 
     def _check_split(self, split: str) -> None:
         if split not in FORGET_SPLITS:
-            raise DataError(
-                f"unknown split '{split}'; choose from {', '.join(FORGET_SPLITS)}"
-            )
+            raise DataError(f"unknown split '{split}'; choose from {', '.join(FORGET_SPLITS)}")
 
     def task_ids(self, split: str) -> list[int]:
         self._check_split(split)
@@ -175,7 +173,9 @@ def _real_world() -> Benchmark:
     return RealWorldBenchmark(default_data_root() / "real_world")
 
 
-@BENCHMARKS.register("synthetic", description="Invented authors generated offline (unlearn data synth)")
+@BENCHMARKS.register(
+    "synthetic", description="Invented authors generated offline (unlearn data synth)"
+)
 def _synthetic() -> Benchmark:
     root = _synthetic_root()
     if not (root / "forget01.json").is_file():
@@ -197,7 +197,8 @@ def open_benchmark(name_or_path: str) -> Benchmark:
     if "/" in name_or_path and not path.exists():
         return TofuBenchmark(download_hub_benchmark(name_or_path))
     raise DataError(
-        f"unknown benchmark '{name_or_path}': not a folder; registered: {', '.join(BENCHMARKS.names())}"
+        f"unknown benchmark '{name_or_path}': not a folder; "
+        f"registered: {', '.join(BENCHMARKS.names())}"
     )
 
 

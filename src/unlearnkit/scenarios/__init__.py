@@ -25,4 +25,6 @@ def run_scenario(cfg: RunConfig, resume: bool = False) -> Path | list[Path]:
         from unlearnkit.scenarios.sweep import run_sweep
 
         return run_sweep(cfg, resume=resume)
-    raise ValueError(f"unknown scenario '{cfg.scenario}'; choose from fictitious, continual, real_world, sweep")
+    raise ValueError(
+        f"unknown scenario '{cfg.scenario}'; choose from fictitious, continual, real_world, sweep"
+    )

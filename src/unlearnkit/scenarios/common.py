@@ -25,7 +25,8 @@ def run_name(cfg: RunConfig) -> str:
         return cfg.name
     bench = Path(cfg.data.benchmark).name or cfg.data.benchmark
     split = "" if cfg.scenario == "real_world" else f"-{cfg.data.split}"
-    raw = f"{cfg.scenario}-{bench}{split}-{cfg.method.name}-lr{cfg.train.learning_rate:g}-s{cfg.train.seed}"
+    lr, seed = cfg.train.learning_rate, cfg.train.seed
+    raw = f"{cfg.scenario}-{bench}{split}-{cfg.method.name}-lr{lr:g}-s{seed}"
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", raw)
 
 
@@ -62,7 +63,11 @@ def _finetuned(cfg: RunConfig, items: list[QAItem], role: str) -> Path:
             "model": cfg.model.name,
             "data": items_fingerprint(items),
             "train": to_dict(ft.train),
-            "data_cfg": {k: v for k, v in to_dict(cfg.data).items() if k in ("prompt_preset", "system_prompt", "max_length")},
+            "data_cfg": {
+                k: v
+                for k, v in to_dict(cfg.data).items()
+                if k in ("prompt_preset", "system_prompt", "max_length")
+            },
         },
         sort_keys=True,
     )
@@ -122,7 +127,9 @@ def evaluate_model(
     return evaluate(model, tok, eval_sets, eval_cfg, out_dir, formatter, kind)
 
 
-def record(cfg: RunConfig, rdir: Path, stage: str, summary: dict[str, Any], task: int | None) -> None:
+def record(
+    cfg: RunConfig, rdir: Path, stage: str, summary: dict[str, Any], task: int | None
+) -> None:
     """Index a finished stage in the results store (``results.db`` beside the runs)."""
     from unlearnkit.report.store import ResultsStore
 

@@ -56,9 +56,15 @@ def run_continual(cfg: RunConfig, resume: bool = True) -> Path:
         ref = original if cfg.method.fix_ref_model else current
         log(f"task {task} ({i}/{len(tasks)}): {len(forget)} forget, {len(retain)} retain items")
         tdir = rdir / f"task{task}"
-        model_dir = run_unlearning(cfg, forget, retain, tdir, current, ref_model_path=ref, resume=resume)
+        model_dir = run_unlearning(
+            cfg, forget, retain, tdir, current, ref_model_path=ref, resume=resume
+        )
         summary = evaluate_model(
-            str(model_dir), cfg, bench.eval_sets(split, task), rdir / "eval" / f"task{task}", bench.kind
+            str(model_dir),
+            cfg,
+            bench.eval_sets(split, task),
+            rdir / "eval" / f"task{task}",
+            bench.kind,
         )
         record(cfg, rdir, f"task{task}", summary, task)
         previous = current

@@ -45,7 +45,9 @@ QUICK = DemoSizes(
 )  # fmt: skip
 
 
-def demo_config(sizes: DemoSizes, data_dir: Path, out_dir: Path, model: str, method: str) -> RunConfig:
+def demo_config(
+    sizes: DemoSizes, data_dir: Path, out_dir: Path, model: str, method: str
+) -> RunConfig:
     cfg = load_config(
         None,
         [
@@ -85,13 +87,16 @@ def run_demo(
     timings: dict[str, float] = {}
     log(
         f"demo ({'quick' if quick else 'full'}): {sizes.authors} invented authors x "
-        f"{sizes.questions} questions, unlearn {sizes.split} task 1 with {', '.join(DEMO_METHODS)}; "
+        f"{sizes.questions} questions, unlearn {sizes.split} task 1 with "
+        f"{', '.join(DEMO_METHODS)}; "
         f"fine-tune {sizes.finetune_epochs:g} epochs, unlearn {sizes.unlearn_epochs:g} epochs, "
         f"evaluate the first {sizes.eval_items} items per split"
     )
     data_dir = cache_root() / "data" / f"demo-synthetic-{sizes.authors}x{sizes.questions}"
     if not (data_dir / "forget10.json").is_file():
-        generate_synthetic(data_dir, n_authors=sizes.authors, questions_per_author=sizes.questions, seed=0)
+        generate_synthetic(
+            data_dir, n_authors=sizes.authors, questions_per_author=sizes.questions, seed=0
+        )
     log(f"synthetic benchmark: {data_dir}")
     t = time.time()
     model_path = str(pull(model)) if "/" not in model and not Path(model).is_dir() else model
@@ -115,6 +120,10 @@ def run_demo(
         print()
         print(table.read_text())
     total = time.time() - t0
-    log("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) + f"; total {total:.0f} s")
+    log(
+        "timings: "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
+        + f"; total {total:.0f} s"
+    )
     log(f"HTML report: {report_dir / 'index.html'}")
     return report_dir

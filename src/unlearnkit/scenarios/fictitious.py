@@ -47,12 +47,16 @@ def run_fictitious(cfg: RunConfig, resume: bool = False) -> Path:
         retain_eval = str(rdir / "eval" / "retain_model")
     if cfg.target.eval_before:
         log(f"evaluating the target model before unlearning ({target})")
-        before = evaluate_model(target, cfg, eval_sets, rdir / "eval" / "before", bench.kind, retain_eval)
+        before = evaluate_model(
+            target, cfg, eval_sets, rdir / "eval" / "before", bench.kind, retain_eval
+        )
         record(cfg, rdir, "before", before, task)
     log(f"unlearning {len(forget)} forget items with {cfg.method.name} (retain set: {len(retain)})")
     model_dir = run_unlearning(cfg, forget, retain, rdir, target, resume=resume)
     log("evaluating the unlearned model")
-    final = evaluate_model(str(model_dir), cfg, eval_sets, rdir / "eval" / "final", bench.kind, retain_eval)
+    final = evaluate_model(
+        str(model_dir), cfg, eval_sets, rdir / "eval" / "final", bench.kind, retain_eval
+    )
     record(cfg, rdir, "final", final, task)
     if not cfg.train.save_checkpoints:
         shutil.rmtree(model_dir, ignore_errors=True)

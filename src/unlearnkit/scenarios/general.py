@@ -182,6 +182,20 @@ def _load_tasks(
     return loaded, leaves
 
 
+def check_task_names(tasks: list[str], include_path: str | None = None) -> Any:
+    """Raise ValueError for a name lm_eval does not know (before any expensive work);
+    returns the task manager."""
+    _require_lm_eval()
+    manager = _task_manager(str(include_path) if include_path is not None else None)
+    known = set(manager.all_tasks)
+    for name in tasks:
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(f"unknown lm_eval task '{name}'{hint}")
+    return manager
+
+
 def run_general_tasks(
     model: Any,
     tokenizer: Any,
@@ -217,13 +231,7 @@ def run_general_tasks(
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
 
-    manager = _task_manager(str(include_path) if include_path is not None else None)
-    known = set(manager.all_tasks)
-    for name in tasks:
-        if name not in known:
-            close = difflib.get_close_matches(name, sorted(known), n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise ValueError(f"unknown lm_eval task '{name}'{hint}")
+    manager = check_task_names(tasks, include_path)
 
     result = GeneralTaskResult()
     offline = not hub_reachable()

@@ -7,6 +7,7 @@ Tasks whose data cannot be fetched (offline) are reported as unavailable, never 
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -32,10 +33,13 @@ def general_accuracy(model_path: str, cfg: RunConfig, out_dir: Path) -> dict[str
 
     model, tok = load_model(model_path, device=cfg.model.device, dtype=cfg.model.dtype)
     result = run_general_tasks(model, tok, cfg.general_tasks, limit=cfg.general_limit)
-    for task, reason in result.unavailable.items():
-        log(f"general task {task} unavailable: {reason}")
-    data = {"scores": result.scores, "unavailable": result.unavailable}
+    data = {"scores": result.scores, "metrics": result.metrics, "unavailable": result.unavailable}
     atomic_write_json(out_dir / "general.json", data)
+    summary_path = out_dir / "summary.json"
+    if summary_path.is_file():  # keep the stage's summary complete for the report
+        summary = json.loads(summary_path.read_text())
+        summary["general"] = data
+        atomic_write_json(summary_path, summary)
     return data
 
 
@@ -48,6 +52,10 @@ def run_real_world(cfg: RunConfig, resume: bool = False) -> Path:
             f"the real_world scenario needs a real-world benchmark (forget.json + neighbor.json); "
             f"'{cfg.data.benchmark}' is in TOFU layout"
         )
+    if cfg.general_tasks:  # a typo must fail now, not after unlearning
+        from unlearnkit.scenarios.general import check_task_names
+
+        check_task_names(cfg.general_tasks)
     task = cfg.tasks[0] if cfg.tasks and len(cfg.tasks) == 1 else None
     forget, retain = bench.forget(task=task), bench.retain(task=task)
     eval_sets = bench.eval_sets(task=task)

@@ -26,7 +26,12 @@ def expand_sweep(cfg: RunConfig) -> list[RunConfig]:
         sub = copy.deepcopy(cfg)
         sub.scenario = s.scenario
         sub.name = None
-        sub.method.name, sub.train.learning_rate, sub.data.split, sub.train.seed = method, lr, split, seed
+        sub.method.name, sub.train.learning_rate, sub.data.split, sub.train.seed = (
+            method,
+            lr,
+            split,
+            seed,
+        )
         runs.append(validate(sub))
     return runs
 
