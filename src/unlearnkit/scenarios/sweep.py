@@ -37,12 +37,12 @@ def expand_sweep(cfg: RunConfig) -> list[RunConfig]:
 
 
 def run_sweep(cfg: RunConfig, resume: bool = False) -> list[Path]:
-    from unlearnkit.methods import resolve_method
+    from unlearnkit.methods import parse_method_name
     from unlearnkit.scenarios import run_scenario
 
     runs = expand_sweep(cfg)
     for sub in runs:  # fail on a bad method name before anything runs
-        resolve_method(sub.method.name)
+        parse_method_name(sub.method.name)
     out = []
     for i, sub in enumerate(runs, start=1):
         rdir = run_dir(sub)
