@@ -122,3 +122,22 @@ class JsonlLogCallback(TrainerCallback):
             row[key] = value
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(row) + "\n")
+
+
+class EpochPairingCallback(TrainerCallback):
+    """Tells the dataset which epoch starts, so its epoch-dependent pairings are redrawn.
+
+    The data loader does not forward ``set_epoch`` to the dataset in every multi-process setup
+    (accelerate's sharded batch sampler takes another branch), so this is done here, from the
+    trainer state, identically in every process and on resume.
+    """
+
+    def __init__(self, dataset: Any) -> None:
+        self.dataset = dataset
+
+    def on_epoch_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        if hasattr(self.dataset, "set_epoch"):
+            # state.epoch is the float progress so far: n.0 when epoch n begins, n.x on resume.
+            self.dataset.set_epoch(int(math.floor((state.epoch or 0.0) + 1e-6)))

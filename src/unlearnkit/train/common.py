@@ -19,7 +19,12 @@ from transformers import PreTrainedTokenizerBase as Tokenizer
 
 from unlearnkit.config import RunConfig, save_config
 from unlearnkit.models.loading import detect_device, parse_dtype
-from unlearnkit.train.callbacks import GradientGuard, JsonlLogCallback, last_checkpoint
+from unlearnkit.train.callbacks import (
+    EpochPairingCallback,
+    GradientGuard,
+    JsonlLogCallback,
+    last_checkpoint,
+)
 from unlearnkit.train.lora import apply_lora, is_peft_model, merge_lora
 from unlearnkit.train.trainer import BatchPlan, LossFunction, UnlearnTrainer, training_arguments
 
@@ -47,6 +52,30 @@ class RunPaths:
             config=root / "config.yaml",
             train_log=root / "train_log.jsonl",
         )
+
+
+def init_processes(device: str) -> int:
+    """Set up the process group once (gloo on CPU, NCCL on GPUs); returns the process count.
+
+    Accelerate's state is a singleton: the first call decides whether a multi-process CPU run
+    (``torchrun`` or ``accelerate launch --multi_gpu`` with no GPU visible) uses gloo.
+    """
+    import os
+
+    from accelerate import PartialState
+
+    state = PartialState(cpu=device == "cpu")
+    if (
+        os.environ.get("ACCELERATE_USE_CPU", "").lower() == "true"
+        and "WORLD_SIZE" not in os.environ
+        and state.is_main_process
+    ):
+        logger.warning(
+            "running in a single process: `accelerate launch --cpu` starts one process unless an "
+            "MPI hostfile is given; for N CPU processes use `accelerate launch --multi_gpu "
+            "--num_processes N` with no GPU visible, or `torchrun --nproc_per_node N -m unlearnkit`"
+        )
+    return state.num_processes
 
 
 def is_main_process() -> bool:
@@ -134,7 +163,12 @@ def fit(
         processing_class=tokenizer,
         loss_fn=loss_fn,
         ref_model=ref_model,
-        callbacks=[GradientGuard(), JsonlLogCallback(paths.train_log), *(extra_callbacks or [])],
+        callbacks=[
+            GradientGuard(),
+            EpochPairingCallback(dataset),
+            JsonlLogCallback(paths.train_log),
+            *(extra_callbacks or []),
+        ],
     )
     if ref_model is not None:
         ref_model.to(args.device)

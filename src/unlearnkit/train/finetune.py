@@ -23,6 +23,7 @@ from unlearnkit.train.common import (
     RunPaths,
     check_out_dir,
     fit,
+    init_processes,
     maybe_lora,
     run_device,
     run_dtype,
@@ -62,12 +63,13 @@ def run_finetune(
     Question tokens are masked unless ``cfg.method.mask_question`` is False. Raises a one-line
     ``ValueError`` for bad input before anything is written.
     """
-    plan = plan_batches(cfg.train, len(train_items), what="training set")
+    device = run_device(cfg)
+    processes = init_processes(device)
+    plan = plan_batches(cfg.train, len(train_items), what="training set", processes=processes)
     paths = RunPaths.of(out_dir)
     if check_out_dir(paths, resume):
         return paths.model
     seed_everything(cfg.train.seed)
-    device = run_device(cfg)
     model, tok = load_model(
         cfg.model.name, device="cpu", dtype=run_dtype(cfg, device), cache_dir=cfg.model.cache_dir
     )

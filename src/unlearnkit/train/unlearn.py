@@ -36,6 +36,7 @@ from unlearnkit.train.common import (
     RunPaths,
     check_out_dir,
     fit,
+    init_processes,
     is_main_process,
     maybe_lora,
     run_device,
@@ -137,13 +138,14 @@ def run_unlearning(
             f"method {method.name} needs retain data but the retain set is empty; "
             "use a method without a regularizer (e.g. --method GA) or another split"
         )
-    plan = plan_batches(cfg.train, len(forget), what="forget set")
+    device = run_device(cfg)
+    processes = init_processes(device)
+    plan = plan_batches(cfg.train, len(forget), what="forget set", processes=processes)
     paths = RunPaths.of(out_dir)
     if check_out_dir(paths, resume):
         logger.info("%s already holds the finished model; nothing to do", paths.model)
         return paths.model
     seed_everything(cfg.train.seed)
-    device = run_device(cfg)
     dtype = run_dtype(cfg, device)
 
     ref_path = str(ref_model_path if ref_model_path is not None else model_path)
