@@ -357,35 +357,46 @@ def test_empty_generation_scores_zero(
 
 
 class RecordingNLI:
-    """Says 'entailment' for every pair and records the order each split asked for."""
+    """Says 'entailment' for every pair and records the order and references each split used."""
 
     def __init__(self) -> None:
         self.orders: list[str] = []
+        self.references: list[list[str]] = []
 
     def entailment_score(self, generations, references, rouge_recalls, order, batch_size=16):
         self.orders.append(order)
+        self.references.append(list(references))
         per_item = [1.0 if r >= 0.1 else 0.0 for r in rouge_recalls]
         return sum(per_item) / len(per_item), per_item
 
 
-def test_entailment_order_and_rouge_gate_per_split(
+def test_entailment_order_reference_and_rouge_gate_per_split(
     tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     model, tok, fmt = tiny
     nli = RecordingNLI()
     monkeypatch.setattr(runner.M, "get_entailment_scorer", lambda name: nli)
-    sets = {"forget": [item(0), item(1)], "retain": [item(2), item(3)]}
-    # one generation equal to the reference (ROUGE 1) and one unrelated (ROUGE 0) per split
-    texts = iter([[sets["forget"][0].answer, "zzz"], ["zzz", sets["retain"][1].answer]])
+    sets = {"forget": [item(0), item(1)], "retain": [item(2), item(3)], "real_authors": [item(4)]}
+    # per split: generations equal to the ROUGE reference (ROUGE 1) or unrelated (ROUGE 0)
+    texts = iter(
+        [
+            [sets["forget"][0].answer, "zzz"],
+            ["zzz", sets["retain"][1].answer],
+            [sets["real_authors"][0].answer],
+        ]
+    )
     monkeypatch.setattr(
         runner, "generate_answers", lambda m, f, q, **kw: fake_generations(next(texts))(m, f, q)
     )
-    summary = runner.evaluate(
-        model, tok, sets, fast_cfg(nli_model="fake", use_cache=False), tmp_path, fmt
-    )
-    assert nli.orders == ["gen_ref", "ref_gen"]  # (generation, reference) on forget only
+    cfg = fast_cfg(nli_model="fake", use_cache=False)
+    summary = runner.evaluate(model, tok, sets, cfg, tmp_path, fmt)
+    # (generation, reference) on forget only; real authors pair with the full original answer
+    assert nli.orders == ["gen_ref", "ref_gen", "ref_gen"]
+    assert nli.references[0] == [sets["forget"][0].answer, sets["forget"][1].answer]
+    assert nli.references[2] == [sets["real_authors"][0].original_answer]
     assert summary["splits"]["forget"]["entailment"] == 0.5
     assert summary["splits"]["retain"]["entailment"] == 0.5
+    assert summary["splits"]["real_authors"]["entailment"] == 1.0
     assert "entailment" not in summary["missing"]
 
 

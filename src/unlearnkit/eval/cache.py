@@ -24,7 +24,7 @@ import torch
 
 from unlearnkit.utils import cache_root
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def weights_fingerprint(model: torch.nn.Module) -> str:

@@ -196,6 +196,7 @@ def _split_values(
                 "generation": g.text,
                 "rouge_reference": rouge_refs[i],
                 "cosine_reference": getattr(it, spec.cosine_reference),
+                "entailment_reference": getattr(it, spec.entailment_reference),
                 "truth_ratio_base": spec.truth_ratio_base,
                 "rouge_l": rouge[i],
                 "token_entropy": entropy[i],
@@ -323,8 +324,8 @@ def evaluate(
                 recs = records[name]
                 score, per_item = nli.entailment_score(
                     [r["generation"] for r in recs],
-                    [r["rouge_reference"] for r in recs],
-                    [r["rouge_l"] for r in recs],
+                    [r["entailment_reference"] for r in recs],
+                    [r["rouge_l"] for r in recs],  # the gate uses ROUGE-L vs its own reference
                     order=specs[name].entailment_order,
                     batch_size=cfg.batch_size,
                 )

@@ -1,15 +1,16 @@
 """Which reference each metric uses on each evaluation split (Yuan et al. 2025; TOFU).
 
-| benchmark  | split                      | ROUGE-L ref   | cosine ref        | Probability | TR base          | TR form | NLI pair         |
-|------------|----------------------------|---------------|-------------------|-------------|------------------|---------|------------------|
-| tofu       | forget                     | answer        | answer            | plain       | paraphrased ans. | forget  | (gen, ref)       |
-| tofu       | retain                     | answer        | answer            | plain       | paraphrased ans. | other   | (ref, gen)       |
-| tofu       | real_authors, world_facts  | answer (short)| original_answer   | normalized  | answer           | other   | (ref, gen)       |
-| real_world | forget                     | golden_answer | answer (long)     | plain       | paraphrased ans. | forget  | (gen, ref)       |
-| real_world | neighbor                   | golden_answer | answer (long)     | plain       | paraphrased ans. | other   | (gen, ref)       |
+| benchmark  | split                     | ROUGE-L ref   | cosine ref      | NLI ref         | Probability | TR base     | TR form | NLI pair   |
+|------------|---------------------------|---------------|-----------------|-----------------|-------------|-------------|---------|------------|
+| tofu       | forget                    | answer        | answer          | answer          | plain       | paraphrased | forget  | (gen, ref) |
+| tofu       | retain                    | answer        | answer          | answer          | plain       | paraphrased | other   | (ref, gen) |
+| tofu       | real_authors, world_facts | answer (short)| original_answer | original_answer | normalized  | answer      | other   | (ref, gen) |
+| real_world | forget                    | golden_answer | answer (long)   | golden_answer   | plain       | paraphrased | forget  | (gen, ref) |
+| real_world | neighbor                  | golden_answer | answer (long)   | golden_answer   | plain       | paraphrased | other   | (gen, ref) |
 
 Probability always scores the item's ``answer`` field; "normalized" divides by the perturbed
-answers' probabilities too.
+answers' probabilities too. The Entailment Score's ROUGE-L gate (recall < 0.1 = not entailed)
+always uses the ROUGE-L reference, as in the paper's code (sail-sg/closer-look-LLM-unlearning).
 """  # noqa: E501
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ Order = Literal["gen_ref", "ref_gen"]
 class SplitSpec:
     rouge_reference: str  # QAItem field compared with the generation by ROUGE-L recall
     cosine_reference: str  # QAItem field compared by embedding cosine similarity
+    entailment_reference: str  # QAItem field paired with the generation for the NLI model
     normalized_probability: bool
     truth_ratio_base: str  # QAItem field whose NLL is the Truth Ratio's base
     forget: bool  # forget-set Truth Ratio formula (1 - mean min(R, 1/R))
@@ -33,14 +35,24 @@ class SplitSpec:
 
 
 _TOFU = {
-    "forget": SplitSpec("answer", "answer", False, "paraphrased_answer", True, "gen_ref"),
-    "retain": SplitSpec("answer", "answer", False, "paraphrased_answer", False, "ref_gen"),
-    "real_authors": SplitSpec("answer", "original_answer", True, "answer", False, "ref_gen"),
-    "world_facts": SplitSpec("answer", "original_answer", True, "answer", False, "ref_gen"),
+    "forget": SplitSpec("answer", "answer", "answer", False, "paraphrased_answer", True, "gen_ref"),
+    "retain": SplitSpec(
+        "answer", "answer", "answer", False, "paraphrased_answer", False, "ref_gen"
+    ),
+    "real_authors": SplitSpec(
+        "answer", "original_answer", "original_answer", True, "answer", False, "ref_gen"
+    ),
+    "world_facts": SplitSpec(
+        "answer", "original_answer", "original_answer", True, "answer", False, "ref_gen"
+    ),
 }
 _REAL_WORLD = {
-    "forget": SplitSpec("golden_answer", "answer", False, "paraphrased_answer", True, "gen_ref"),
-    "neighbor": SplitSpec("golden_answer", "answer", False, "paraphrased_answer", False, "gen_ref"),
+    "forget": SplitSpec(
+        "golden_answer", "answer", "golden_answer", False, "paraphrased_answer", True, "gen_ref"
+    ),
+    "neighbor": SplitSpec(
+        "golden_answer", "answer", "golden_answer", False, "paraphrased_answer", False, "gen_ref"
+    ),
 }
 SPLIT_SPECS: dict[str, dict[str, SplitSpec]] = {
     "tofu": _TOFU,
@@ -72,7 +84,13 @@ def validate_split(name: str, items: list[QAItem], spec: SplitSpec) -> int:
     """
     if not items:
         raise ValueError(f"evaluation split '{name}' has no items")
-    for field in sorted({spec.rouge_reference, spec.cosine_reference, spec.truth_ratio_base}):
+    needed = {
+        spec.rouge_reference,
+        spec.cosine_reference,
+        spec.entailment_reference,
+        spec.truth_ratio_base,
+    }
+    for field in sorted(needed):
         for i, it in enumerate(items):
             value = getattr(it, field)
             if not isinstance(value, str) or not value.strip():
