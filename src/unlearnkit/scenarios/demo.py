@@ -79,7 +79,9 @@ def run_demo(
 ) -> Path:
     from unlearnkit.data.synth import generate_synthetic
     from unlearnkit.models.packaged import pull
-    from unlearnkit.report.html import build_report
+    from unlearnkit.report.build import build_report
+    from unlearnkit.report.store import ResultsStore
+    from unlearnkit.report.tables import report_markdown, scenario_tables
     from unlearnkit.scenarios.fictitious import run_fictitious
 
     sizes = QUICK if quick else FULL
@@ -114,16 +116,17 @@ def run_demo(
         runs.append(run_fictitious(cfg))
         timings[method] = time.time() - t
     report_dir = out_dir / "report"
-    build_report(runs, None, report_dir)
-    table = report_dir / "report.md"
-    if table.is_file():
-        print()
-        print(table.read_text())
+    page = build_report(runs, None, report_dir)
+    store = ResultsStore(report_dir / "results.db")
+    rows = store.query(run_dir=[str(r.resolve()) for r in runs])
+    print()
+    print(report_markdown(scenario_tables(rows), compact=True))
     total = time.time() - t0
     log(
         "timings: "
         + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
         + f"; total {total:.0f} s"
     )
-    log(f"HTML report: {report_dir / 'index.html'}")
+    log(f"full tables: {report_dir / 'report.md'}")
+    log(f"HTML report: {page}")
     return report_dir

@@ -1,0 +1,171 @@
+"""Each scenario end to end on the tiny model and the synthetic benchmark, through the CLI."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from unlearnkit.cli import main
+from unlearnkit.data.synth import generate_synthetic
+
+FAST = [
+    "train.max_steps=2",
+    "train.batch_size=2",
+    "train.per_device_batch_size=2",
+    "eval.ds_size=3",
+    "eval.max_new_tokens=4",
+    "eval.nli_model=null",
+]
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synth")
+    generate_synthetic(root, n_authors=10, questions_per_author=3, seed=1, n_tasks=3)
+    return root
+
+
+def db_rows(out: Path) -> list[tuple]:
+    with sqlite3.connect(out / "results.db") as con:
+        return con.execute(
+            "SELECT method, stage, task FROM results ORDER BY created_at, rowid"
+        ).fetchall()
+
+
+def test_fictitious_end_to_end_with_forget_quality(tmp_path, synth, tiny_model_dir):
+    out = tmp_path / "runs"
+    argv = ["run", "--scenario", "fictitious", "--model", str(tiny_model_dir), "--benchmark",
+            str(synth), "--split", "forget10", "--method", "ME+GD", "--out", str(out),
+            "target.finetune=true", "target.epochs=1", "target.retain_model=true", *FAST]  # fmt: skip
+    assert main(argv) == 0
+    (rdir,) = [p for p in out.iterdir() if p.is_dir()]
+    assert (rdir / "DONE.json").is_file() and (rdir / "config.yaml").is_file()
+    assert not (rdir / "model").exists()  # checkpoints/models only on request
+    final = json.loads((rdir / "eval" / "final" / "summary.json").read_text())
+    assert set(final["splits"]) == {"forget", "retain", "real_authors", "world_facts"}
+    fq = final["aggregates"]["forget_quality"]
+    assert fq is not None and 0.0 <= fq <= 1.0  # against the retain model's saved evaluation
+    assert "entailment" in final["missing"]
+    before = json.loads((rdir / "eval" / "before" / "summary.json").read_text())
+    assert before["fingerprint"] != final["fingerprint"]  # unlearning changed the weights
+    log = [json.loads(line) for line in (rdir / "train_log.jsonl").read_text().splitlines()]
+    assert log and "loss_forget" in log[0] and "loss_regularizer" in log[0]
+    assert [r[1] for r in db_rows(out)] == ["before", "final"]
+    # a finished run is skipped, and the fine-tuned target is reused from the cache
+    assert main(argv) == 0
+    assert [r[1] for r in db_rows(out)] == ["before", "final"]
+
+
+def test_continual_resumes_at_the_task_where_it_stopped(
+    tmp_path, synth, tiny_model_dir, monkeypatch
+):
+    import unlearnkit.train.unlearn as unlearn_mod
+
+    real = unlearn_mod.run_unlearning
+    calls: list[tuple[int, int, str | None]] = []
+
+    def flaky(cfg, forget, retain, out_dir, model_path, ref_model_path=None, **kw):
+        task = forget[0].task_id
+        calls.append((task, len(retain), str(ref_model_path)))
+        if task == 2 and sum(c[0] == 2 for c in calls) == 1:
+            raise KeyboardInterrupt  # killed during task 2
+        return real(cfg, forget, retain, out_dir, model_path, ref_model_path, **kw)
+
+    monkeypatch.setattr(unlearn_mod, "run_unlearning", flaky)
+    out = tmp_path / "runs"
+    argv = ["run", "--scenario", "continual", "--model", str(tiny_model_dir), "--benchmark",
+            str(synth), "--split", "forget05", "--method", "NPO+GD", "--out", str(out),
+            "tasks=[1,2,3]", *FAST]  # fmt: skip
+    assert main(argv) == 130
+    assert [c[0] for c in calls] == [1, 2]
+    assert main(argv) == 0
+    assert [c[0] for c in calls] == [1, 2, 2, 3]  # task 1 was not redone
+    retain_sizes = [c[1] for c in calls if c[0] in (1, 2, 3)]
+    assert retain_sizes[0] > retain_sizes[1] > retain_sizes[3]  # retain set shrinks
+    # the reference is the previous task's result, not the original model
+    assert calls[0][2] == str(tiny_model_dir) and calls[3][2].endswith("task2/model")
+    (rdir,) = [p for p in out.iterdir() if p.is_dir()]
+    for task in (1, 2, 3):
+        summary = json.loads((rdir / "eval" / f"task{task}" / "summary.json").read_text())
+        assert summary["n_items"]["forget"] == 3
+    assert [(r[1], r[2]) for r in db_rows(out)] == [("task1", 1), ("task2", 2), ("task3", 3)]
+
+
+def test_fix_ref_model_keeps_the_original_reference(tmp_path, synth, tiny_model_dir, monkeypatch):
+    import unlearnkit.train.unlearn as unlearn_mod
+
+    refs = []
+    real = unlearn_mod.run_unlearning
+
+    def spy(cfg, forget, retain, out_dir, model_path, ref_model_path=None, **kw):
+        refs.append(str(ref_model_path))
+        return real(cfg, forget, retain, out_dir, model_path, ref_model_path, **kw)
+
+    monkeypatch.setattr(unlearn_mod, "run_unlearning", spy)
+    argv = ["run", "--scenario", "continual", "--model", str(tiny_model_dir), "--benchmark",
+            str(synth), "--split", "forget05", "--method", "DPO+GD", "--out", str(tmp_path),
+            "tasks=[1,2]", "method.fix_ref_model=true", *FAST]  # fmt: skip
+    assert main(argv) == 0
+    assert refs == [str(tiny_model_dir)] * 2
+
+
+def test_sweep_runs_the_grid_and_skips_finished_runs(tmp_path, synth, tiny_model_dir, capsys):
+    cfg = tmp_path / "sweep.yaml"
+    cfg.write_text(
+        f"scenario: sweep\nmodel: {{name: {tiny_model_dir}}}\n"
+        f"data: {{benchmark: {synth}, split: forget10}}\n"
+        f"output_dir: {tmp_path / 'runs'}\ntarget: {{eval_before: false}}\n"
+        "sweep: {methods: [GA+GD, IDK+AP], learning_rates: [1.0e-5], seeds: [0]}\n"
+    )
+    assert main(["run", "--config", str(cfg), *FAST]) == 0
+    runs = sorted(p.name for p in (tmp_path / "runs").iterdir() if p.is_dir())
+    assert len(runs) == 2 and any("GA+GD" in r for r in runs) and any("IDK+AP" in r for r in runs)
+    capsys.readouterr()
+    assert main(["run", "--config", str(cfg), *FAST]) == 0
+    assert capsys.readouterr().out.count("finished earlier, skipped") == 2
+
+
+def test_sweep_rejects_unknown_method_before_running(tmp_path, synth, tiny_model_dir, capsys):
+    cfg = tmp_path / "sweep.yaml"
+    cfg.write_text(
+        f"scenario: sweep\nmodel: {{name: {tiny_model_dir}}}\ndata: {{benchmark: {synth}}}\n"
+        f"output_dir: {tmp_path / 'runs'}\nsweep: {{methods: [ME+GD, ME+XX]}}\n"
+    )
+    assert main(["run", "--config", str(cfg)]) == 2
+    assert "XX" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_real_world_with_neighbours_and_offline_general_task(
+    tmp_path, shared_data, tiny_model_dir, capsys
+):
+    pytest.importorskip(
+        "lm_eval", reason="lm-eval not installed (pip install 'unlearnkit[general]')"
+    )
+    out = tmp_path / "runs"
+    argv = ["run", "--scenario", "real_world", "--model", str(tiny_model_dir), "--benchmark",
+            str(shared_data / "real_world"), "--method", "IDK+AP", "--out", str(out),
+            "tasks=[1]", "general_tasks=[arc_challenge]", "general_limit=2",
+            "target.eval_before=false", *FAST]  # fmt: skip
+    assert main(argv) == 0
+    (rdir,) = [p for p in out.iterdir() if p.is_dir()]
+    final = json.loads((rdir / "eval" / "final" / "summary.json").read_text())
+    assert set(final["splits"]) == {"forget", "neighbor"}
+    assert final["aggregates"]["model_utility"] is not None
+    general = final["general"]
+    assert general["scores"] == {} and "arc_challenge" in general["unavailable"]
+    assert "arc_challenge" in capsys.readouterr().err
+
+
+def test_demo_path_on_the_tiny_model(tmp_path, tiny_model_dir, capsys):
+    assert (
+        main(["demo", "--quick", "--model", str(tiny_model_dir), "--out", str(tmp_path / "d")]) == 0
+    )
+    out = capsys.readouterr().out
+    for method in ("ME+GD", "IDK+AP", "GA+GD", "IDK+GD"):
+        assert f"| {method} |" in out
+    html = (tmp_path / "d" / "report" / "index.html").read_text()
+    assert "ME+GD" in html and "data:image/png;base64" in html
