@@ -39,7 +39,8 @@ def test_fictitious_end_to_end_with_forget_quality(tmp_path, synth, tiny_model_d
     out = tmp_path / "runs"
     argv = ["run", "--scenario", "fictitious", "--model", str(tiny_model_dir), "--benchmark",
             str(synth), "--split", "forget10", "--method", "ME+GD", "--out", str(out),
-            "target.finetune=true", "target.epochs=1", "target.retain_model=true", *FAST]  # fmt: skip
+            "target.finetune=true", "target.epochs=1", "target.retain_model=true",
+            *FAST]  # fmt: skip
     assert main(argv) == 0
     (rdir,) = [p for p in out.iterdir() if p.is_dir()]
     assert (rdir / "DONE.json").is_file() and (rdir / "config.yaml").is_file()
