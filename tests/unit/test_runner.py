@@ -208,6 +208,14 @@ def test_missing_perturbed_answers_name_the_split(tiny) -> None:
         validate_split("forget", sets["forget"], split_spec("tofu", "forget"))
 
 
+def test_bad_eval_config_values_are_errors(tiny) -> None:
+    model, tok, fmt = tiny
+    with pytest.raises(ValueError, match="eval.generation_max_length must be a positive integer"):
+        runner.evaluate(model, tok, tofu_sets(), fast_cfg(generation_max_length=0), "/x", fmt)
+    with pytest.raises(ValueError, match="eval.ds_size must be > 0"):
+        runner.evaluate(model, tok, tofu_sets(), fast_cfg(ds_size=0), "/x", fmt)
+
+
 def test_unknown_split_selection_is_an_error(tiny) -> None:
     model, tok, fmt = tiny
     with pytest.raises(ValueError, match="unknown evaluation split.*retian.*choose from forget"):

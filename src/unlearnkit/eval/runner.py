@@ -64,6 +64,16 @@ class _Timer:
                 self.per_split[split][name] = round(elapsed, 3)
 
 
+def check_eval_config(cfg: EvalConfig) -> None:
+    """Range checks for an EvalConfig built in code (load_config validates the CLI/YAML path)."""
+    for name in ("batch_size", "max_new_tokens", "generation_max_length"):
+        value = getattr(cfg, name)
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(f"eval.{name} must be a positive integer, got {value!r}")
+    if cfg.ds_size is not None and cfg.ds_size <= 0:
+        raise ValueError(f"eval.ds_size must be > 0 or null, got {cfg.ds_size}")
+
+
 def select_splits(eval_sets: dict[str, list[QAItem]], cfg: EvalConfig) -> dict[str, list[QAItem]]:
     """The splits named by ``cfg.splits`` (all when None), each capped at its first ``ds_size``."""
     names = list(eval_sets) if cfg.splits is None else list(cfg.splits)
@@ -167,6 +177,15 @@ def _split_values(
             desc=f"score {name}",
             progress=progress,
         )
+    no_room = sum(1 for g in gens if g.budget == 0)
+    if no_room:
+        log.warning(
+            "%s: %d prompts are at least eval.generation_max_length (%d) tokens long: their "
+            "generations are empty",
+            name,
+            no_room,
+            cfg.generation_max_length,
+        )
     texts = [g.text for g in gens]
     rouge_refs = [getattr(it, spec.rouge_reference) for it in items]
     with timer.phase("rouge_l", name):
@@ -247,6 +266,7 @@ def evaluate(
     from the cache instead of recomputed. Returns the summary dict. The model's train/eval mode
     is restored on return.
     """
+    check_eval_config(cfg)
     timer = _Timer()
     t_start = time.perf_counter()
     out = Path(out_dir)
