@@ -170,3 +170,20 @@ def test_demo_path_on_the_tiny_model(tmp_path, tiny_model_dir, capsys):
         assert f"| {method} |" in out
     html = (tmp_path / "d" / "report" / "index.html").read_text()
     assert "ME+GD" in html and "data:image/png;base64" in html
+
+
+def test_eval_after_every_epoch(tmp_path, synth, tiny_model_dir):
+    out = tmp_path / "runs"
+    fast = [o for o in FAST if not o.startswith("train.max_steps")]
+    argv = ["run", "--model", str(tiny_model_dir), "--benchmark", str(synth), "--split",
+            "forget10", "--method", "GA+GD", "--out", str(out), "train.epochs=2",
+            "train.eval_every_epoch=true", "target.eval_before=false", *fast]  # fmt: skip
+    assert main(argv) == 0
+    (rdir,) = [p for p in out.iterdir() if p.is_dir()]
+    epochs = [
+        json.loads((rdir / "eval" / f"epoch{e}" / "summary.json").read_text()) for e in (1, 2)
+    ]
+    final = json.loads((rdir / "eval" / "final" / "summary.json").read_text())
+    assert epochs[0]["fingerprint"] != epochs[1]["fingerprint"]  # weights moved between epochs
+    assert epochs[1]["splits"]["forget"] == final["splits"]["forget"]  # last epoch = final model
+    assert [r[1] for r in db_rows(out)] == ["epoch1", "epoch2", "final"]

@@ -52,7 +52,14 @@ def run_fictitious(cfg: RunConfig, resume: bool = False) -> Path:
         )
         record(cfg, rdir, "before", before, task)
     log(f"unlearning {len(forget)} forget items with {cfg.method.name} (retain set: {len(retain)})")
-    model_dir = run_unlearning(cfg, forget, retain, rdir, target, resume=resume)
+    callbacks = []
+    if cfg.train.eval_every_epoch:
+        from unlearnkit.scenarios.epoch_eval import EpochEvalCallback
+
+        callbacks.append(EpochEvalCallback(cfg, eval_sets, rdir, bench.kind, retain_eval, task))
+    model_dir = run_unlearning(
+        cfg, forget, retain, rdir, target, resume=resume, extra_callbacks=callbacks
+    )
     log("evaluating the unlearned model")
     final = evaluate_model(
         str(model_dir), cfg, eval_sets, rdir / "eval" / "final", bench.kind, retain_eval
