@@ -335,3 +335,18 @@ def test_two_processes_match_one_process_with_double_batch(assets, tmp_path):
     moved = _max_diff(_weights(one), _weights(assets["model"]))
     gap = _max_diff(_weights(one), _weights(two / "model"))
     assert moved > 1e-4 and gap < 1e-3 * moved, (gap, moved)
+
+
+def test_cli_finetune_then_unlearn_on_the_synthetic_benchmark(assets, tmp_path):
+    """The pipeline of the issue: `unlearn finetune` then `unlearn unlearn --method ME+GD`."""
+    target = tmp_path / "target"
+    over = _overrides(assets, **{"train.max_steps": 2})
+    assert main(["finetune", "--model", str(assets["model"]), "--benchmark", "synthetic"]
+                + ["--out", str(target), *over]) == 0  # fmt: skip
+    out = tmp_path / "me_gd"
+    argv = ["unlearn", "--model", str(target / "model"), "--benchmark", "synthetic"]
+    argv += ["--split", "forget01", "--task", "1", "--method", "ME+GD", "--out", str(out), *over]
+    assert main(argv) == 0
+    resolved = yaml.safe_load((out / "config.yaml").read_text())["_resolved"]
+    assert resolved["n_forget"] == 10 and resolved["model_path"] == str(target / "model")
+    assert _max_diff(_weights(out / "model"), _weights(target / "model")) > 0
