@@ -389,3 +389,39 @@ def test_lora_targets_detected(tiny):
         "up_proj",
         "v_proj",
     ]
+
+
+def test_gradient_guard_stops_before_a_nan_update(tiny, tmp_path):
+    from transformers import TrainerControl, TrainerState, TrainingArguments
+
+    from unlearnkit.train.callbacks import GradientGuard
+
+    model, _ = tiny
+    params = list(model.parameters())
+    for p in params:
+        p.grad = torch.zeros_like(p)
+    args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    state = TrainerState()
+    state.global_step = 4
+    guard = GradientGuard()
+    guard.on_pre_optimizer_step(args, state, TrainerControl(), model=model)  # finite: no raise
+    params[3].grad[0] = float("inf")
+    with pytest.raises(NonFiniteLossError, match="non-finite gradient .* at step 5"):
+        guard.on_pre_optimizer_step(args, state, TrainerControl(), model=model)
+    for p in params:
+        p.grad = None
+
+
+def test_method_config_files_resolve():
+    from pathlib import Path
+
+    from unlearnkit.config import load_config
+
+    folder = Path(__file__).resolve().parents[2] / "configs" / "methods"
+    files = sorted(folder.glob("*.yaml"))
+    assert files, f"no method configs in {folder}"
+    for path in files:
+        cfg = load_config(path)
+        method = build_method(cfg.method)
+        assert path.stem.upper().replace("_", "+") == method.name
+        assert "unlearn unlearn --config" in path.read_text().splitlines()[1]

@@ -1,11 +1,19 @@
 """``unlearn unlearn``: make a model forget one task of a benchmark with a composed method.
 
-Examples::
+Examples (dotted overrides go last)::
 
-    unlearn unlearn --model runs/target/model --benchmark tofu --split forget01 --method ME+GD \\
+    unlearn unlearn --model runs/target/model --benchmark tofu --split forget01 --method ME+GD \
         --out runs/me_gd
     unlearn unlearn --config configs/methods/npo_gd.yaml --model runs/target/model method.beta=0.2
-    accelerate launch --num_processes 2 --cpu -m unlearnkit unlearn --model M --method NPO+GD ...
+    unlearn unlearn --model M --method NPO+GD --out runs/npo --resume     # after an interruption
+
+Several processes (GPUs; or CPUs when no GPU is visible, gloo backend)::
+
+    accelerate launch --multi_gpu --num_processes 2 -m unlearnkit unlearn --model M ...
+    torchrun --nproc_per_node 2 -m unlearnkit unlearn --model M ...
+
+(``accelerate launch --cpu --num_processes 2`` starts a single process unless an MPI hostfile
+is given; the effective batch is the same either way: train.batch_size.)
 """
 
 from __future__ import annotations
@@ -28,7 +36,9 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--resume", action="store_true", help="continue from the last checkpoint in --out"
     )
-    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.learning_rate=2e-5")
+    p.add_argument(
+        "overrides", nargs="*", help="dotted overrides, last on the line: train.learning_rate=2e-5"
+    )
 
 
 FLAG_KEYS = {
