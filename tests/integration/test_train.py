@@ -230,10 +230,13 @@ class CrashAfterSave(TrainerCallback):
             raise KeyboardInterrupt(f"simulated kill at step {self.at}")
 
 
-def test_resume_reaches_the_same_weights(assets, tmp_path):
+@pytest.mark.parametrize("lora", [False, True])
+def test_resume_reaches_the_same_weights(assets, tmp_path, lora):
     # ME+GD over 2 epochs: the retain pairing changes at the epoch boundary, which a resumed
     # run must reproduce too. grad_accum 2, checkpoint every step.
     extra = {"method.name": "ME+GD", "train.max_steps": 4, "train.checkpoint_every": 1}
+    if lora:
+        extra.update({"lora.enabled": "true", "lora.r": 4})
     cfg = _cfg(assets, **extra)
     forget, retain = _forget_items(assets), _retain_items(assets)
     straight = run_unlearning(cfg, forget, retain, tmp_path / "straight", assets["model"])
