@@ -367,6 +367,9 @@ def test_batch_plan_paper_default_and_errors():
         ValueError, match=r"multiple of train.per_device_batch_size \(4\) x processes \(3\)"
     ):
         plan_batches(TrainConfig(), n_examples=40, processes=3)
+    with pytest.raises(ValueError, match="train.epochs must be > 0"):
+        plan_batches(TrainConfig(epochs=0.0), n_examples=40, processes=1)
+    assert plan_batches(TrainConfig(epochs=0.0, max_steps=3), n_examples=40, processes=1)
 
 
 def test_non_finite_guard_names_step_and_part(tmp_path):

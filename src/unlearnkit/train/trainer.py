@@ -118,6 +118,8 @@ def plan_batches(
             f"train.per_device_batch_size ({per_device}) x processes ({processes}) = "
             f"{per_device * processes}; change train.batch_size or train.per_device_batch_size"
         )
+    if cfg.max_steps <= 0 and not (math.isfinite(cfg.epochs) and cfg.epochs > 0):
+        raise ValueError(f"train.epochs must be > 0 (or set train.max_steps), got {cfg.epochs}")
     grad_accum = cfg.batch_size // (per_device * processes)
     steps_per_epoch = max(1, math.ceil(n_examples / cfg.batch_size))
     # The paper warms up for one epoch; 0 warm-up epochs means none.
