@@ -81,7 +81,7 @@ def _finetuned(cfg: RunConfig, items: list[QAItem], role: str) -> Path:
             return model_dir
     log(f"fine-tuning the {role} model on {len(items)} QA pairs ({ft.train.epochs:g} epochs)")
     t0 = time.time()
-    model_dir = run_finetune(ft, items, base)
+    model_dir = run_finetune(ft, items, base, resume=True)  # a killed fine-tune continues
     done.write_text(str(model_dir))
     log(f"{role} model ready in {time.time() - t0:.0f} s: {model_dir}")
     return Path(model_dir)
