@@ -145,6 +145,19 @@ def test_mean_nlls_dynamic_padding_matches_unbatched(tiny) -> None:
         assert value == pytest.approx(manual_answer_nll(model, fmt, q, a), rel=1e-5)
 
 
+def test_mean_nlls_through_a_peft_wrapper(tiny) -> None:
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+
+    model, tok, fmt = tiny
+    feats = [fmt.encode("Q one?", "A"), fmt.encode("Another question?", "Longer answer here.")]
+    lora = LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"])
+    wrapped = get_peft_model(copy.deepcopy(model), lora)  # LoRA B = 0: same function
+    got = mean_nlls(wrapped, feats, tok.pad_token_id)
+    assert got == pytest.approx(mean_nlls(model, feats, tok.pad_token_id), rel=1e-6)
+
+
 def test_score_split_one_pass_for_all_perturbed_answers_of_a_batch(tiny) -> None:
     model, tok, fmt = tiny
     items = [item(i, k=3) for i in range(3)]

@@ -26,8 +26,14 @@ from unlearnkit.data.formatting import IGNORE_INDEX, PromptFormatter
 
 
 def _accepts_logits_to_keep(model: PreTrainedModel) -> bool:
+    """Whether the forward pass can skip the logits of positions we do not need.
+
+    A PEFT wrapper forwards extra keyword arguments to its base model, so the base model's
+    signature decides.
+    """
+    target = model.get_base_model() if hasattr(model, "get_base_model") else model
     try:
-        return "logits_to_keep" in inspect.signature(model.forward).parameters
+        return "logits_to_keep" in inspect.signature(target.forward).parameters
     except (TypeError, ValueError):
         return False
 
