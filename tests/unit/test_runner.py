@@ -156,9 +156,16 @@ def test_mean_nlls_through_a_peft_wrapper(tiny) -> None:
     wrapped = get_peft_model(copy.deepcopy(model), lora)  # LoRA B = 0: same function
     got = mean_nlls(wrapped, feats, tok.pad_token_id)
     assert got == pytest.approx(mean_nlls(model, feats, tok.pad_token_id), rel=1e-6)
+    items = [item(0, k=2), item(1, k=2)]
+    args = ([it.question for it in items], [it.answer for it in items], None,
+            [it.perturbed_answers for it in items])  # fmt: skip
+    a = score_split(wrapped, fmt, *args, batch_size=2, pad_id=tok.pad_token_id, progress=False)
+    b = score_split(model, fmt, *args, batch_size=2, pad_id=tok.pad_token_id, progress=False)
+    np.testing.assert_allclose(a["perturbed"], b["perturbed"], rtol=1e-5)
 
 
-def test_score_split_one_pass_for_all_perturbed_answers_of_a_batch(tiny) -> None:
+@pytest.mark.parametrize("shared", [True, False])
+def test_score_split_one_pass_for_all_perturbed_answers_of_a_batch(tiny, shared: bool) -> None:
     model, tok, fmt = tiny
     items = [item(i, k=3) for i in range(3)]
     shapes: list[tuple[int, ...]] = []
@@ -169,12 +176,17 @@ def test_score_split_one_pass_for_all_perturbed_answers_of_a_batch(tiny) -> None
     out = score_split(
         model, fmt, [it.question for it in items], [it.answer for it in items],
         [it.paraphrased_answer for it in items], [it.perturbed_answers for it in items],
-        batch_size=2, pad_id=tok.pad_token_id, progress=False,
+        batch_size=2, pad_id=tok.pad_token_id, progress=False, shared=shared,
     )  # fmt: skip
     hook.remove()
-    # batch of 2 items: answers + paraphrases (4 rows), then 2 x 3 perturbed in ONE pass (6 rows);
-    # then the last item: 2 rows and 3 rows.
-    assert [s[0] for s in shapes] == [4, 6, 2, 3]
+    if shared:
+        # per batch: the prompts once, then answers + paraphrases in one pass and all K
+        # perturbed answers of the batch in one pass, both continuing the prompts' cache
+        assert [s[0] for s in shapes] == [2, 4, 6, 1, 2, 3]
+    else:
+        # batch of 2 items: answers + paraphrases (4 rows), then 2 x 3 perturbed in ONE pass
+        # (6 rows); then the last item: 2 rows and 3 rows.
+        assert [s[0] for s in shapes] == [4, 6, 2, 3]
     assert out["perturbed"].shape == (3, 3)
     for i, it in enumerate(items):
         assert out["answer"][i] == pytest.approx(
@@ -183,9 +195,29 @@ def test_score_split_one_pass_for_all_perturbed_answers_of_a_batch(tiny) -> None
         assert out["base"][i] == pytest.approx(
             manual_answer_nll(model, fmt, it.question, it.paraphrased_answer), rel=1e-5
         )
-        assert out["perturbed"][i, 2] == pytest.approx(
-            manual_answer_nll(model, fmt, it.question, it.perturbed_answers[2]), rel=1e-5
-        )
+        for j in range(3):
+            assert out["perturbed"][i, j] == pytest.approx(
+                manual_answer_nll(model, fmt, it.question, it.perturbed_answers[j]), rel=1e-5
+            )
+
+
+def test_score_split_falls_back_when_the_cache_cannot_be_shared(
+    tiny, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from unlearnkit.eval import scoring
+
+    model, tok, fmt = tiny
+    items = [item(i, k=2) for i in range(2)]
+    args = (
+        model, fmt, [it.question for it in items], [it.answer for it in items], None,
+        [it.perturbed_answers for it in items],
+    )  # fmt: skip
+    reference = score_split(*args, batch_size=2, pad_id=tok.pad_token_id, progress=False)
+    monkeypatch.setattr(scoring, "_shareable", lambda cache: False)  # e.g. a sliding-window cache
+    fallback = score_split(*args, batch_size=2, pad_id=tok.pad_token_id, progress=False)
+    assert "base" not in fallback
+    np.testing.assert_allclose(fallback["answer"], reference["answer"], rtol=1e-5)
+    np.testing.assert_allclose(fallback["perturbed"], reference["perturbed"], rtol=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------

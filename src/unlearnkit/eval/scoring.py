@@ -6,13 +6,22 @@ end-of-sequence token), the mean token NLL is
     Lbar(a | q) = -1/|a| sum_{t in a} log p(a_t | q, a_<t)
 
 over the answer tokens and the EOS token; question tokens and padding never count. Batches are
-padded dynamically to their longest sequence (right padding), and only the logits of the positions
-that can hold answer tokens are materialised. For each batch of items, the answers and paraphrased
-answers go in one forward pass and all perturbed answers of the batch in another one.
+padded dynamically to their longest sequence, never to a fixed length.
+
+Two exact implementations of the same numbers:
+
+* shared prompt (default where the model's cache allows it): each batch's prompts go through the
+  model once (left padded); their key/value cache is then repeated for every answer of the item,
+  so the answers and paraphrased answers of the batch are scored in one forward pass and all
+  perturbed answers of the batch in another one, without recomputing the prompt 2 + K times;
+* full sequences (fallback, e.g. sliding-window or recurrent caches): prompt + answer sequences
+  right padded, two forward passes per batch as above, only the logits of the positions that can
+  hold answer tokens materialised.
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
 
 import numpy as np
@@ -88,6 +97,96 @@ def mean_nlls(
     return sequence_mean_nll(logits, labels).tolist()
 
 
+def _accepts(model: PreTrainedModel, name: str) -> bool:
+    target = model.get_base_model() if hasattr(model, "get_base_model") else model
+    try:
+        return name in inspect.signature(target.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _shareable(cache: object) -> bool:
+    """Only plain full-attention dynamic caches can be repeated row-wise and extended exactly."""
+    from transformers.cache_utils import DynamicCache, DynamicLayer
+
+    layers = getattr(cache, "layers", None)
+    return (
+        isinstance(cache, DynamicCache)
+        and bool(layers)
+        and all(type(layer) is DynamicLayer for layer in layers)
+    )
+
+
+@torch.inference_mode()
+def shared_prompt_nlls(
+    model: PreTrainedModel,
+    prompts: list[list[int]],
+    passes: list[list[tuple[int, list[int]]]],
+    pad_id: int,
+) -> list[list[float]] | None:
+    """Mean NLLs of continuations of shared prompts; None when the model cannot share its cache.
+
+    ``prompts``: B token lists. ``passes``: each pass is a list of rows ``(b, continuation)``,
+    the continuation being the answer tokens + EOS that follow prompt ``b``; each pass is ONE
+    forward pass over its rows, reusing the prompts' key/value cache. Row r's value is
+
+        Lbar_r = -1/|c_r| [log p(c_r,0 | prompt_b) + sum_{j>=1} log p(c_r,j | prompt_b, c_r,<j)]
+
+    where the first term comes from the prompt pass's last position. Identical (up to float
+    rounding) to scoring ``prompt + continuation`` as one sequence.
+    """
+    # transformers 5 names the key/value cache argument ``cache`` (``past_key_values`` before)
+    cache_arg = next((a for a in ("cache", "past_key_values") if _accepts(model, a)), None)
+    if cache_arg is None or not _accepts(model, "position_ids"):
+        return None
+    device = next(model.parameters()).device
+    batch = pad_batch(
+        [{"input_ids": p, "attention_mask": [1] * len(p)} for p in prompts], pad_id, side="left"
+    )
+    ids = batch["input_ids"].to(device)  # (B, P)
+    mask = batch["attention_mask"].to(device)  # (B, P)
+    position = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, P): left padding does not shift positions
+    kwargs = {"logits_to_keep": 1} if _accepts(model, "logits_to_keep") else {}
+    out = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True, **kwargs)
+    cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+    if not _shareable(cache):
+        return None
+    first_logp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # (B, V)
+    prompt_len = mask.sum(dim=1)  # (B,)
+    results: list[list[float]] = []
+    for rows in passes:
+        if not rows:
+            results.append([])
+            continue
+        idx = torch.tensor([b for b, _ in rows], device=device)  # (R,)
+        cont = pad_batch(
+            [{"input_ids": c, "attention_mask": [1] * len(c)} for _, c in rows], pad_id, "right"
+        )
+        c_ids = cont["input_ids"].to(device)  # (R, A)
+        c_mask = cont["attention_mask"].to(device)  # (R, A)
+        width = c_ids.shape[1]
+        kv = copy.deepcopy(cache)
+        kv.reorder_cache(idx)  # (R, ...) rows of the prompt cache, repeated per continuation
+        logits = model(
+            input_ids=c_ids,
+            attention_mask=torch.cat([mask[idx], c_mask], dim=1),  # (R, P + A)
+            position_ids=prompt_len[idx, None] + torch.arange(width, device=device),  # (R, A)
+            use_cache=True,
+            **{cache_arg: kv},
+        ).logits  # (R, A, V)
+        first = -first_logp[idx].gather(1, c_ids[:, :1]).squeeze(1)  # (R,)
+        labels = c_ids[:, 1:].masked_fill(c_mask[:, 1:] == 0, IGNORE_INDEX)  # (R, A - 1)
+        rest = F.cross_entropy(
+            logits[:, :-1, :].float().transpose(1, 2),
+            labels,
+            ignore_index=IGNORE_INDEX,
+            reduction="none",
+        )  # (R, A - 1)
+        counts = c_mask.sum(dim=1)  # (R,)
+        results.append(((first + rest.sum(dim=1)) / counts).tolist())
+    return results
+
+
 def score_split(
     model: PreTrainedModel,
     formatter: PromptFormatter,
@@ -100,44 +199,67 @@ def score_split(
     pad_id: int,
     desc: str = "score",
     progress: bool = True,
+    shared: bool = True,
 ) -> dict[str, np.ndarray]:
     """Teacher-forced mean NLLs of a split.
 
     Returns ``answer`` (N,), ``base`` (N,) when ``bases`` is given (the Truth Ratio base, e.g. the
     paraphrased answer) and ``perturbed`` (N, K) when ``perturbed`` is given (K equal for every
     item; the caller validates). Items are sorted by length so that padding stays small.
+    ``shared=False`` forces the full-sequence path (the reference implementation).
     """
     n = len(questions)
-    enc_answer = [formatter.encode(q, a) for q, a in zip(questions, answers, strict=True)]
-    enc_base = (
-        [formatter.encode(q, b) for q, b in zip(questions, bases, strict=True)] if bases else None
-    )
-    enc_pert = (
-        [[formatter.encode(q, p) for p in ps] for q, ps in zip(questions, perturbed, strict=True)]
-        if perturbed
-        else None
-    )
-    k = len(enc_pert[0]) if enc_pert else 0
+    prompts = [formatter.encode_prompt(q) for q in questions]
+    ans = [formatter.encode_answer(a) for a in answers]
+    base = [formatter.encode_answer(b) for b in bases] if bases else None
+    pert = [[formatter.encode_answer(p) for p in ps] for ps in perturbed] if perturbed else None
+    k = len(pert[0]) if pert else 0
     out_answer = np.zeros(n)
     out_base = np.zeros(n)
     out_pert = np.zeros((n, k))
-    order = sorted(range(n), key=lambda i: len(enc_answer[i]["input_ids"]))
+    order = sorted(range(n), key=lambda i: len(prompts[i]) + len(ans[i]))
+    share = shared
     bar = tqdm(total=n, desc=desc, unit="item", disable=not progress, leave=False)
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
-        feats = [enc_answer[i] for i in idx] + ([enc_base[i] for i in idx] if enc_base else [])
-        nll = mean_nlls(model, feats, pad_id)
-        out_answer[idx] = nll[: len(idx)]
-        if enc_base:
-            out_base[idx] = nll[len(idx) :]
-        if enc_pert:
-            flat = [f for i in idx for f in enc_pert[i]]  # (B * K) sequences, one forward pass
-            out_pert[idx] = np.asarray(mean_nlls(model, flat, pad_id)).reshape(len(idx), k)
-        bar.update(len(idx))
+        b = len(idx)
+        nll: list[float] = []
+        pert_nll: list[float] = []
+        if share:
+            first_pass = [(j, ans[i]) for j, i in enumerate(idx)]
+            first_pass += [(j, base[i]) for j, i in enumerate(idx)] if base else []
+            passes = [first_pass]
+            if pert:
+                passes.append([(j, p) for j, i in enumerate(idx) for p in pert[i]])
+            got = shared_prompt_nlls(model, [prompts[i] for i in idx], passes, pad_id)
+            if got is None:
+                share = False  # this model's cache cannot be shared: full sequences from now on
+            else:
+                nll = got[0]
+                pert_nll = got[1] if pert else []
+        if not share:
+
+            def feat(i: int, cont: list[int]) -> dict[str, list[int]]:
+                ids = prompts[i] + cont
+                labels = [IGNORE_INDEX] * len(prompts[i]) + cont
+                return {"input_ids": ids, "labels": labels, "attention_mask": [1] * len(ids)}
+
+            feats = [feat(i, ans[i]) for i in idx] + (
+                [feat(i, base[i]) for i in idx] if base else []
+            )
+            nll = mean_nlls(model, feats, pad_id)
+            if pert:  # (B * K) sequences, one forward pass
+                pert_nll = mean_nlls(model, [feat(i, p) for i in idx for p in pert[i]], pad_id)
+        out_answer[idx] = nll[:b]
+        if base:
+            out_base[idx] = nll[b:]
+        if pert:
+            out_pert[idx] = np.asarray(pert_nll).reshape(b, k)
+        bar.update(b)
     bar.close()
     result = {"answer": out_answer}
-    if enc_base:
+    if base:
         result["base"] = out_base
-    if enc_pert:
+    if pert:
         result["perturbed"] = out_pert
     return result
