@@ -355,6 +355,28 @@ def test_cache_reuses_unchanged_and_recomputes_changed(
     assert len(calls) == 5
 
 
+def test_cached_result_with_a_missing_metric_is_recomputed_once_available(
+    tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model, tok, fmt = tiny
+    sets = {"forget": [item(5)]}
+    calls = _count_generation(monkeypatch)
+    cfg = fast_cfg(nli_model="later-available")
+    monkeypatch.setattr(
+        runner.M,
+        "get_entailment_scorer",
+        lambda name: (_ for _ in ()).throw(runner.M.NLIUnavailable("offline (test)")),
+    )
+    first = runner.evaluate(model, tok, sets, cfg, tmp_path / "a", fmt)
+    assert "offline (test)" in first["missing"]["entailment"] and len(calls) == 1
+    runner.evaluate(model, tok, sets, cfg, tmp_path / "b", fmt)
+    assert len(calls) == 1  # still unavailable: the cached result stands
+    monkeypatch.setattr(runner.M, "get_entailment_scorer", lambda name: RecordingNLI())
+    again = runner.evaluate(model, tok, sets, cfg, tmp_path / "c", fmt)
+    assert len(calls) == 2 and "entailment" not in again["missing"]
+    assert again["splits"]["forget"]["entailment"] is not None
+
+
 def test_weights_fingerprint() -> None:
     a, _ = tiny_model(seed=0)
     b, _ = tiny_model(seed=0)

@@ -118,6 +118,24 @@ def load_retain_truth_ratios(retain_eval: str | Path, forget: list[QAItem]) -> l
     return [by_question[it.question] for it in forget]
 
 
+def _aux_now_available(cached: Path, cfg: EvalConfig) -> bool:
+    """True when a cached result lacks a metric whose auxiliary model can be loaded now (e.g. the
+    NLI model was offline then): the result is then recomputed rather than reused."""
+    missing = json.loads((cached / "summary.json").read_text(encoding="utf-8")).get("missing", {})
+    loaders = {
+        "cosine_similarity": lambda: M.get_embedding_scorer(cfg.embedding_model),
+        "entailment": lambda: M.get_entailment_scorer(cfg.nli_model),
+    }
+    for metric, load in loaders.items():
+        if metric in missing:
+            try:
+                load()
+            except M.AuxModelUnavailable:
+                continue
+            return True
+    return False
+
+
 def _load_aux(cfg: EvalConfig, timer: _Timer, missing: dict[str, str]) -> tuple[Any, Any]:
     """The embedding and NLI scorers (each loaded once per process) or None with the reason."""
     embedder = nli = None
@@ -306,7 +324,7 @@ def evaluate(
     )
     if cfg.use_cache:
         hit = result_cache.lookup(key, list(sets))
-        if hit is not None:
+        if hit is not None and not _aux_now_available(hit, cfg):
             log.info("evaluation unchanged (key %s): reusing %s", key[:12], hit)
             result_cache.copy_result(hit, out, list(sets))
             return json.loads((out / "summary.json").read_text(encoding="utf-8"))
