@@ -11,8 +11,6 @@ nothing touches pyplot's global state or needs a display.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,26 +19,10 @@ from matplotlib.figure import Figure
 
 from unlearnkit.report.store import stage_sort_key, stage_task
 from unlearnkit.report.tables import METRICS, SPLITS, ScenarioTable, row_value
+from unlearnkit.utils import atomic_write_bytes
 
 MU_LABEL = "Model Utility (higher = more kept)"
 FE_LABEL = "Forget Efficacy (higher = more forgotten)"
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write bytes so that a crash never leaves a half-written file (temp file + rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def _new_figure(width: float, height: float) -> Figure:
