@@ -34,15 +34,12 @@ from unlearnkit.data.collator import pad_batch
 from unlearnkit.data.formatting import IGNORE_INDEX, PromptFormatter
 
 
-def _accepts_logits_to_keep(model: PreTrainedModel) -> bool:
-    """Whether the forward pass can skip the logits of positions we do not need.
-
-    A PEFT wrapper forwards extra keyword arguments to its base model, so the base model's
-    signature decides.
-    """
+def _accepts(model: PreTrainedModel, name: str) -> bool:
+    """Whether the forward pass takes keyword ``name``. A PEFT wrapper forwards extra keyword
+    arguments to its base model, so the base model's signature decides."""
     target = model.get_base_model() if hasattr(model, "get_base_model") else model
     try:
-        return "logits_to_keep" in inspect.signature(target.forward).parameters
+        return name in inspect.signature(target.forward).parameters
     except (TypeError, ValueError):
         return False
 
@@ -87,7 +84,7 @@ def mean_nlls(
     # First labelled position over the batch: logits before it are never needed.
     first = min(next(j for j, x in enumerate(f["labels"]) if x != IGNORE_INDEX) for f in features)
     keep = seq_len - max(first - 1, 0)
-    if _accepts_logits_to_keep(model):
+    if _accepts(model, "logits_to_keep"):  # skip the logits of question positions
         logits = model(
             input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep, use_cache=False
         ).logits  # (B, keep, V)
@@ -95,14 +92,6 @@ def mean_nlls(
         logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
         logits = logits[:, seq_len - keep :, :]  # (B, keep, V)
     return sequence_mean_nll(logits, labels).tolist()
-
-
-def _accepts(model: PreTrainedModel, name: str) -> bool:
-    target = model.get_base_model() if hasattr(model, "get_base_model") else model
-    try:
-        return name in inspect.signature(target.forward).parameters
-    except (TypeError, ValueError):
-        return False
 
 
 def _shareable(cache: object) -> bool:
