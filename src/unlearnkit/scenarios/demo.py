@@ -33,15 +33,18 @@ class DemoSizes:
     batch_size: int
     eval_items: int
     max_new_tokens: int
+    perturbed: int  # perturbed answers per synthetic item (TOFU: 5; fewer is faster to score)
 
 
 FULL = DemoSizes(
-    authors=20, questions=5, split="forget10", finetune_epochs=4, finetune_lr=1e-4,
-    unlearn_epochs=4, unlearn_lr=2e-5, batch_size=4, eval_items=20, max_new_tokens=48,
+    authors=15, questions=4, split="forget10", finetune_epochs=3, finetune_lr=1e-4,
+    unlearn_epochs=3, unlearn_lr=5e-5, batch_size=4, eval_items=10, max_new_tokens=32,
+    perturbed=3,
 )  # fmt: skip
 QUICK = DemoSizes(
-    authors=10, questions=4, split="forget10", finetune_epochs=1, finetune_lr=1e-4,
-    unlearn_epochs=1, unlearn_lr=2e-5, batch_size=4, eval_items=6, max_new_tokens=16,
+    authors=10, questions=2, split="forget10", finetune_epochs=1, finetune_lr=1e-4,
+    unlearn_epochs=1, unlearn_lr=5e-5, batch_size=2, eval_items=3, max_new_tokens=8,
+    perturbed=2,
 )  # fmt: skip
 
 
