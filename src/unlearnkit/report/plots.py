@@ -92,7 +92,10 @@ def plot_mu_fe(table: ScenarioTable, path: Path) -> Path | None:
     ax.set_ylabel(MU_LABEL)
     ax.set_title(f"{table.scenario}: Model Utility vs Forget Efficacy (top right is best)")
     ax.grid(True, alpha=0.3)
-    ax.margins(0.15)
+    # Both aggregates live in [0, 1]: fixed axes keep runs comparable across reports and avoid
+    # offset tick labels when all points are close together.
+    ax.set_xlim(-0.03, 1.03)
+    ax.set_ylim(-0.03, 1.03)
     ax.legend(loc="best", fontsize=8, title="method", title_fontsize=8)
     return save_figure(fig, path)
 
