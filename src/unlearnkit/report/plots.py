@@ -130,7 +130,7 @@ def plot_metric_bars(table: ScenarioTable, split: str, path: Path) -> Path | Non
             ax.text(0 if v is None else v, y, f" {text}", va="center", fontsize=7)
         ax.set_yticks(ypos, labels, fontsize=8)
         ax.set_title(METRICS.get(metric, metric) + f" ({metric})", fontsize=9)
-        ax.margins(x=0.25)
+        ax.set_xlim(0.0, 1.15)  # every metric is in [0, 1]; room on the right for the labels
         ax.grid(True, axis="x", alpha=0.3)
     axes[0][0].invert_yaxis()  # the y axis is shared: invert once, table order top to bottom
     for j in range(len(metrics), nrows * ncols):
