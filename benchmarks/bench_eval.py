@@ -31,6 +31,7 @@ from benchmarks.common import (
     load_bench_model,
     median,
     open_tofu,
+    safe_ratio,
     sampled_peak,
 )
 from unlearnkit.config import EvalConfig
@@ -47,7 +48,9 @@ NLI_SIZES = {
     "base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12},
     "tiny": {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2},
 }
-TF_KEYS = ("nll_answer", "nll_base", "probability", "truth_ratio_raw", "truth_ratio")
+METRIC_KEYS = ("probability", "truth_ratio")  # teacher-forced metric values: 1e-5
+NLL_KEYS = ("nll_answer", "nll_base", "nll_perturbed")  # their fp32 inputs: 1e-4
+TF_KEYS = ("nll_answer", "nll_base", "probability", "truth_ratio")
 GEN_KEYS = ("rouge_l", "token_entropy", "cosine_similarity", "entailment")
 
 
@@ -129,17 +132,35 @@ def run_baseline(
 def compare(
     base: dict[str, list[dict[str, Any]]], ours: dict[str, list[dict[str, Any]]], splits: list[str]
 ) -> dict[str, Any]:
-    """The equality checks of issue 6 on one pair of evaluations."""
+    """The equality checks of issue 6 on one pair of evaluations.
+
+    Teacher-forced metric values (probability, truth-ratio score) within 1e-5 absolute. Their
+    inputs are compared too, with the looser fp32 tolerance that different padded shapes need
+    (GEMM blocking changes the summation order): mean NLLs within 1e-4, the unbounded raw truth
+    ratio R = exp(mean NLL_pert - NLL_base) within 1e-4 relative. Generation-based metrics are
+    compared on the items whose generations are equal.
+    """
     n = same = 0
-    tf_diff = gen_diff = 0.0
+    tf_diff: dict[str, float] = {}
+    gen_diff: dict[str, float] = {}
     gen_mismatch = 0
+
+    def bump(table: dict[str, float], key: str, value: float) -> None:
+        table[key] = max(table.get(key, 0.0), value)
+
     for name in splits:
         for b, o in zip(base[name], ours[name], strict=True):
             n += 1
             for key in TF_KEYS:
-                tf_diff = max(tf_diff, abs(b[key] - o[key]))
+                bump(tf_diff, key, abs(b[key] - o[key]))
+            bump(
+                tf_diff,
+                "truth_ratio_raw_rel",
+                abs(b["truth_ratio_raw"] - o["truth_ratio_raw"])
+                / max(abs(o["truth_ratio_raw"]), 1e-30),
+            )
             for x, y in zip(b["nll_perturbed"], o["nll_perturbed"], strict=True):
-                tf_diff = max(tf_diff, abs(x - y))
+                bump(tf_diff, "nll_perturbed", abs(x - y))
             if b["generation"] != o["generation"]:
                 continue
             same += 1
@@ -147,26 +168,39 @@ def compare(
                 if b[key] is None or o[key] is None:
                     gen_mismatch += int((b[key] is None) != (o[key] is None))
                     continue
-                gen_diff = max(gen_diff, abs(b[key] - o[key]))
+                bump(gen_diff, key, abs(b[key] - o[key]))
     share = same / max(n, 1)
-    passed = share >= 0.95 and tf_diff <= 1e-5 and gen_diff <= 1e-5 and gen_mismatch == 0
+    tf_max = max(tf_diff.get(k, 0.0) for k in METRIC_KEYS)
+    nll_max = max(tf_diff.get(k, 0.0) for k in NLL_KEYS)
+    gen_max = max(gen_diff.values(), default=0.0)
+    passed = (
+        share >= 0.95
+        and tf_max <= 1e-5
+        and nll_max <= 1e-4
+        and tf_diff.get("truth_ratio_raw_rel", 0.0) <= 1e-4
+        and gen_max <= 1e-5
+        and gen_mismatch == 0
+    )
     return {
         "items": n,
         "identical_generations": same,
         "identical_share": share,
-        "teacher_forced_max_abs_diff": tf_diff,
-        "generation_metrics_max_abs_diff": gen_diff,
+        "teacher_forced_max_abs_diff": tf_max,
+        "nll_max_abs_diff": nll_max,
+        "teacher_forced_diff_per_value": tf_diff,
+        "generation_metrics_max_abs_diff": gen_max,
+        "generation_metrics_diff_per_value": gen_diff,
         "generation_metric_presence_mismatch": gen_mismatch,
         "passed": passed,
     }
 
 
 def run(ctx: BenchContext) -> list[Result]:
-    n_items = 8 if ctx.quick else 40
+    n_items = 4 if ctx.quick else 40
     cfg = EvalConfig(
         ds_size=n_items,
         batch_size=16,
-        max_new_tokens=48 if ctx.quick else 200,
+        max_new_tokens=32 if ctx.quick else 200,
         generation_max_length=200,
         embedding_model=resolve_embedding_model("all-minilm-l6-v2"),
         nli_model=str(build_nli_standin(ctx.workdir.parent / "nli-standin-base", "base")),
@@ -219,7 +253,7 @@ def run(ctx: BenchContext) -> list[Result]:
             ratio=ratio,
             baseline_mem_mib=max(peaks_b) / MIB,
             ours_mem_mib=max(peaks_o) / MIB,
-            mem_ratio=max(peaks_b) / max(max(peaks_o), 1),
+            mem_ratio=safe_ratio(max(peaks_b) / MIB, max(peaks_o) / MIB),
             mem_method="sampled",
             equality=checks[-1] | {"all_repeats_passed": passed},
             details={

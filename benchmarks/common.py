@@ -8,10 +8,9 @@ so both see the same machine load, and reports medians. Peak memory is resident 
   ``peak - rss_before``, with the kernel's own peak (``VmHWM``, reset right before the call
   where Linux allows it; ``ru_maxrss`` elsewhere, which never goes down, hence the fresh
   process);
-- ``sampled``: a thread samples this process's RSS every few milliseconds during the call and
-  reports ``max - rss_before`` (approximate: a peak shorter than the interval can be missed;
-  tensors above 32 MiB are ``mmap``-ed by glibc and returned on free, so sequential calls do
-  not hide each other's peaks).
+- ``sampled``: freed heap memory is first returned to the OS (``malloc_trim``), then a thread
+  samples this process's RSS every few milliseconds during the call and reports
+  ``max - rss_before`` (approximate: a peak shorter than the interval can be missed).
 """
 
 from __future__ import annotations
@@ -182,8 +181,23 @@ class RssSampler:
         return self.peak_rss - self.start_rss
 
 
+def release_free_memory() -> None:
+    """Return freed heap memory to the OS (glibc ``malloc_trim``), so that the RSS growth of the
+    next call is measured from a low start, not hidden by memory an earlier call left cached."""
+    import gc
+
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 @contextmanager
 def sampled_peak() -> Iterator[RssSampler]:
+    release_free_memory()
     with RssSampler() as sampler:
         yield sampler
 
@@ -260,6 +274,13 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "load_avg": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def safe_ratio(a: float | None, b: float | None, floor: float = 1.0) -> float | None:
+    """a / b, or None when b is below ``floor`` (a ratio to ~0 means nothing)."""
+    if a is None or b is None or b < floor:
+        return None
+    return a / b
 
 
 def fmt_s(x: float | None) -> str:

@@ -65,7 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats per path")
     parser.add_argument("--eval-repeats", type=int, default=1, help="timed full evaluations")
     parser.add_argument("--model", default="smollm2-135m", help="model under test")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: on a shared CPU, OpenMP threads waiting at barriers "
+        "for descheduled siblings make multi-threaded timings slow and erratic)",
+    )
     args = parser.parse_args(argv)
 
     names = list(ITEMS) if not args.only else [n.strip() for n in args.only.split(",")]
@@ -75,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     if args.threads:
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # inherited by the worker processes
         torch.set_num_threads(args.threads)
     cache = Path.home() / ".cache" / "unlearnkit" / "bench"
     cache.mkdir(parents=True, exist_ok=True)
@@ -92,6 +99,26 @@ def main(argv: list[str] | None = None) -> int:
     machine_start = machine_info()
     results: list[Result] = []
     seconds: dict[str, float] = {}
+
+    def write_json(complete: bool) -> str:
+        table = format_table(results)
+        report = {
+            "date": started.isoformat(timespec="seconds"),
+            "complete": complete,
+            "quick": args.quick,
+            "repeats": ctx.repeats,
+            "threads": args.threads,
+            "machine": machine_start,
+            "load_avg_end": [round(x, 2) for x in os.getloadavg()],
+            "item_seconds": seconds,
+            "results": [r.to_dict() for r in results],
+            "table": table,
+        }
+        path = Path(args.json)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+        return table
+
     try:
         for name in names:
             ctx.log(f"[{name}] ...")
@@ -99,22 +126,10 @@ def main(argv: list[str] | None = None) -> int:
             results.extend(_item(name)(ctx))
             seconds[name] = round(time.perf_counter() - t0, 1)
             ctx.log(f"[{name}] done in {seconds[name]}s")
+            write_json(complete=False)  # partial results survive an interrupted run
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    table = format_table(results)
-    print(table)
-    report = {
-        "date": started.isoformat(timespec="seconds"),
-        "quick": args.quick,
-        "repeats": ctx.repeats,
-        "machine": machine_start,
-        "load_avg_end": [round(x, 2) for x in os.getloadavg()],
-        "item_seconds": seconds,
-        "results": [r.to_dict() for r in results],
-        "table": table,
-    }
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    print(write_json(complete=True))
     print(f"wrote {args.json}", file=sys.stderr)
     return 0 if all(r.equality.get("passed", True) for r in results) else 1
 

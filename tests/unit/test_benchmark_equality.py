@@ -181,6 +181,10 @@ def test_naive_evaluation_equals_evaluate(aux_models: tuple[str, str], tmp_path)
     assert check["items"] == 18
     assert check["passed"], check
     assert check["teacher_forced_max_abs_diff"] <= 1e-5
-    # compare() must notice a changed value: perturb one teacher-forced number.
+    # compare() must notice a changed value: a metric off by 2e-5, an NLL off by 1e-3.
+    base["forget"][1]["probability"] += 2e-5
+    assert not compare(base, ours, list(sets))["passed"]
+    base["forget"][1]["probability"] -= 2e-5
+    assert compare(base, ours, list(sets))["passed"]
     base["retain"][0]["nll_answer"] += 1e-3
     assert not compare(base, ours, list(sets))["passed"]
