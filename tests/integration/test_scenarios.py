@@ -187,3 +187,21 @@ def test_eval_after_every_epoch(tmp_path, synth, tiny_model_dir):
     assert epochs[0]["fingerprint"] != epochs[1]["fingerprint"]  # weights moved between epochs
     assert epochs[1]["splits"]["forget"] == final["splits"]["forget"]  # last epoch = final model
     assert [r[1] for r in db_rows(out)] == ["epoch1", "epoch2", "final"]
+
+
+@pytest.mark.slow
+def test_reduced_demo_on_the_packaged_model(tmp_path, capsys):
+    """The main job's code path on SmolLM2-135M (pulled and converted on first use), with the
+    reduced sizes of ``--quick``; the full demo is timed by hand (see the issue notes)."""
+    assert main(["demo", "--quick", "--out", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    for method in ("ME+GD", "IDK+AP", "GA+GD", "IDK+GD"):
+        assert f"| {method} |" in out
+    report = tmp_path / "demo" / "report"
+    assert (report / "index.html").is_file() and (report / "report.md").is_file()
+    summaries = list((tmp_path / "demo").glob("*/eval/final/summary.json"))
+    assert len(summaries) == 4
+    for path in summaries:
+        summary = json.loads(path.read_text())
+        assert summary["aggregates"]["model_utility"] is not None
+        assert summary["template"]["example_prompt"].startswith("<|im_start|>")
