@@ -97,10 +97,15 @@ def run_demo(
         f"fine-tune {sizes.finetune_epochs:g} epochs, unlearn {sizes.unlearn_epochs:g} epochs, "
         f"evaluate the first {sizes.eval_items} items per split"
     )
-    data_dir = cache_root() / "data" / f"demo-synthetic-{sizes.authors}x{sizes.questions}"
+    name = f"demo-synthetic-{sizes.authors}x{sizes.questions}p{sizes.perturbed}"
+    data_dir = cache_root() / "data" / name
     if not (data_dir / "forget10.json").is_file():
         generate_synthetic(
-            data_dir, n_authors=sizes.authors, questions_per_author=sizes.questions, seed=0
+            data_dir,
+            n_authors=sizes.authors,
+            questions_per_author=sizes.questions,
+            seed=0,
+            n_perturbed=sizes.perturbed,
         )
     log(f"synthetic benchmark: {data_dir}")
     t = time.time()
