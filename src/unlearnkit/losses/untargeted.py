@@ -9,15 +9,58 @@ from __future__ import annotations
 
 import math
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from unlearnkit.losses.nll import (
+    IGNORE_INDEX,
     batch_token_nll,
     check_beta,
+    check_logits_labels,
     check_same_shape,
-    counted_rows,
 )
+
+# Rows of the (N, V) counted logits processed at a time by ME: bounds the float32 temporaries
+# to ROWS x V (64 x 49152 x 4 B = 12 MiB) whatever the batch.
+_ME_CHUNK_ROWS = 64
+
+
+class _MaxEntropyKL(torch.autograd.Function):
+    """sum over counted rows of KL(U || softmax(z)), chunked, with a hand-written backward.
+
+    Forward keeps only the per-row logsumexp (N,); backward writes
+    d/dz KL(U || softmax(z)) = softmax(z) - 1/V straight into the gradient of the logits, so no
+    (B, T, V) intermediate (uniform, softmax, log-softmax or a gathered copy) is ever stored.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: Tensor, index: Tensor) -> Tensor:  # type: ignore[override]
+        flat = logits.reshape(-1, logits.shape[-1])  # (B*T, V) view
+        vocab = flat.shape[-1]
+        lse = torch.empty(index.numel(), dtype=torch.float32, device=logits.device)  # (N,)
+        total = torch.zeros((), dtype=torch.float32, device=logits.device)
+        for start in range(0, index.numel(), _ME_CHUNK_ROWS):
+            rows = flat[index[start : start + _ME_CHUNK_ROWS]].float()  # (C, V)
+            chunk_lse = rows.logsumexp(dim=-1)  # (C,)
+            lse[start : start + rows.shape[0]] = chunk_lse
+            total = total + (chunk_lse - rows.mean(dim=-1)).sum()
+        ctx.save_for_backward(logits, index, lse)
+        return total - index.numel() * math.log(vocab)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):  # type: ignore[override]
+        logits, index, lse = ctx.saved_tensors
+        flat = logits.reshape(-1, logits.shape[-1])
+        vocab = flat.shape[-1]
+        grad = torch.zeros_like(flat)  # (B*T, V): rows that do not count get no gradient
+        g = grad_out.float()
+        for start in range(0, index.numel(), _ME_CHUNK_ROWS):
+            idx = index[start : start + _ME_CHUNK_ROWS]
+            rows = flat[idx].float()  # (C, V)
+            probs = (rows - lse[start : start + idx.numel(), None]).exp_()  # softmax, in place
+            grad[idx] = ((probs - 1.0 / vocab) * g).to(grad.dtype)
+        return grad.view_as(logits), None
 
 
 def ga_loss(logits: Tensor, labels: Tensor) -> Tensor:
@@ -76,8 +119,9 @@ def me_loss(logits: Tensor, labels: Tensor) -> Tensor:
         KL(U || p_t) = sum_v (1 / V) * log((1 / V) / p_t(v))
                      = logsumexp(z[t]) - mean_v(z[t]) - log V
 
-    computed in this closed form: no uniform or softmax ``(B, T, V)`` tensor is built, only the
-    counted rows are upcast. Counted positions are those predicting a label != -100 (question
+    computed in this closed form: no uniform or softmax ``(B, T, V)`` tensor is built; the counted
+    rows are processed in chunks (upcast per chunk) and the backward pass writes
+    ``softmax(z_t) - 1/V`` directly into the logits' gradient. Counted positions are those predicting a label != -100 (question
     tokens count when the question is not masked, as in ME+GD's default; padding never does).
     The paper's code evaluates ``sum U (log U - log(p + 1e-12))``; the closed form is the exact
     value (the two differ only where some p_t(v) is below ~1e-12). Minimum 0 at uniform logits.
@@ -88,10 +132,15 @@ def me_loss(logits: Tensor, labels: Tensor) -> Tensor:
     Returns:
         A float32 scalar >= 0 (0 when no position is counted).
     """
-    rows, _, _ = counted_rows(logits, labels)  # (N, V) float32
-    vocab = logits.shape[-1]
-    kl = rows.logsumexp(dim=-1) - rows.mean(dim=-1) - math.log(vocab)  # (N,)
-    return kl.sum() / max(kl.numel(), 1)
+    check_logits_labels(logits, labels)
+    # Position t predicts label t+1: counted rows are those whose next label is not ignored.
+    counted = torch.zeros(labels.shape, dtype=torch.bool, device=labels.device)  # (B, T)
+    counted[:, :-1] = labels[:, 1:] != IGNORE_INDEX
+    index = counted.reshape(-1).nonzero(as_tuple=True)[0]  # (N,) flat row indices
+    if index.numel() == 0:
+        return logits.float().sum() * 0.0  # zero loss, zero gradient, still in the graph
+    total = _MaxEntropyKL.apply(logits, index)
+    return total / index.numel()
 
 
 def mismatch_loss(logits: Tensor, labels: Tensor) -> Tensor:
