@@ -121,8 +121,9 @@ def me_loss(logits: Tensor, labels: Tensor) -> Tensor:
 
     computed in this closed form: no uniform or softmax ``(B, T, V)`` tensor is built; the counted
     rows are processed in chunks (upcast per chunk) and the backward pass writes
-    ``softmax(z_t) - 1/V`` directly into the logits' gradient. Counted positions are those predicting a label != -100 (question
-    tokens count when the question is not masked, as in ME+GD's default; padding never does).
+    ``softmax(z_t) - 1/V`` directly into the logits' gradient. Counted positions are those
+    predicting a label != -100 (question tokens count when the question is not masked, as in
+    ME+GD's default; padding never does).
     The paper's code evaluates ``sum U (log U - log(p + 1e-12))``; the closed form is the exact
     value (the two differ only where some p_t(v) is below ~1e-12). Minimum 0 at uniform logits.
 
