@@ -144,12 +144,13 @@ def compare(
     tf_diff: dict[str, float] = {}
     gen_diff: dict[str, float] = {}
     gen_mismatch = 0
+    differing: list[str] = []  # "split[item].metric" where a generation-based value differs
 
     def bump(table: dict[str, float], key: str, value: float) -> None:
         table[key] = max(table.get(key, 0.0), value)
 
     for name in splits:
-        for b, o in zip(base[name], ours[name], strict=True):
+        for i, (b, o) in enumerate(zip(base[name], ours[name], strict=True)):
             n += 1
             for key in TF_KEYS:
                 bump(tf_diff, key, abs(b[key] - o[key]))
@@ -169,6 +170,8 @@ def compare(
                     gen_mismatch += int((b[key] is None) != (o[key] is None))
                     continue
                 bump(gen_diff, key, abs(b[key] - o[key]))
+                if abs(b[key] - o[key]) > 1e-5:
+                    differing.append(f"{name}[{i}].{key}")
     share = same / max(n, 1)
     tf_max = max(tf_diff.get(k, 0.0) for k in METRIC_KEYS)
     nll_max = max(tf_diff.get(k, 0.0) for k in NLL_KEYS)
@@ -191,6 +194,7 @@ def compare(
         "generation_metrics_max_abs_diff": gen_max,
         "generation_metrics_diff_per_value": gen_diff,
         "generation_metric_presence_mismatch": gen_mismatch,
+        "generation_metric_differences": differing,
         "passed": passed,
     }
 
