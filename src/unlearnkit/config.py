@@ -93,7 +93,10 @@ class TrainConfig:
 @dataclass
 class EvalConfig:
     ds_size: int | None = 300  # first N items per split (paper: 300)
-    batch_size: int = 16
+    batch_size: int = 16  # teacher-forcing batch (its memory grows with the batch)
+    # Greedy generation batch: a CPU decode step streams all weights whatever the batch, so
+    # larger batches are nearly free (measured 1.45x faster at 64 than at 16 on SmolLM2).
+    generation_batch_size: int = 64
     max_new_tokens: int = 200  # paper: max_length 200 including the prompt
     generation_max_length: int = 200
     embedding_model: str = "all-minilm-l6-v2"  # alias of the packaged model, folder or hub id
@@ -277,6 +280,7 @@ def validate(cfg: RunConfig) -> RunConfig:
         ("train.batch_size", cfg.train.batch_size),
         ("train.per_device_batch_size", cfg.train.per_device_batch_size),
         ("eval.batch_size", cfg.eval.batch_size),
+        ("eval.generation_batch_size", cfg.eval.generation_batch_size),
         ("eval.max_new_tokens", cfg.eval.max_new_tokens),
         ("data.max_length", cfg.data.max_length),
         ("lora.r", cfg.lora.r),

@@ -66,7 +66,7 @@ class _Timer:
 
 def check_eval_config(cfg: EvalConfig) -> None:
     """Range checks for an EvalConfig built in code (load_config validates the CLI/YAML path)."""
-    for name in ("batch_size", "max_new_tokens", "generation_max_length"):
+    for name in ("batch_size", "generation_batch_size", "max_new_tokens", "generation_max_length"):
         value = getattr(cfg, name)
         if not isinstance(value, int) or value <= 0:
             raise ValueError(f"eval.{name} must be a positive integer, got {value!r}")
@@ -175,7 +175,7 @@ def _split_values(
             model,
             formatter,
             questions,
-            batch_size=cfg.batch_size,
+            batch_size=cfg.generation_batch_size,
             max_new_tokens=cfg.max_new_tokens,
             generation_max_length=cfg.generation_max_length,
             pad_id=pad_id,
