@@ -182,19 +182,24 @@ def _split_values(
             desc=f"generate {name}",
             progress=progress,
         )
+    base_is_answer = spec.truth_ratio_base == "answer"
     with timer.phase("teacher_forcing", name):
         nll = score_split(
             model,
             formatter,
             questions,
             [it.answer for it in items],
-            [getattr(it, spec.truth_ratio_base) for it in items],
+            # When the Truth Ratio base is the answer itself (real authors, world facts), it is
+            # scored once and reused rather than run through the model a second time.
+            None if base_is_answer else [getattr(it, spec.truth_ratio_base) for it in items],
             [list(it.perturbed_answers) for it in items],
             batch_size=cfg.batch_size,
             pad_id=pad_id,
             desc=f"score {name}",
             progress=progress,
         )
+        if base_is_answer:
+            nll["base"] = nll["answer"]
     no_room = sum(1 for g in gens if g.budget == 0)
     if no_room:
         log.warning(
