@@ -157,12 +157,7 @@ def is_done(rdir: Path) -> bool:
     return (rdir / "DONE.json").is_file()
 
 
-def benchmark_kind(bench: Benchmark) -> str:
-    return bench.kind
-
-
 __all__ = [
-    "benchmark_kind",
     "evaluate_model",
     "is_done",
     "log",
