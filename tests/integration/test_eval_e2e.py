@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 
 from unlearnkit.cli import main
 from unlearnkit.eval.metrics import METRIC_NAMES
+from unlearnkit.models.tiny import save_tiny_nli_model
 from unlearnkit.utils import read_jsonl, write_jsonl
 
 COMMON = ["eval.max_new_tokens=8", "eval.batch_size=4", "--quiet"]
@@ -18,35 +18,13 @@ COMMON = ["eval.max_new_tokens=8", "eval.batch_size=4", "--quiet"]
 def build_nli_model(path: Path) -> Path:
     """A tiny random BERT classifier with NLI labels and a word-level tokenizer (any text maps to
     [UNK] where unknown), saved as a plain folder."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
-
-    words = "the author was born in city is of a book wrote".split()
-    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *words])}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", 2), ("[SEP]", 3)],
-    )
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", model_max_length=128
-    )
-    fast.save_pretrained(path)
-    torch.manual_seed(0)
-    labels = {0: "entailment", 1: "neutral", 2: "contradiction"}
-    config = BertConfig(
-        vocab_size=len(vocab),
+    save_tiny_nli_model(
+        path,
+        "the author was born in city is of a book wrote".split(),
+        {0: "entailment", 1: "neutral", 2: "contradiction"},
         hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=128,
-        id2label=labels,
-        label2id={v: k for k, v in labels.items()},
+        max_length=128,
     )
-    BertForSequenceClassification(config).save_pretrained(path)
     return path
 
 

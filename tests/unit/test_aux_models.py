@@ -24,6 +24,7 @@ from unlearnkit.eval.metrics import (
 )
 from unlearnkit.eval.metrics import entailment as entailment_module
 from unlearnkit.eval.metrics import similarity as similarity_module
+from unlearnkit.models.tiny import save_tiny_nli_model
 
 NLI_LABELS = {0: "entailment", 1: "neutral", 2: "contradiction"}
 WORDS = (
@@ -107,39 +108,9 @@ def test_embedding_unavailable_reasons(monkeypatch: pytest.MonkeyPatch, tmp_path
 
 
 def build_nli_model(path: Path, id2label: dict[int, str], seed: int = 0) -> Path:
-    """Save a tiny random BERT sequence classifier and a word-level tokenizer to ``path``."""
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerFast
-
-    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *WORDS])}
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]",
-        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
-        special_tokens=[("[CLS]", 2), ("[SEP]", 3)],
-    )
-    PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="[UNK]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        sep_token="[SEP]",
-        model_max_length=64,
-    ).save_pretrained(path)
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-        initializer_range=1.0,  # large weights: predictions differ from one input to the next
-        id2label=id2label,
-        label2id={v: k for k, v in id2label.items()},
-    )
-    BertForSequenceClassification(config).save_pretrained(path)
+    """Save a tiny random BERT sequence classifier and a word-level tokenizer to ``path``;
+    large initial weights (initializer_range 1.0) make predictions differ between inputs."""
+    save_tiny_nli_model(path, WORDS, id2label, seed=seed, initializer_range=1.0)
     return path
 
 

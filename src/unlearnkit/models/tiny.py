@@ -69,3 +69,51 @@ def save_tiny_model(path, seed: int = 0) -> str:
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return str(path)
+
+
+def save_tiny_nli_model(
+    path,
+    words: list[str],
+    id2label: dict[int, str],
+    *,
+    seed: int = 0,
+    hidden_size: int = 32,
+    max_length: int = 64,
+    initializer_range: float = 0.02,
+) -> str:
+    """Write a tiny random BERT sequence classifier with NLI labels and a word-level tokenizer
+    over ``words`` (anything else maps to [UNK]) as a plain folder, for entailment tests."""
+    from tokenizers import models as tok_models
+    from tokenizers import processors
+    from transformers import BertConfig, BertForSequenceClassification
+
+    vocab = {t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", *words])}
+    tok = Tokenizer(tok_models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", 2), ("[SEP]", 3)],
+    )
+    PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        model_max_length=max_length,
+    ).save_pretrained(path)
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=hidden_size,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=hidden_size * 2,
+        max_position_embeddings=max_length,
+        initializer_range=initializer_range,
+        id2label=id2label,
+        label2id={v: k for k, v in id2label.items()},
+    )
+    BertForSequenceClassification(config).save_pretrained(path)
+    return str(path)
