@@ -178,6 +178,40 @@ def test_me_loss_matches_naive_uniform_kl(seed: int) -> None:
     assert me_loss(logits, labels).item() == pytest.approx(naive, abs=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_me_loss_gradient_matches_autograd_of_naive_kl(dtype: torch.dtype) -> None:
+    # 3 x 21 positions: runs longer than one 8-row chunk, gaps between them (masked questions,
+    # padding), an outer factor on the loss (grad_out != 1) and a non-contiguous logits view.
+    gen = torch.Generator().manual_seed(7)
+    base = 3.0 * torch.randn(3, 21, 2 * 13, generator=gen, dtype=torch.float64)
+    labels = torch.randint(0, 13, (3, 21), generator=gen)
+    labels[0, :5] = -100
+    labels[1, 17:] = -100
+    labels[2, 2:4] = -100
+    ref = base[..., ::2].clone().requires_grad_(True)  # (3, 21, 13)
+    (2.5 * _naive_kl_uniform(ref, labels)).backward()
+    leaf = base.to(dtype).requires_grad_(True)
+    loss = 2.5 * me_loss(leaf[..., ::2], labels)  # strided view of the vocabulary
+    loss.backward()
+    tol = 2e-2 if dtype == torch.bfloat16 else 1e-6
+    assert loss.item() == pytest.approx(
+        2.5 * _naive_kl_uniform(ref.detach(), labels).item(), abs=tol * 10
+    )
+    grad = leaf.grad[..., ::2].double()
+    assert torch.allclose(grad, ref.grad, atol=tol)
+    assert torch.count_nonzero(leaf.grad[..., 1::2]) == 0
+    assert torch.count_nonzero(grad[0, :4]) == 0  # rows predicting a masked label
+
+
+def test_me_loss_second_backward_is_refused_not_wrong() -> None:
+    logits = torch.randn(2, 4, 5, requires_grad=True)
+    labels = torch.randint(0, 5, (2, 4))
+    loss = me_loss(logits, labels)
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="once per forward"):
+        loss.backward()
+
+
 def test_me_descent_raises_next_token_entropy() -> None:
     gen = torch.Generator().manual_seed(0)
     logits = (3.0 * torch.randn(2, 5, 8, generator=gen)).requires_grad_(True)

@@ -21,45 +21,111 @@ from unlearnkit.losses.nll import (
     check_same_shape,
 )
 
-# Rows of the (N, V) counted logits processed at a time by ME: bounds the float32 temporaries
-# to ROWS x V (64 x 49152 x 4 B = 12 MiB) whatever the batch.
-_ME_CHUNK_ROWS = 64
+# Rows of the (N, V) counted logits processed at a time by ME: 8 x 49152 x 4 B = 1.5 MiB, so a
+# chunk stays in a core's L2 cache across the max / exp / sum passes over it.
+_ME_CHUNK_ROWS = 8
+
+
+def _contiguous_runs(index: Tensor) -> list[tuple[int, int]]:
+    """Sorted flat row indices ``(N,)`` -> ``[(start, stop), ...]`` runs of consecutive rows.
+
+    Counted positions of a batch are one run per sequence (question + answer, then padding), so
+    the chunks below are views of the logits: no gathered copy.
+    """
+    if index.numel() == 0:
+        return []
+    breaks = (index[1:] - index[:-1] != 1).nonzero(as_tuple=True)[0] + 1  # run starts (excl. 0)
+    starts = [0, *breaks.tolist()]
+    stops = [*breaks.tolist(), index.numel()]
+    flat_index = index.tolist()
+    return [(flat_index[a], flat_index[b - 1] + 1) for a, b in zip(starts, stops, strict=True)]
+
+
+def _chunks(runs: list[tuple[int, int]]):
+    """``(start, stop)`` row slices of at most ``_ME_CHUNK_ROWS`` rows covering ``runs``."""
+    for a, b in runs:
+        for c in range(a, b, _ME_CHUNK_ROWS):
+            yield c, min(b, c + _ME_CHUNK_ROWS)
 
 
 class _MaxEntropyKL(torch.autograd.Function):
     """sum over counted rows of KL(U || softmax(z)), chunked, with a hand-written backward.
 
-    Forward keeps only the per-row logsumexp (N,); backward writes
-    d/dz KL(U || softmax(z)) = softmax(z) - 1/V straight into the gradient of the logits, so no
-    (B, T, V) intermediate (uniform, softmax, log-softmax or a gathered copy) is ever stored.
+    The gradient d/dz KL(U || softmax(z)) = softmax(z) - 1/V needs one exp pass over the logits,
+    and so does the value (logsumexp). For float32 logits the forward pass writes the
+    unnormalised ``exp(z - max)`` of each chunk straight into a buffer the size of the logits,
+    which the backward pass turns into the gradient in place: one exp pass in all, one (B, T, V)
+    buffer (the gradient, which autograd needs anyway), and no uniform, softmax, log-softmax or
+    gathered copy. Lower-precision logits keep only the per-row logsumexp and recompute the
+    softmax in float32 in the backward pass (a bf16 ``exp`` buffer would lose the small
+    ``p - 1/V`` differences).
     """
 
     @staticmethod
     def forward(ctx, logits: Tensor, index: Tensor) -> Tensor:  # type: ignore[override]
-        flat = logits.reshape(-1, logits.shape[-1])  # (B*T, V) view
+        flat = logits.reshape(-1, logits.shape[-1])  # (B*T, V), a view when contiguous
         vocab = flat.shape[-1]
-        lse = torch.empty(index.numel(), dtype=torch.float32, device=logits.device)  # (N,)
-        total = torch.zeros((), dtype=torch.float32, device=logits.device)
-        for start in range(0, index.numel(), _ME_CHUNK_ROWS):
-            rows = flat[index[start : start + _ME_CHUNK_ROWS]].float()  # (C, V)
-            chunk_lse = rows.logsumexp(dim=-1)  # (C,)
-            lse[start : start + rows.shape[0]] = chunk_lse
-            total = total + (chunk_lse - rows.mean(dim=-1)).sum()
-        ctx.save_for_backward(logits, index, lse)
+        runs = _contiguous_runs(index)
+        keep_exp = flat.dtype == torch.float32
+        lse = torch.empty(flat.shape[0], 1, dtype=torch.float32, device=flat.device)  # (B*T, 1)
+        buf = None
+        inv_sum = torch.empty_like(lse)  # (B*T, 1), float32 path only
+        if keep_exp:
+            buf = torch.empty_like(flat)  # (B*T, V): becomes the gradient of the logits
+            prev = 0
+            for a, b in runs:  # rows that do not count get a zero gradient
+                buf[prev:a] = 0
+                prev = b
+            buf[prev:] = 0
+        total = torch.zeros((), dtype=torch.float32, device=flat.device)
+        for a, b in _chunks(runs):
+            rows = flat[a:b]  # (C, V) view
+            if keep_exp:
+                work = buf[a:b]  # type: ignore[index]
+                row_max = rows.amax(dim=-1, keepdim=True)  # (C, 1)
+                torch.sub(rows, row_max, out=work).exp_()
+                row_sum = work.sum(dim=-1, keepdim=True)  # (C, 1) = exp(lse - max)
+                lse[a:b] = row_sum.log().add_(row_max)
+                # for the backward pass: softmax(z) = exp(z - max) / sum
+                inv_sum[a:b] = row_sum.reciprocal_()
+                mean = rows.mean(dim=-1, keepdim=True)
+            else:
+                up = rows.float()
+                lse[a:b] = up.logsumexp(dim=-1, keepdim=True)
+                mean = up.mean(dim=-1, keepdim=True)
+            total = total + (lse[a:b] - mean).sum()
+        ctx.runs = runs
+        ctx.logits_shape = logits.shape
+        ctx.consumed = False
+        if keep_exp:
+            ctx.save_for_backward(buf, inv_sum)
+        else:
+            ctx.save_for_backward(logits, lse)
+        ctx.keep_exp = keep_exp
         return total - index.numel() * math.log(vocab)
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):  # type: ignore[override]
-        logits, index, lse = ctx.saved_tensors
+        g = grad_out.float()  # 0-dim; a tensor, so no device sync
+        if ctx.keep_exp:
+            if ctx.consumed:
+                raise RuntimeError(
+                    "me_loss's backward pass turns its buffer into the gradient in place and can "
+                    "run once per forward pass; call me_loss again to backpropagate again"
+                )
+            ctx.consumed = True
+            buf, inv_sum = ctx.saved_tensors
+            for a, b in _chunks(ctx.runs):
+                # (exp(z - max) / sum - 1/V) * g, in place
+                buf[a:b].mul_(inv_sum[a:b] * g).sub_(g / buf.shape[-1])
+            return buf.view(ctx.logits_shape), None
+        logits, lse = ctx.saved_tensors
         flat = logits.reshape(-1, logits.shape[-1])
         vocab = flat.shape[-1]
         grad = torch.zeros_like(flat)  # (B*T, V): rows that do not count get no gradient
-        g = grad_out.float()
-        for start in range(0, index.numel(), _ME_CHUNK_ROWS):
-            idx = index[start : start + _ME_CHUNK_ROWS]
-            rows = flat[idx].float()  # (C, V)
-            probs = (rows - lse[start : start + idx.numel(), None]).exp_()  # softmax, in place
-            grad[idx] = ((probs - 1.0 / vocab) * g).to(grad.dtype)
+        for a, b in _chunks(ctx.runs):
+            probs = (flat[a:b].float() - lse[a:b]).exp_()  # (C, V) softmax
+            grad[a:b] = (probs - 1.0 / vocab).mul_(g).to(grad.dtype)
         return grad.view_as(logits), None
 
 
