@@ -230,6 +230,25 @@ def test_entailment_score_pair_order(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert calls == [(["r2"], ["g2"])]
 
 
+def test_entailment_scores_of_several_splits_in_one_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scorer = EntailmentScorer(str(build_nli_model(tmp_path / "nli", NLI_LABELS)), device="cpu")
+    groups = {
+        "forget": (PREMISES[:3], HYPOTHESES[:3], [1.0, 0.05, 1.0], "ref_gen"),
+        "retain": (PREMISES[3:], HYPOTHESES[3:], [1.0, 1.0, 1.0], "gen_ref"),
+    }
+    one_by_one = {n: scorer.entailment_score(*g[:3], order=g[3]) for n, g in groups.items()}
+    calls: list[int] = []
+    real = scorer.entailed
+    monkeypatch.setattr(
+        scorer, "entailed", lambda p, h, batch_size=16: calls.append(len(p)) or real(p, h, 2)
+    )
+    together = scorer.entailment_scores(groups, batch_size=2)  # type: ignore[arg-type]
+    assert together == one_by_one
+    assert calls == [5]  # one call with the 5 pairs that pass the ROUGE gate
+
+
 def test_entailment_score_bad_input(tmp_path: Path) -> None:
     scorer = EntailmentScorer(str(build_nli_model(tmp_path / "nli", NLI_LABELS)), device="cpu")
     with pytest.raises(ValueError, match="unknown entailment order"):

@@ -100,6 +100,61 @@ def test_generation_respects_max_length_including_prompt(tiny) -> None:
     assert gens[1] == Generation("", [], lens[1], 0, True)  # empty generation, explicitly
 
 
+def _prompt_batch(fmt, questions, pad_id):
+    from unlearnkit.data.collator import pad_batch
+
+    prompts = [fmt.encode_prompt(q) for q in questions]
+    batch = pad_batch(
+        [{"input_ids": p, "attention_mask": [1] * len(p)} for p in prompts], pad_id, side="left"
+    )
+    return batch["input_ids"], batch["attention_mask"]
+
+
+def test_pruned_greedy_decode_equals_model_generate(tiny) -> None:
+    from unlearnkit.eval import generation
+
+    model, tok, fmt = tiny
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # larger random weights: varied outputs (the default init repeats one)
+        for p in model.parameters():
+            p.copy_(0.5 * torch.randn(p.shape, generator=gen))
+    questions = [f"Question {i}: " + "word " * (i % 5) + "?" for i in range(9)]
+    ids, mask = _prompt_batch(fmt, questions, tok.pad_token_id)
+    budgets = [3, 12, 7, 12, 1, 9, 12, 5, 12]
+    free = generation._hf_generate(model, ids, mask, budgets, {fmt.eos_id}, tok.pad_token_id)
+
+    # A stop token the random model does emit, so rows end at different steps on their own.
+    def spread(t: int) -> int:  # distinct first positions of t over the rows (absent = -1)
+        return len({row.index(t) if t in row else -1 for row, _ in free})
+
+    stop = {fmt.eos_id, max({t for row, _ in free for t in row}, key=spread)}
+    want = generation._hf_generate(model, ids, mask, budgets, stop, tok.pad_token_id)
+    got = generation.greedy_decode(model, ids, mask, budgets, stop)
+    assert got == want
+    lengths = {len(row) for row, _ in got}
+    assert len(lengths) > 2  # rows did finish at different steps (and were dropped)
+    assert any(stopped for _, stopped in got) and not all(stopped for _, stopped in got)
+    for (row, stopped), b in zip(got, budgets, strict=True):
+        assert len(row) <= b and (stopped or len(row) == b)
+
+
+def test_generation_falls_back_to_model_generate_without_a_plain_cache(tiny, monkeypatch) -> None:
+    from unlearnkit.eval import generation
+
+    model, tok, fmt = tiny
+    questions = ["Hi?", "Where was the author born?"]
+    kw = dict(batch_size=2, max_new_tokens=6, generation_max_length=500, pad_id=tok.pad_token_id)
+    pruned = generate_answers(model, fmt, questions, progress=False, **kw)
+    calls = []
+    real = generation._hf_generate
+    monkeypatch.setattr(generation, "shareable_cache", lambda cache: False)
+    monkeypatch.setattr(
+        generation, "_hf_generate", lambda *a, **k: calls.append(1) or real(*a, **k)
+    )
+    fallback = generate_answers(model, fmt, questions, progress=False, **kw)
+    assert calls and fallback == pruned
+
+
 # ---------------------------------------------------------------------------------------------
 # teacher forcing
 
@@ -213,7 +268,9 @@ def test_score_split_falls_back_when_the_cache_cannot_be_shared(
         [it.perturbed_answers for it in items],
     )  # fmt: skip
     reference = score_split(*args, batch_size=2, pad_id=tok.pad_token_id, progress=False)
-    monkeypatch.setattr(scoring, "_shareable", lambda cache: False)  # e.g. a sliding-window cache
+    monkeypatch.setattr(
+        scoring, "shareable_cache", lambda cache: False
+    )  # e.g. a sliding-window cache
     fallback = score_split(*args, batch_size=2, pad_id=tok.pad_token_id, progress=False)
     assert "base" not in fallback
     np.testing.assert_allclose(fallback["answer"], reference["answer"], rtol=1e-5)
@@ -444,6 +501,9 @@ class RecordingNLI:
         per_item = [1.0 if r >= 0.1 else 0.0 for r in rouge_recalls]
         return sum(per_item) / len(per_item), per_item
 
+    def entailment_scores(self, groups, batch_size=16):
+        return {n: self.entailment_score(*g, batch_size=batch_size) for n, g in groups.items()}
+
 
 def test_entailment_order_reference_and_rouge_gate_per_split(
     tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -453,15 +513,11 @@ def test_entailment_order_reference_and_rouge_gate_per_split(
     monkeypatch.setattr(runner.M, "get_entailment_scorer", lambda name: nli)
     sets = {"forget": [item(0), item(1)], "retain": [item(2), item(3)], "real_authors": [item(4)]}
     # per split: generations equal to the ROUGE reference (ROUGE 1) or unrelated (ROUGE 0)
-    texts = iter(
-        [
-            [sets["forget"][0].answer, "zzz"],
-            ["zzz", sets["retain"][1].answer],
-            [sets["real_authors"][0].answer],
-        ]
-    )
+    # (one generation call for all splits, in split order)
+    texts = [sets["forget"][0].answer, "zzz", "zzz", sets["retain"][1].answer]
+    texts.append(sets["real_authors"][0].answer)
     monkeypatch.setattr(
-        runner, "generate_answers", lambda m, f, q, **kw: fake_generations(next(texts))(m, f, q)
+        runner, "generate_answers", lambda m, f, q, **kw: fake_generations(texts)(m, f, q)
     )
     cfg = fast_cfg(nli_model="fake", use_cache=False)
     summary = runner.evaluate(model, tok, sets, cfg, tmp_path, fmt)

@@ -10,6 +10,12 @@ per item, so it does not depend on which other items share the batch or on the p
 generated with the largest budget of its items and each generation is then cut to its own budget
 (greedy decoding is causal, so the first ``n`` tokens of a longer greedy run equal an ``n``-token
 run). A generation stops at the end-of-sequence token, which is not part of the text.
+
+Decoding. Where the model takes ``position_ids`` and a plain dynamic key/value cache (Llama,
+Mistral, Qwen, ... in transformers), greedy decoding is our own loop that drops finished rows
+from the batch (their cache rows too), so an item costs only its own tokens, not the batch's
+longest. Other models go through ``model.generate``. Both are argmax decoding with the KV cache;
+they give the same tokens up to float rounding of differently shaped matrix products.
 """
 
 from __future__ import annotations
@@ -22,6 +28,12 @@ from transformers import GenerationConfig, PreTrainedModel
 
 from unlearnkit.data.collator import pad_batch
 from unlearnkit.data.formatting import PromptFormatter
+from unlearnkit.eval.scoring import accepts_kwarg, cache_argument, shareable_cache
+
+# Finished rows are dropped from the decode batch once they are at least this fraction of it
+# (at least one row): removing rows copies the key/value cache, so a lone finished row in a big
+# batch waits for company.
+_PRUNE_FRACTION = 0.125
 
 
 @dataclass
@@ -44,6 +56,112 @@ def _model_device(model: PreTrainedModel) -> torch.device:
     return next(model.parameters()).device
 
 
+def _stop_at(row: list[int], budget: int, stop_ids: set[int]) -> tuple[list[int], bool]:
+    """Generated ids up to the first stop token or the budget; True when a stop token ended it."""
+    ids: list[int] = []
+    for t in row[:budget]:
+        if t in stop_ids:
+            return ids, True
+        ids.append(int(t))
+    return ids, False
+
+
+@torch.inference_mode()
+def greedy_decode(
+    model: PreTrainedModel,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    budgets: list[int],
+    stop_ids: set[int],
+) -> list[tuple[list[int], bool]] | None:
+    """Greedy continuation of left-padded prompts, finished rows dropped as the batch runs.
+
+    ``input_ids`` / ``attention_mask``: (B, T), left padded; ``budgets``: B new-token limits
+    (each > 0). Returns per row (ids before the stop token, stopped at a stop token), or None when
+    the model cannot run this loop (no ``position_ids`` / cache argument, or a cache that is not a
+    plain dynamic one); the caller then uses ``model.generate``.
+    """
+    cache_arg = cache_argument(model)
+    if cache_arg is None:
+        return None
+    position = (attention_mask.cumsum(-1) - 1).clamp(min=0)  # (B, T): left padding is not counted
+    kwargs = {"logits_to_keep": 1} if accepts_kwarg(model, "logits_to_keep") else {}
+    out = model(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        position_ids=position,
+        use_cache=True,
+        **kwargs,
+    )
+    cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+    if not shareable_cache(cache):
+        return None
+    n = input_ids.shape[0]
+    generated: list[list[int]] = [[] for _ in range(n)]
+    stopped = [False] * n
+    live = list(range(n))  # batch row r of the running batch is item live[r]
+    mask = attention_mask
+    last = position[:, -1]  # (R,) position of each row's last token
+    next_ids = out.logits[:, -1, :].argmax(dim=-1)  # (R,)
+    while True:
+        finished: list[int] = []
+        for r, (i, t) in enumerate(zip(live, next_ids.tolist(), strict=True)):
+            if i < 0:  # finished earlier, still in the batch
+                continue
+            if t in stop_ids:
+                stopped[i] = True
+            else:
+                generated[i].append(int(t))
+            if stopped[i] or len(generated[i]) >= budgets[i]:
+                finished.append(r)
+        for r in finished:
+            live[r] = -1
+        keep = [r for r, i in enumerate(live) if i >= 0]
+        if not keep:
+            break
+        if len(live) - len(keep) >= max(1, _PRUNE_FRACTION * len(live)):
+            rows = torch.tensor(keep, device=input_ids.device)
+            cache.reorder_cache(rows)  # keeps only the running rows of every layer
+            mask, last, next_ids = mask[rows], last[rows], next_ids[rows]
+            live = [live[r] for r in keep]
+        last = last + 1
+        mask = torch.cat([mask, mask.new_ones(mask.shape[0], 1)], dim=1)  # (R, T + 1)
+        out = model(
+            input_ids=next_ids[:, None],
+            attention_mask=mask,
+            position_ids=last[:, None],
+            use_cache=True,
+            **{cache_arg: cache},
+        )
+        cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+        next_ids = out.logits[:, -1, :].argmax(dim=-1)  # (R,)
+    return [(generated[i], stopped[i]) for i in range(n)]
+
+
+def _hf_generate(
+    model: PreTrainedModel,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    budgets: list[int],
+    stop_ids: set[int],
+    pad_id: int,
+) -> list[tuple[list[int], bool]]:
+    """The same greedy decoding through ``model.generate`` (finished rows run to the end)."""
+    gen_cfg = GenerationConfig(
+        max_new_tokens=max(budgets),
+        do_sample=False,
+        num_beams=1,
+        use_cache=True,
+        pad_token_id=pad_id,
+        eos_token_id=sorted(stop_ids),
+    )
+    out = model.generate(
+        input_ids=input_ids, attention_mask=attention_mask, generation_config=gen_cfg
+    )  # (B, T + new)
+    new = out[:, input_ids.shape[1] :].tolist()
+    return [_stop_at(row, b, stop_ids) for row, b in zip(new, budgets, strict=True)]
+
+
 @torch.inference_mode()
 def generate_answers(
     model: PreTrainedModel,
@@ -56,11 +174,13 @@ def generate_answers(
     pad_id: int,
     desc: str = "generate",
     progress: bool = True,
+    prune: bool = True,
 ) -> list[Generation]:
     """Greedy answers to ``questions`` in the input order.
 
     Items are sorted by prompt length before batching so that left padding stays small; the
     results are returned in the original order. ``model`` must be in eval mode (the caller sets it).
+    ``prune=False`` always decodes with ``model.generate`` (the reference path).
     """
     if batch_size <= 0:
         raise ValueError(f"batch_size must be > 0, got {batch_size}")
@@ -92,26 +212,15 @@ def generate_answers(
             )
             input_ids = batch["input_ids"].to(device)  # (B, T)
             attention_mask = batch["attention_mask"].to(device)  # (B, T)
-            gen_cfg = GenerationConfig(
-                max_new_tokens=max(budgets[i] for i in runnable),
-                do_sample=False,
-                num_beams=1,
-                use_cache=True,
-                pad_token_id=pad_id,
-                eos_token_id=sorted(stop_ids),
-            )
-            out = model.generate(
-                input_ids=input_ids, attention_mask=attention_mask, generation_config=gen_cfg
-            )  # (B, T + new)
-            new = out[:, input_ids.shape[1] :].tolist()
-            for row, i in zip(new, runnable, strict=True):
-                ids: list[int] = []
-                stopped = False
-                for t in row[: budgets[i]]:
-                    if t in stop_ids:
-                        stopped = True
-                        break
-                    ids.append(int(t))
+            row_budgets = [budgets[i] for i in runnable]
+            decoded = None
+            if prune:
+                decoded = greedy_decode(model, input_ids, attention_mask, row_budgets, stop_ids)
+            if decoded is None:
+                decoded = _hf_generate(
+                    model, input_ids, attention_mask, row_budgets, stop_ids, pad_id
+                )
+            for (ids, stopped), i in zip(decoded, runnable, strict=True):
                 text = tok.decode(ids, skip_special_tokens=True).strip()
                 results[i] = Generation(text, ids, len(prompts[i]), budgets[i], not stopped)
         bar.update(len(idx))

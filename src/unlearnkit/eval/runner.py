@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 import unlearnkit
@@ -31,7 +30,7 @@ from unlearnkit.data.formatting import PromptFormatter
 from unlearnkit.data.records import QAItem
 from unlearnkit.eval import cache as result_cache
 from unlearnkit.eval import metrics as M
-from unlearnkit.eval.generation import generate_answers
+from unlearnkit.eval.generation import Generation, generate_answers
 from unlearnkit.eval.scoring import score_split
 from unlearnkit.eval.split_specs import SplitSpec, split_spec, validate_split
 from unlearnkit.models.loading import ensure_pad_token, load_model
@@ -154,9 +153,43 @@ def _load_aux(cfg: EvalConfig, timer: _Timer, missing: dict[str, str]) -> tuple[
     return embedder, nli
 
 
+def _generate_all(
+    sets: dict[str, list[QAItem]],
+    model: PreTrainedModel,
+    formatter: PromptFormatter,
+    cfg: EvalConfig,
+    pad_id: int,
+    progress: bool,
+) -> dict[str, list[Generation]]:
+    """Greedy answers for every split in one pass over the questions.
+
+    Pooling the splits lets the generator sort every prompt by length and fill its batches
+    across splits (fewer, fuller batches); each answer depends only on its own prompt.
+    """
+    questions = [it.question for items in sets.values() for it in items]
+    gens = generate_answers(
+        model,
+        formatter,
+        questions,
+        batch_size=cfg.generation_batch_size,
+        max_new_tokens=cfg.max_new_tokens,
+        generation_max_length=cfg.generation_max_length,
+        pad_id=pad_id,
+        desc="generate",
+        progress=progress,
+    )
+    out: dict[str, list[Generation]] = {}
+    start = 0
+    for name, items in sets.items():
+        out[name] = gens[start : start + len(items)]
+        start += len(items)
+    return out
+
+
 def _split_values(
     name: str,
     items: list[QAItem],
+    gens: list[Generation],
     spec: SplitSpec,
     model: PreTrainedModel,
     formatter: PromptFormatter,
@@ -165,23 +198,11 @@ def _split_values(
     timer: _Timer,
     progress: bool,
 ) -> tuple[list[dict[str, Any]], dict[str, float | None], list[float]]:
-    """Generation + teacher forcing + generation metrics of one split (aux metrics come later).
+    """Teacher forcing + generation metrics of one split (aux metrics come later).
 
     Returns the per-item records, the split's metric values and the per-item truth ratios R.
     """
     questions = [it.question for it in items]
-    with timer.phase("generate", name):
-        gens = generate_answers(
-            model,
-            formatter,
-            questions,
-            batch_size=cfg.generation_batch_size,
-            max_new_tokens=cfg.max_new_tokens,
-            generation_max_length=cfg.generation_max_length,
-            pad_id=pad_id,
-            desc=f"generate {name}",
-            progress=progress,
-        )
     base_is_answer = spec.truth_ratio_base == "answer"
     with timer.phase("teacher_forcing", name):
         nll = score_split(
@@ -267,6 +288,15 @@ def _split_values(
     return records, values, ratios
 
 
+def _by_split(records: dict[str, list[Any]], flat: list[float]) -> dict[str, list[float]]:
+    """Cut a list of per-item values over all splits (in ``records`` order) back into splits."""
+    out, start = {}, 0
+    for name, recs in records.items():
+        out[name] = flat[start : start + len(recs)]
+        start += len(recs)
+    return out
+
+
 def evaluate(
     model_or_path: PreTrainedModel | str | Path,
     tokenizer: PreTrainedTokenizerBase | None,
@@ -342,37 +372,52 @@ def evaluate(
     was_training = model.training
     model.eval()
     try:
+        with timer.phase("generate"):
+            generations = _generate_all(sets, model, formatter, cfg, pad_id, progress)
         for name, items in sets.items():
             records[name], values[name], ratios[name] = _split_values(
-                name, items, specs[name], model, formatter, cfg, pad_id, timer, progress
+                name,
+                items,
+                generations[name],
+                specs[name],
+                model,
+                formatter,
+                cfg,
+                pad_id,
+                timer,
+                progress,
             )
     finally:
         model.train(was_training)
 
+    # The auxiliary models score every split's pairs in one call each (sorted, fuller batches).
     if embedder is not None:
-        for name in tqdm(sets, desc="cosine similarity", disable=not progress, leave=False):
-            with timer.phase("cosine_similarity", name):
-                recs = records[name]
-                cos = embedder.cosine(
-                    [r["generation"] for r in recs],
-                    [r["cosine_reference"] for r in recs],
-                    batch_size=max(cfg.batch_size, 32),
-                )
-            for r, c in zip(recs, cos, strict=True):
+        with timer.phase("cosine_similarity"):
+            cos = embedder.cosine(
+                [r["generation"] for recs in records.values() for r in recs],
+                [r["cosine_reference"] for recs in records.values() for r in recs],
+                batch_size=max(cfg.batch_size, 32),
+            )
+        for name, part in _by_split(records, cos).items():
+            for r, c in zip(records[name], part, strict=True):
                 r["cosine_similarity"] = c
-            values[name]["cosine_similarity"] = float(np.mean(cos))
+            values[name]["cosine_similarity"] = float(np.mean(part))
     if nli is not None:
-        for name in tqdm(sets, desc="entailment", disable=not progress, leave=False):
-            with timer.phase("entailment", name):
-                recs = records[name]
-                score, per_item = nli.entailment_score(
-                    [r["generation"] for r in recs],
-                    [r["entailment_reference"] for r in recs],
-                    [r["rouge_l"] for r in recs],  # the gate uses ROUGE-L vs its own reference
-                    order=specs[name].entailment_order,
-                    batch_size=cfg.batch_size,
-                )
-            for r, e in zip(recs, per_item, strict=True):
+        with timer.phase("entailment"):
+            scores = nli.entailment_scores(
+                {
+                    name: (
+                        [r["generation"] for r in recs],
+                        [r["entailment_reference"] for r in recs],
+                        [r["rouge_l"] for r in recs],  # the gate: ROUGE-L vs its own reference
+                        specs[name].entailment_order,
+                    )
+                    for name, recs in records.items()
+                },
+                batch_size=cfg.batch_size,
+            )
+        for name, (score, per_item) in scores.items():
+            for r, e in zip(records[name], per_item, strict=True):
                 r["entailment"] = e
             values[name]["entailment"] = score
 

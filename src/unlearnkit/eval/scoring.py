@@ -34,7 +34,7 @@ from unlearnkit.data.collator import pad_batch
 from unlearnkit.data.formatting import IGNORE_INDEX, PromptFormatter
 
 
-def _accepts(model: PreTrainedModel, name: str) -> bool:
+def accepts_kwarg(model: PreTrainedModel, name: str) -> bool:
     """Whether the forward pass takes keyword ``name``. A PEFT wrapper forwards extra keyword
     arguments to its base model, so the base model's signature decides."""
     target = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -84,7 +84,7 @@ def mean_nlls(
     # First labelled position over the batch: logits before it are never needed.
     first = min(next(j for j, x in enumerate(f["labels"]) if x != IGNORE_INDEX) for f in features)
     keep = seq_len - max(first - 1, 0)
-    if _accepts(model, "logits_to_keep"):  # skip the logits of question positions
+    if accepts_kwarg(model, "logits_to_keep"):  # skip the logits of question positions
         logits = model(
             input_ids=input_ids, attention_mask=attention_mask, logits_to_keep=keep, use_cache=False
         ).logits  # (B, keep, V)
@@ -94,7 +94,16 @@ def mean_nlls(
     return sequence_mean_nll(logits, labels).tolist()
 
 
-def _shareable(cache: object) -> bool:
+def cache_argument(model: PreTrainedModel) -> str | None:
+    """The forward pass's key/value cache keyword, or None when it cannot take a cache together
+    with explicit ``position_ids``. transformers 5 names it ``cache``, ``past_key_values`` before.
+    """
+    if not accepts_kwarg(model, "position_ids"):
+        return None
+    return next((a for a in ("cache", "past_key_values") if accepts_kwarg(model, a)), None)
+
+
+def shareable_cache(cache: object) -> bool:
     """Only plain full-attention dynamic caches can be repeated row-wise and extended exactly."""
     from transformers.cache_utils import DynamicCache, DynamicLayer
 
@@ -124,9 +133,8 @@ def shared_prompt_nlls(
     where the first term comes from the prompt pass's last position. Identical (up to float
     rounding) to scoring ``prompt + continuation`` as one sequence.
     """
-    # transformers 5 names the key/value cache argument ``cache`` (``past_key_values`` before)
-    cache_arg = next((a for a in ("cache", "past_key_values") if _accepts(model, a)), None)
-    if cache_arg is None or not _accepts(model, "position_ids"):
+    cache_arg = cache_argument(model)
+    if cache_arg is None:
         return None
     device = next(model.parameters()).device
     batch = pad_batch(
@@ -135,10 +143,10 @@ def shared_prompt_nlls(
     ids = batch["input_ids"].to(device)  # (B, P)
     mask = batch["attention_mask"].to(device)  # (B, P)
     position = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, P): left padding does not shift positions
-    kwargs = {"logits_to_keep": 1} if _accepts(model, "logits_to_keep") else {}
+    kwargs = {"logits_to_keep": 1} if accepts_kwarg(model, "logits_to_keep") else {}
     out = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True, **kwargs)
     cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
-    if not _shareable(cache):
+    if not shareable_cache(cache):
         return None
     first_logp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # (B, V)
     prompt_len = mask.sum(dim=1)  # (B,)

@@ -147,29 +147,50 @@ class EntailmentScorer:
         batch_size: int = 16,
     ) -> tuple[float, list[float]]:
         """(ES, per-item 1.0/0.0); see the module docstring for the rule and the pair order."""
-        n = len(generations)
-        if not (len(references) == len(rouge_recalls) == n):
-            raise ValueError(
-                f"entailment_score: {n} generations, {len(references)} references, "
-                f"{len(rouge_recalls)} ROUGE recalls: one each per item"
-            )
-        if n == 0:
-            raise ValueError("entailment_score: no items")
-        if order == "gen_ref":
-            premises, hypotheses = generations, references
-        elif order == "ref_gen":
-            premises, hypotheses = references, generations
-        else:
-            raise ValueError(f"unknown entailment order '{order}'; choose from gen_ref, ref_gen")
-        gated = [i for i in range(n) if rouge_recalls[i] >= ROUGE_GATE]
-        per_item = [0.0] * n
-        if gated:
-            labels = self.entailed(
-                [premises[i] for i in gated], [hypotheses[i] for i in gated], batch_size
-            )
-            for i, ok in zip(gated, labels, strict=True):
-                per_item[i] = 1.0 if ok else 0.0
-        return sum(per_item) / n, per_item
+        return self.entailment_scores(
+            {"items": (generations, references, rouge_recalls, order)}, batch_size
+        )["items"]
+
+    def entailment_scores(
+        self,
+        groups: dict[str, tuple[Sequence[str], Sequence[str], Sequence[float], Order]],
+        batch_size: int = 16,
+    ) -> dict[str, tuple[float, list[float]]]:
+        """:meth:`entailment_score` of several splits, their pairs labelled in ONE batched call.
+
+        ``groups``: name -> (generations, references, ROUGE-L recalls, pair order).
+        """
+        premises: list[str] = []
+        hypotheses: list[str] = []
+        slots: list[tuple[str, int]] = []  # (group, item) of each gated pair
+        per_item: dict[str, list[float]] = {}
+        for name, (generations, references, rouge_recalls, order) in groups.items():
+            n = len(generations)
+            if not (len(references) == len(rouge_recalls) == n):
+                raise ValueError(
+                    f"entailment_score ({name}): {n} generations, {len(references)} references, "
+                    f"{len(rouge_recalls)} ROUGE recalls: one each per item"
+                )
+            if n == 0:
+                raise ValueError(f"entailment_score ({name}): no items")
+            if order == "gen_ref":
+                prem, hyp = generations, references
+            elif order == "ref_gen":
+                prem, hyp = references, generations
+            else:
+                raise ValueError(
+                    f"unknown entailment order '{order}'; choose from gen_ref, ref_gen"
+                )
+            per_item[name] = [0.0] * n
+            for i in range(n):
+                if rouge_recalls[i] >= ROUGE_GATE:
+                    premises.append(prem[i])
+                    hypotheses.append(hyp[i])
+                    slots.append((name, i))
+        labels = self.entailed(premises, hypotheses, batch_size) if slots else []
+        for (name, i), ok in zip(slots, labels, strict=True):
+            per_item[name][i] = 1.0 if ok else 0.0
+        return {name: (sum(v) / len(v), v) for name, v in per_item.items()}
 
 
 _NLI_CACHE: dict[tuple[str | None, str | None], EntailmentScorer | NLIUnavailable] = {}
