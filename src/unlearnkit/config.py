@@ -97,6 +97,9 @@ class EvalConfig:
     # Greedy generation batch: a CPU decode step streams all weights whatever the batch, so
     # larger batches are nearly free (measured 1.45x faster at 64 than at 16 on SmolLM2).
     generation_batch_size: int = 64
+    # NLI (entailment) batch; None = 4 on CPU, eval.batch_size on an accelerator. On this 2-core
+    # CPU a BERT-base classifier labelled 122 pairs in 41 s at 4, 49 s at 16 and 71 s at 64.
+    nli_batch_size: int | None = None
     max_new_tokens: int = 200  # paper: max_length 200 including the prompt
     generation_max_length: int = 200
     embedding_model: str = "all-minilm-l6-v2"  # alias of the packaged model, folder or hub id
@@ -281,6 +284,7 @@ def validate(cfg: RunConfig) -> RunConfig:
         ("train.per_device_batch_size", cfg.train.per_device_batch_size),
         ("eval.batch_size", cfg.eval.batch_size),
         ("eval.generation_batch_size", cfg.eval.generation_batch_size),
+        ("eval.nli_batch_size", 1 if cfg.eval.nli_batch_size is None else cfg.eval.nli_batch_size),
         ("eval.max_new_tokens", cfg.eval.max_new_tokens),
         ("data.max_length", cfg.data.max_length),
         ("lora.r", cfg.lora.r),

@@ -491,9 +491,12 @@ def test_empty_generation_scores_zero(
 class RecordingNLI:
     """Says 'entailment' for every pair and records the order and references each split used."""
 
+    device = "cpu"
+
     def __init__(self) -> None:
         self.orders: list[str] = []
         self.references: list[list[str]] = []
+        self.batch_sizes: list[int] = []
 
     def entailment_score(self, generations, references, rouge_recalls, order, batch_size=16):
         self.orders.append(order)
@@ -502,6 +505,7 @@ class RecordingNLI:
         return sum(per_item) / len(per_item), per_item
 
     def entailment_scores(self, groups, batch_size=16):
+        self.batch_sizes.append(batch_size)
         return {n: self.entailment_score(*g, batch_size=batch_size) for n, g in groups.items()}
 
 
@@ -523,12 +527,15 @@ def test_entailment_order_reference_and_rouge_gate_per_split(
     summary = runner.evaluate(model, tok, sets, cfg, tmp_path, fmt)
     # (generation, reference) on forget only; real authors pair with the full original answer
     assert nli.orders == ["gen_ref", "ref_gen", "ref_gen"]
+    assert nli.batch_sizes == [runner.NLI_CPU_BATCH]  # one call; the CPU default batch
     assert nli.references[0] == [sets["forget"][0].answer, sets["forget"][1].answer]
     assert nli.references[2] == [sets["real_authors"][0].original_answer]
     assert summary["splits"]["forget"]["entailment"] == 0.5
     assert summary["splits"]["retain"]["entailment"] == 0.5
     assert summary["splits"]["real_authors"]["entailment"] == 1.0
     assert "entailment" not in summary["missing"]
+    runner.evaluate(model, tok, sets, fast_cfg(nli_model="fake", nli_batch_size=3), tmp_path, fmt)
+    assert nli.batch_sizes[-1] == 3
 
 
 def test_nli_without_entailment_label_is_a_clear_error(

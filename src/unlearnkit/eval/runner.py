@@ -44,6 +44,10 @@ GENERATION_RULE = (
 )
 
 
+# Default NLI batch on CPU (eval.nli_batch_size unset): there a larger batch is slower, not faster.
+NLI_CPU_BATCH = 4
+
+
 class _Timer:
     """Wall-clock seconds per phase, summed over splits and kept per split."""
 
@@ -414,7 +418,8 @@ def evaluate(
                     )
                     for name, recs in records.items()
                 },
-                batch_size=cfg.batch_size,
+                batch_size=cfg.nli_batch_size
+                or (NLI_CPU_BATCH if str(nli.device) == "cpu" else cfg.batch_size),
             )
         for name, (score, per_item) in scores.items():
             for r, e in zip(records[name], per_item, strict=True):
