@@ -219,32 +219,6 @@ def test_mean_nlls_through_a_peft_wrapper(tiny) -> None:
     np.testing.assert_allclose(a["perturbed"], b["perturbed"], rtol=1e-5)
 
 
-def test_common_prefix_len_leaves_every_sequence_a_token() -> None:
-    from unlearnkit.eval.scoring import common_prefix_len
-
-    assert common_prefix_len([[1, 2, 3, 4], [1, 2, 5]]) == 2
-    assert common_prefix_len([[1, 2, 3], [1, 2, 3]]) == 2  # identical: keep the last token
-    assert common_prefix_len([[1, 2], [1, 2, 3]]) == 1  # one is a prefix of the other
-    assert common_prefix_len([[7, 1], [8, 1]]) == 0
-    assert common_prefix_len([[1, 2, 3]]) == 0  # nothing to share with
-
-
-def test_shared_prefixes_of_different_lengths_score_like_full_sequences(tiny) -> None:
-    model, tok, fmt = tiny
-    questions = ["Who wrote it?", "Where was the author of many novels born?", "When?"]
-    answers = ["A writer.", "In a city by the sea.", "Long ago."]
-    perturbed = [
-        ["The author was born in Rome.", "The author was born in Oslo.", "The author was here."],
-        ["Rome.", "Oslo, Norway.", "Nowhere at all."],  # nothing shared
-        ["Same answer.", "Same answer.", "Same answer."],  # all shared but the last token
-    ]
-    kw = dict(batch_size=3, pad_id=tok.pad_token_id, progress=False)
-    fast = score_split(model, fmt, questions, answers, None, perturbed, shared=True, **kw)
-    full = score_split(model, fmt, questions, answers, None, perturbed, shared=False, **kw)
-    assert np.allclose(fast["perturbed"], full["perturbed"], rtol=1e-5, atol=1e-6)
-    assert np.allclose(fast["answer"], full["answer"], rtol=1e-5, atol=1e-6)
-
-
 @pytest.mark.parametrize("shared", [True, False])
 def test_score_split_one_pass_for_all_perturbed_answers_of_a_batch(tiny, shared: bool) -> None:
     model, tok, fmt = tiny
@@ -261,13 +235,9 @@ def test_score_split_one_pass_for_all_perturbed_answers_of_a_batch(tiny, shared:
     )  # fmt: skip
     hook.remove()
     if shared:
-        # per batch: the prompts once, then answers + paraphrases in one pass; the opening
-        # tokens all K perturbed answers of an item share ("Author i was born in town") once per
-        # item, then all K perturbed endings of the batch in one pass, on the prompts' cache
-        assert [s[0] for s in shapes] == [2, 4, 2, 6, 1, 2, 1, 3]
-        shared_len = shapes[2][1]
-        full_len = len(fmt.encode_answer(items[0].perturbed_answers[0]))
-        assert shared_len > 3 and shapes[3][1] == full_len - shared_len  # only the endings
+        # per batch: the prompts once, then answers + paraphrases in one pass and all K
+        # perturbed answers of the batch in one pass, both continuing the prompts' cache
+        assert [s[0] for s in shapes] == [2, 4, 6, 1, 2, 3]
     else:
         # batch of 2 items: answers + paraphrases (4 rows), then 2 x 3 perturbed in ONE pass
         # (6 rows); then the last item: 2 rows and 3 rows.

@@ -14,7 +14,6 @@ Two exact implementations of the same numbers:
   model once (left padded); their key/value cache is then repeated for every answer of the item,
   so the answers and paraphrased answers of the batch are scored in one forward pass and all
   perturbed answers of the batch in another one, without recomputing the prompt 2 + K times;
-  the opening tokens an item's perturbed answers share are computed once, not K times;
 * full sequences (fallback, e.g. sliding-window or recurrent caches): prompt + answer sequences
   right padded, two forward passes per batch as above, only the logits of the positions that can
   hold answer tokens materialised.
@@ -24,7 +23,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -132,10 +130,8 @@ def shared_prompt_nlls(
 
         Lbar_r = -1/|c_r| [log p(c_r,0 | prompt_b) + sum_{j>=1} log p(c_r,j | prompt_b, c_r,<j)]
 
-    where the first term comes from the prompt pass's last position. Where all rows of a prompt
-    in a pass open with the same tokens (:func:`common_prefix_len`), those tokens are run and
-    scored once per prompt, and the rows continue from there. Identical (up to float rounding)
-    to scoring ``prompt + continuation`` as one sequence.
+    where the first term comes from the prompt pass's last position. Identical (up to float
+    rounding) to scoring ``prompt + continuation`` as one sequence.
     """
     cache_arg = cache_argument(model)
     if cache_arg is None:
@@ -159,41 +155,23 @@ def shared_prompt_nlls(
         if not rows:
             results.append([])
             continue
-        # Tokens that every continuation of a prompt in this pass starts with (e.g. perturbed
-        # answers sharing their opening words) are run once per prompt, not once per row.
-        by_prompt: dict[int, list[list[int]]] = {}
-        for b, c in rows:
-            by_prompt.setdefault(b, []).append(c)
-        shared = [
-            by_prompt[b][0][: common_prefix_len(by_prompt[b])] if b in by_prompt else []
-            for b in range(len(prompts))
-        ]
-        ctx = _PromptState(cache, mask, prompt_len, first_logp, torch.zeros_like(first_logp[:, 0]))
-        if any(shared):
-            ctx = _extend_prompts(model, ctx, shared, pad_id, cache_arg)
-        n_shared = [len(x) for x in shared]
         idx = torch.tensor([b for b, _ in rows], device=device)  # (R,)
         cont = pad_batch(
-            [
-                {"input_ids": c[n_shared[b] :], "attention_mask": [1] * (len(c) - n_shared[b])}
-                for b, c in rows
-            ],
-            pad_id,
-            "right",
+            [{"input_ids": c, "attention_mask": [1] * len(c)} for _, c in rows], pad_id, "right"
         )
         c_ids = cont["input_ids"].to(device)  # (R, A)
         c_mask = cont["attention_mask"].to(device)  # (R, A)
         width = c_ids.shape[1]
-        kv = copy.deepcopy(ctx.cache)
+        kv = copy.deepcopy(cache)
         kv.reorder_cache(idx)  # (R, ...) rows of the prompt cache, repeated per continuation
         logits = model(
             input_ids=c_ids,
-            attention_mask=torch.cat([ctx.mask[idx], c_mask], dim=1),  # (R, P + S + A)
-            position_ids=ctx.length[idx, None] + torch.arange(width, device=device),  # (R, A)
+            attention_mask=torch.cat([mask[idx], c_mask], dim=1),  # (R, P + A)
+            position_ids=prompt_len[idx, None] + torch.arange(width, device=device),  # (R, A)
             use_cache=True,
             **{cache_arg: kv},
         ).logits  # (R, A, V)
-        first = -ctx.next_logp[idx].gather(1, c_ids[:, :1]).squeeze(1)  # (R,)
+        first = -first_logp[idx].gather(1, c_ids[:, :1]).squeeze(1)  # (R,)
         labels = c_ids[:, 1:].masked_fill(c_mask[:, 1:] == 0, IGNORE_INDEX)  # (R, A - 1)
         rest = F.cross_entropy(
             logits[:, :-1, :].float().transpose(1, 2),
@@ -201,81 +179,9 @@ def shared_prompt_nlls(
             ignore_index=IGNORE_INDEX,
             reduction="none",
         )  # (R, A - 1)
-        counts = c_mask.sum(dim=1) + torch.tensor([n_shared[b] for b, _ in rows], device=device)
-        total = ctx.shared_nll[idx] + first + rest.sum(dim=1)  # (R,)
-        results.append((total / counts).tolist())
+        counts = c_mask.sum(dim=1)  # (R,)
+        results.append(((first + rest.sum(dim=1)) / counts).tolist())
     return results
-
-
-def common_prefix_len(seqs: list[list[int]]) -> int:
-    """Tokens all of ``seqs`` (two or more) start with, leaving each at least one of its own."""
-    if len(seqs) < 2:
-        return 0
-    limit = min(len(s) for s in seqs) - 1
-    k = 0
-    while k < limit and all(s[k] == seqs[0][k] for s in seqs[1:]):
-        k += 1
-    return k
-
-
-@dataclass
-class _PromptState:
-    """What continuations of a batch of prompts need: the prompts' key/value cache, its
-    attention mask (B, P), each prompt's length in tokens (B,), the log-probabilities of the
-    next token (B, V), and the summed NLL of tokens already scored after the prompt (B,)."""
-
-    cache: object
-    mask: torch.Tensor
-    length: torch.Tensor
-    next_logp: torch.Tensor
-    shared_nll: torch.Tensor
-
-
-def _extend_prompts(
-    model: PreTrainedModel,
-    ctx: _PromptState,
-    prefixes: list[list[int]],
-    pad_id: int,
-    cache_arg: str,
-) -> _PromptState:
-    """Run each prompt's shared prefix (possibly empty) through the model once, on its cache.
-
-    The prefix tokens are scored (token 0 by the prompt's last position, token j by prefix
-    position j - 1) and become part of the prompt: a right-padded block after the left-padded
-    prompts, its padding masked, positions counted per row, so later rows see exactly
-    ``prompt + prefix``.
-    """
-    device = ctx.mask.device
-    ext = pad_batch(
-        [{"input_ids": p, "attention_mask": [1] * len(p)} for p in prefixes], pad_id, "right"
-    )
-    e_ids = ext["input_ids"].to(device)  # (B, S)
-    e_mask = ext["attention_mask"].to(device)  # (B, S)
-    kv = copy.deepcopy(ctx.cache)
-    out = model(
-        input_ids=e_ids,
-        attention_mask=torch.cat([ctx.mask, e_mask], dim=1),  # (B, P + S)
-        position_ids=ctx.length[:, None] + torch.arange(e_ids.shape[1], device=device),
-        use_cache=True,
-        **{cache_arg: kv},
-    )
-    logp = torch.log_softmax(out.logits.float(), dim=-1)  # (B, S, V)
-    token_logp = torch.cat(
-        [
-            ctx.next_logp.gather(1, e_ids[:, :1]),  # (B, 1)
-            logp[:, :-1, :].gather(2, e_ids[:, 1:, None]).squeeze(-1),  # (B, S - 1)
-        ],
-        dim=1,
-    )  # (B, S)
-    n = e_mask.sum(dim=1)  # (B,)
-    last = logp[torch.arange(len(prefixes), device=device), (n - 1).clamp(min=0)]  # (B, V)
-    return _PromptState(
-        cache=getattr(out, "cache", None) or getattr(out, "past_key_values", None) or kv,
-        mask=torch.cat([ctx.mask, e_mask], dim=1),
-        length=ctx.length + n,
-        next_logp=torch.where(n[:, None] > 0, last, ctx.next_logp),
-        shared_nll=ctx.shared_nll - (token_logp * e_mask).sum(dim=1),
-    )
 
 
 def score_split(
