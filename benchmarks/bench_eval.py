@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -129,8 +130,41 @@ def run_baseline(
     return out
 
 
+# An entailment label may differ between the two paths only where the stand-in NLI model's two
+# best logits are this close: batched (padded) and one-pair forward passes of the same pair differ
+# by ~5e-7 in the logits, enough to flip an argmax at a near-tie of the random classifier.
+NEAR_TIE = 1e-4
+
+
+def nli_margin_fn(
+    nli_path: str, records: dict[str, list[dict[str, Any]]]
+) -> Callable[[str, int], float]:
+    """(split, item) -> top-1 minus top-2 logit of the NLI model on that item's pair, one pair
+    per forward pass, in the split's pair order (generation/reference or reference/generation)."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(nli_path)
+    model = AutoModelForSequenceClassification.from_pretrained(nli_path).eval()
+
+    def margin(split: str, i: int) -> float:
+        r = records[split][i]
+        pair = (r["generation"], r["entailment_reference"])
+        if split_spec("tofu", split).entailment_order == "ref_gen":
+            pair = pair[::-1]
+        enc = tok(*pair, truncation=True, max_length=512, return_tensors="pt")
+        with torch.no_grad():
+            top = model(**enc).logits[0].topk(2).values
+        return float(top[0] - top[1])
+
+    return margin
+
+
 def compare(
-    base: dict[str, list[dict[str, Any]]], ours: dict[str, list[dict[str, Any]]], splits: list[str]
+    base: dict[str, list[dict[str, Any]]],
+    ours: dict[str, list[dict[str, Any]]],
+    splits: list[str],
+    nli_margin: Callable[[str, int], float] | None = None,
 ) -> dict[str, Any]:
     """The equality checks of issue 6 on one pair of evaluations.
 
@@ -138,13 +172,15 @@ def compare(
     inputs are compared too, with the looser fp32 tolerance that different padded shapes need
     (GEMM blocking changes the summation order): mean NLLs within 1e-4, the unbounded raw truth
     ratio R = exp(mean NLL_pert - NLL_base) within 1e-4 relative. Generation-based metrics are
-    compared on the items whose generations are equal.
+    compared on the items whose generations are equal. An entailment label that differs is
+    accepted only at a near-tie of the NLI model (``nli_margin`` below ``NEAR_TIE``; listed).
     """
     n = same = 0
     tf_diff: dict[str, float] = {}
     gen_diff: dict[str, float] = {}
     gen_mismatch = 0
     differing: list[str] = []  # "split[item].metric" where a generation-based value differs
+    near_ties: list[dict[str, Any]] = []  # entailment flips at a near-tie of the NLI model
 
     def bump(table: dict[str, float], key: str, value: float) -> None:
         table[key] = max(table.get(key, 0.0), value)
@@ -169,9 +205,15 @@ def compare(
                 if b[key] is None or o[key] is None:
                     gen_mismatch += int((b[key] is None) != (o[key] is None))
                     continue
-                bump(gen_diff, key, abs(b[key] - o[key]))
                 if abs(b[key] - o[key]) > 1e-5:
-                    differing.append(f"{name}[{i}].{key}")
+                    where = f"{name}[{i}].{key}"
+                    if key == "entailment" and nli_margin is not None:
+                        m = nli_margin(name, i)
+                        if m < NEAR_TIE:
+                            near_ties.append({"item": where, "margin": m})
+                            continue
+                    differing.append(where)
+                bump(gen_diff, key, abs(b[key] - o[key]))
     share = same / max(n, 1)
     tf_max = max(tf_diff.get(k, 0.0) for k in METRIC_KEYS)
     nll_max = max(tf_diff.get(k, 0.0) for k in NLL_KEYS)
@@ -195,6 +237,8 @@ def compare(
         "generation_metrics_diff_per_value": gen_diff,
         "generation_metric_presence_mismatch": gen_mismatch,
         "generation_metric_differences": differing,
+        "entailment_near_ties": near_ties,
+        "near_tie_threshold": NEAR_TIE,
         "passed": passed,
     }
 
@@ -235,7 +279,7 @@ def run(ctx: BenchContext) -> list[Result]:
             to.append(time.perf_counter() - start)
         peaks_o.append(s.peak_delta)
         ours_timings.append(ours["_timings"])  # type: ignore[arg-type]
-        checks.append(compare(base, ours, list(sets)))
+        checks.append(compare(base, ours, list(sets), nli_margin_fn(cfg.nli_model, ours)))
         ctx.log(f"  eval: baseline {tb[-1]:.1f}s, ours {to[-1]:.1f}s, {checks[-1]}")
     bt, ot = median(tb), median(to)
     ratio = bt / ot

@@ -100,6 +100,9 @@ class EvalConfig:
     # NLI (entailment) batch; None = 4 on CPU, eval.batch_size on an accelerator. On this 2-core
     # CPU a BERT-base classifier labelled 122 pairs in 41 s at 4, 49 s at 16 and 71 s at 64.
     nli_batch_size: int | None = None
+    # Memory for keeping generation's prompt key/value states so teacher forcing does not run
+    # the prompts again (SmolLM2-135M: 46 KiB per prompt token); 0 turns the reuse off.
+    prompt_cache_mib: int = 1024
     max_new_tokens: int = 200  # paper: max_length 200 including the prompt
     generation_max_length: int = 200
     embedding_model: str = "all-minilm-l6-v2"  # alias of the packaged model, folder or hub id
@@ -291,6 +294,8 @@ def validate(cfg: RunConfig) -> RunConfig:
     ):
         if value <= 0:
             raise ConfigError(f"{where} must be > 0, got {value}")
+    if cfg.eval.prompt_cache_mib < 0:
+        raise ConfigError(f"eval.prompt_cache_mib must be >= 0, got {cfg.eval.prompt_cache_mib}")
     if cfg.train.batch_size % cfg.train.per_device_batch_size:
         raise ConfigError(
             f"train.batch_size ({cfg.train.batch_size}) must be a multiple of "

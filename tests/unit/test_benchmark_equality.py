@@ -20,7 +20,13 @@ from benchmarks.baselines import (
     naive_token_entropy,
     pad_fixed,
 )
-from benchmarks.bench_eval import build_nli_standin, compare, run_baseline, run_ours
+from benchmarks.bench_eval import (
+    build_nli_standin,
+    compare,
+    nli_margin_fn,
+    run_baseline,
+    run_ours,
+)
 from benchmarks.bench_step import build_batches, coefficients
 from unlearnkit.config import EvalConfig
 from unlearnkit.data.records import QAItem
@@ -188,3 +194,14 @@ def test_naive_evaluation_equals_evaluate(aux_models: tuple[str, str], tmp_path)
     assert compare(base, ours, list(sets))["passed"]
     base["retain"][0]["nll_answer"] += 1e-3
     assert not compare(base, ours, list(sets))["passed"]
+    base["retain"][0]["nll_answer"] -= 1e-3
+    # An entailment label that differs fails, unless the NLI model is at a near-tie there.
+    flipped = next(r for r in base["forget"] if r["entailment"] is not None)
+    flipped["entailment"] = 1.0 - flipped["entailment"]
+    assert not compare(base, ours, list(sets))["passed"]
+    assert not compare(base, ours, list(sets), lambda split, i: 0.5)["passed"]
+    tie = compare(base, ours, list(sets), lambda split, i: 1e-6)
+    assert tie["passed"] and len(tie["entailment_near_ties"]) == 1
+    # the margin function reads the right pair: the stand-in's real margins are finite and >= 0
+    margin = nli_margin_fn(nli, ours)
+    assert all(margin(n, i) >= 0.0 for n in sets for i in range(len(sets[n])))

@@ -46,6 +46,8 @@ def test_unknown_key_lists_valid_keys(tmp_path):
         ("train.learning_rate=abc", "expected a number"),
         ("lora.enabled=maybe", "true/false"),
         ("scenario=dream", "unknown scenario"),
+        ("eval.prompt_cache_mib=-1", "prompt_cache_mib must be >= 0"),
+        ("eval.nli_batch_size=0", "nli_batch_size must be > 0"),
     ],
 )
 def test_invalid_values_are_rejected(override, message):

@@ -155,6 +155,57 @@ def test_generation_falls_back_to_model_generate_without_a_plain_cache(tiny, mon
     assert calls and fallback == pruned
 
 
+def test_teacher_forcing_reuses_the_prompts_generation_computed(tiny) -> None:
+    model, tok, fmt = tiny
+    items = [item(i, k=3) for i in range(5)]
+    questions = [it.question for it in items]
+    kw = dict(max_new_tokens=4, generation_max_length=500, pad_id=tok.pad_token_id)
+    gens = generate_answers(
+        model, fmt, questions, batch_size=3, progress=False, prompt_state_bytes=2**30, **kw
+    )
+    assert all(g.prompt_state is not None for g in gens)
+    assert gens[0].prompt_state.length == len(fmt.encode_prompt(questions[0]))
+    args = (
+        model, fmt, questions, [it.answer for it in items],
+        [it.paraphrased_answer for it in items], [it.perturbed_answers for it in items],
+    )  # fmt: skip
+    shapes: list[tuple[int, ...]] = []
+    hook = model.register_forward_pre_hook(
+        lambda mod, a, k: shapes.append(tuple(k["input_ids"].shape)), with_kwargs=True
+    )
+    reused = score_split(
+        *args, batch_size=5, pad_id=tok.pad_token_id, progress=False,
+        prompt_states=[g.prompt_state for g in gens],
+    )  # fmt: skip
+    n_reused = len(shapes)
+    fresh = score_split(*args, batch_size=5, pad_id=tok.pad_token_id, progress=False)
+    hook.remove()
+    assert n_reused == len(shapes) - n_reused - 1  # the same passes, minus the prompt pass
+    for key in ("answer", "base", "perturbed"):
+        assert np.allclose(reused[key], fresh[key], rtol=1e-5, atol=1e-6)
+    # A memory budget keeps states only while they fit; 0 keeps none.
+    one = gens[0].prompt_state.nbytes
+    small = generate_answers(
+        model, fmt, questions, batch_size=5, progress=False, prompt_state_bytes=one, **kw
+    )
+    assert 1 <= sum(g.prompt_state is not None for g in small) < 5
+    kept = sum(g.prompt_state.nbytes for g in small if g.prompt_state is not None)
+    assert kept <= one
+    none = generate_answers(model, fmt, questions, batch_size=5, progress=False, **kw)
+    assert all(g.prompt_state is None for g in none)
+
+
+def test_evaluate_with_and_without_prompt_reuse_agree(tiny, tmp_path: Path) -> None:
+    model, tok, fmt = tiny
+    sets = tofu_sets(3)
+    on = runner.evaluate(model, tok, sets, fast_cfg(use_cache=False), tmp_path / "on", fmt)
+    off_cfg = fast_cfg(use_cache=False, prompt_cache_mib=0)
+    off = runner.evaluate(model, tok, sets, off_cfg, tmp_path / "off", fmt)
+    for split in sets:
+        for key in ("probability", "truth_ratio", "rouge_l"):
+            assert on["splits"][split][key] == pytest.approx(off["splits"][split][key], abs=1e-5)
+
+
 # ---------------------------------------------------------------------------------------------
 # teacher forcing
 
@@ -235,9 +286,9 @@ def test_score_split_one_pass_for_all_perturbed_answers_of_a_batch(tiny, shared:
     )  # fmt: skip
     hook.remove()
     if shared:
-        # per batch: the prompts once, then answers + paraphrases in one pass and all K
-        # perturbed answers of the batch in one pass, both continuing the prompts' cache
-        assert [s[0] for s in shapes] == [2, 4, 6, 1, 2, 3]
+        # per batch of B items: the prompts once, then the 2B answers + paraphrases and the KB
+        # perturbed answers, length-sorted, B rows per pass, all on the prompts' cache
+        assert [s[0] for s in shapes] == [2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1]
     else:
         # batch of 2 items: answers + paraphrases (4 rows), then 2 x 3 perturbed in ONE pass
         # (6 rows); then the last item: 2 rows and 3 rows.

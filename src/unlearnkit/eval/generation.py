@@ -20,7 +20,7 @@ they give the same tokens up to float rounding of differently shaped matrix prod
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from tqdm.auto import tqdm
@@ -28,7 +28,13 @@ from transformers import GenerationConfig, PreTrainedModel
 
 from unlearnkit.data.collator import pad_batch
 from unlearnkit.data.formatting import PromptFormatter
-from unlearnkit.eval.scoring import accepts_kwarg, cache_argument, shareable_cache
+from unlearnkit.eval.scoring import (
+    PromptState,
+    accepts_kwarg,
+    cache_argument,
+    shareable_cache,
+    split_prompt_states,
+)
 
 # Finished rows are dropped from the decode batch once they are at least this fraction of it
 # (at least one row): removing rows copies the key/value cache, so a lone finished row in a big
@@ -45,6 +51,9 @@ class Generation:
     prompt_len: int
     budget: int  # the number of new tokens this item was allowed
     hit_budget: bool  # True when generation stopped at the budget, not at end-of-sequence
+    # The prompt's key/value states from generation's prefill, kept (within a memory budget) so
+    # that teacher forcing does not compute the prompt again; dropped once scored.
+    prompt_state: PromptState | None = field(default=None, compare=False, repr=False)
 
 
 def token_budget(prompt_len: int, max_new_tokens: int, generation_max_length: int) -> int:
@@ -73,13 +82,15 @@ def greedy_decode(
     attention_mask: torch.Tensor,
     budgets: list[int],
     stop_ids: set[int],
+    states_out: list[PromptState] | None = None,
 ) -> list[tuple[list[int], bool]] | None:
     """Greedy continuation of left-padded prompts, finished rows dropped as the batch runs.
 
     ``input_ids`` / ``attention_mask``: (B, T), left padded; ``budgets``: B new-token limits
     (each > 0). Returns per row (ids before the stop token, stopped at a stop token), or None when
     the model cannot run this loop (no ``position_ids`` / cache argument, or a cache that is not a
-    plain dynamic one); the caller then uses ``model.generate``.
+    plain dynamic one); the caller then uses ``model.generate``. With ``states_out``, the
+    prompts' states after the prefill are appended to it, one per row.
     """
     cache_arg = cache_argument(model)
     if cache_arg is None:
@@ -96,6 +107,8 @@ def greedy_decode(
     cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
     if not shareable_cache(cache):
         return None
+    if states_out is not None:
+        states_out.extend(split_prompt_states(cache, attention_mask, out.logits[:, -1, :]))
     n = input_ids.shape[0]
     generated: list[list[int]] = [[] for _ in range(n)]
     stopped = [False] * n
@@ -175,12 +188,15 @@ def generate_answers(
     desc: str = "generate",
     progress: bool = True,
     prune: bool = True,
+    prompt_state_bytes: int = 0,
 ) -> list[Generation]:
     """Greedy answers to ``questions`` in the input order.
 
     Items are sorted by prompt length before batching so that left padding stays small; the
     results are returned in the original order. ``model`` must be in eval mode (the caller sets it).
     ``prune=False`` always decodes with ``model.generate`` (the reference path).
+    ``prompt_state_bytes`` > 0: keep each prompt's key/value states on its :class:`Generation`
+    (``prompt_state``) until they add up to this many bytes (for :func:`score_split`).
     """
     if batch_size <= 0:
         raise ValueError(f"batch_size must be > 0, got {batch_size}")
@@ -193,6 +209,7 @@ def generate_answers(
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     device = _model_device(model)
     results: list[Generation | None] = [None] * len(prompts)
+    kept = 0  # bytes of prompt states kept so far
 
     bar = tqdm(total=len(prompts), desc=desc, unit="item", disable=not progress, leave=False)
     for start in range(0, len(order), batch_size):
@@ -214,15 +231,21 @@ def generate_answers(
             attention_mask = batch["attention_mask"].to(device)  # (B, T)
             row_budgets = [budgets[i] for i in runnable]
             decoded = None
+            states: list[PromptState] | None = [] if kept < prompt_state_bytes else None
             if prune:
-                decoded = greedy_decode(model, input_ids, attention_mask, row_budgets, stop_ids)
+                decoded = greedy_decode(
+                    model, input_ids, attention_mask, row_budgets, stop_ids, states
+                )
             if decoded is None:
                 decoded = _hf_generate(
                     model, input_ids, attention_mask, row_budgets, stop_ids, pad_id
                 )
-            for (ids, stopped), i in zip(decoded, runnable, strict=True):
+            for r, ((ids, stopped), i) in enumerate(zip(decoded, runnable, strict=True)):
                 text = tok.decode(ids, skip_special_tokens=True).strip()
                 results[i] = Generation(text, ids, len(prompts[i]), budgets[i], not stopped)
+                if states and kept + states[r].nbytes <= prompt_state_bytes:
+                    results[i].prompt_state = states[r]  # type: ignore[union-attr]
+                    kept += states[r].nbytes
         bar.update(len(idx))
     bar.close()
     return [r for r in results if r is not None]

@@ -181,6 +181,7 @@ def _generate_all(
         pad_id=pad_id,
         desc="generate",
         progress=progress,
+        prompt_state_bytes=cfg.prompt_cache_mib * 2**20,
     )
     out: dict[str, list[Generation]] = {}
     start = 0
@@ -222,7 +223,10 @@ def _split_values(
             pad_id=pad_id,
             desc=f"score {name}",
             progress=progress,
+            prompt_states=[g.prompt_state for g in gens],
         )
+        for g in gens:
+            g.prompt_state = None  # scored: free the memory
         if base_is_answer:
             nll["base"] = nll["answer"]
     no_room = sum(1 for g in gens if g.budget == 0)
@@ -351,7 +355,11 @@ def evaluate(
 
     with timer.phase("fingerprint"):
         fingerprint = result_cache.weights_fingerprint(model)
-    settings = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("use_cache",)}
+    settings = {
+        k: v
+        for k, v in dataclasses.asdict(cfg).items()
+        if k not in ("use_cache", "prompt_cache_mib")
+    }
     settings["retain_eval"] = None  # the path does not matter, its truth ratios do (below)
     key = result_cache.cache_key(
         fingerprint,

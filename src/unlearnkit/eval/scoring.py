@@ -12,8 +12,9 @@ Two exact implementations of the same numbers:
 
 * shared prompt (default where the model's cache allows it): each batch's prompts go through the
   model once (left padded); their key/value cache is then repeated for every answer of the item,
-  so the answers and paraphrased answers of the batch are scored in one forward pass and all
-  perturbed answers of the batch in another one, without recomputing the prompt 2 + K times;
+  so the answers and paraphrased answers of the batch, then all its perturbed answers, are
+  scored in forward passes of length-sorted rows, without recomputing the prompt 2 + K times;
+  where generation already ran the prompts, their saved states replace the prompt pass;
 * full sequences (fallback, e.g. sliding-window or recurrent caches): prompt + answer sequences
   right padded, two forward passes per batch as above, only the logits of the positions that can
   hold answer tokens materialised.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -115,18 +117,87 @@ def shareable_cache(cache: object) -> bool:
     )
 
 
+@dataclass(eq=False)
+class PromptState:
+    """One prompt as the model computed it, kept to score answers against without recomputing.
+
+    ``layers``: per layer ``(keys, values)`` of shape ``(heads, P, head_dim)`` (no padding);
+    ``next_logp``: ``(V,)`` log-probabilities of the token after the prompt.
+    """
+
+    layers: list[tuple[torch.Tensor, torch.Tensor]]
+    next_logp: torch.Tensor
+
+    @property
+    def length(self) -> int:
+        return int(self.layers[0][0].shape[1])
+
+    @property
+    def nbytes(self) -> int:
+        kv = sum(
+            k.numel() * k.element_size() + v.numel() * v.element_size() for k, v in self.layers
+        )
+        return kv + self.next_logp.numel() * self.next_logp.element_size()
+
+
+def split_prompt_states(
+    cache: object, mask: torch.Tensor, last_logits: torch.Tensor
+) -> list[PromptState]:
+    """Per-row :class:`PromptState` of a left-padded batch: ``cache`` (plain dynamic, B rows),
+    ``mask`` (B, P), ``last_logits`` (B, V) at the last prompt position."""
+    width = mask.shape[1]
+    logp = torch.log_softmax(last_logits.float(), dim=-1)  # (B, V)
+    states = []
+    for b, n in enumerate(mask.sum(dim=1).tolist()):
+        layers = [
+            (la.keys[b, :, width - n :, :].clone(), la.values[b, :, width - n :, :].clone())
+            for la in cache.layers  # type: ignore[attr-defined]
+        ]
+        states.append(PromptState(layers, logp[b].clone()))
+    return states
+
+
+def stack_prompt_states(
+    states: list[PromptState], device: torch.device
+) -> tuple[object, torch.Tensor, torch.Tensor]:
+    """Saved prompts as a left-padded batch: (dynamic cache, mask (B, P), next logp (B, V))."""
+    from transformers.cache_utils import DynamicCache
+
+    width = max(st.length for st in states)
+    mask = torch.zeros(len(states), width, dtype=torch.long, device=device)
+    data = []
+    for layer in range(len(states[0].layers)):
+        k0, v0 = states[0].layers[layer]
+        keys = k0.new_zeros(len(states), k0.shape[0], width, k0.shape[2])  # (B, H, P, D)
+        values = v0.new_zeros(len(states), v0.shape[0], width, v0.shape[2])
+        for b, st in enumerate(states):
+            k, v = st.layers[layer]
+            keys[b, :, width - k.shape[1] :] = k
+            values[b, :, width - v.shape[1] :] = v
+        data.append((keys.to(device), values.to(device)))
+    for b, st in enumerate(states):
+        mask[b, width - st.length :] = 1
+    first_logp = torch.stack([st.next_logp for st in states]).to(device)  # (B, V)
+    return DynamicCache(ddp_cache_data=data), mask, first_logp
+
+
 @torch.inference_mode()
 def shared_prompt_nlls(
     model: PreTrainedModel,
     prompts: list[list[int]],
     passes: list[list[tuple[int, list[int]]]],
     pad_id: int,
+    states: list[PromptState] | None = None,
+    rows_per_pass: int | None = None,
 ) -> list[list[float]] | None:
     """Mean NLLs of continuations of shared prompts; None when the model cannot share its cache.
 
     ``prompts``: B token lists. ``passes``: each pass is a list of rows ``(b, continuation)``,
-    the continuation being the answer tokens + EOS that follow prompt ``b``; each pass is ONE
-    forward pass over its rows, reusing the prompts' key/value cache. Row r's value is
+    the continuation being the answer tokens + EOS that follow prompt ``b``; the rows of a pass
+    are sorted by length and run ``rows_per_pass`` (default B) at a time, each forward pass
+    reusing the prompts' key/value cache. ``states``: the prompts as generation already
+    computed them (:class:`PromptState`, aligned with ``prompts``); then no prompt pass runs.
+    Row r's value is
 
         Lbar_r = -1/|c_r| [log p(c_r,0 | prompt_b) + sum_{j>=1} log p(c_r,j | prompt_b, c_r,<j)]
 
@@ -137,50 +208,62 @@ def shared_prompt_nlls(
     if cache_arg is None:
         return None
     device = next(model.parameters()).device
-    batch = pad_batch(
-        [{"input_ids": p, "attention_mask": [1] * len(p)} for p in prompts], pad_id, side="left"
-    )
-    ids = batch["input_ids"].to(device)  # (B, P)
-    mask = batch["attention_mask"].to(device)  # (B, P)
-    position = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, P): left padding does not shift positions
-    kwargs = {"logits_to_keep": 1} if accepts_kwarg(model, "logits_to_keep") else {}
-    out = model(input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True, **kwargs)
-    cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
-    if not shareable_cache(cache):
-        return None
-    first_logp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # (B, V)
+    if states is not None:  # the prompts were computed before (by generation): no prompt pass
+        cache, mask, first_logp = stack_prompt_states(states, device)
+    else:
+        batch = pad_batch(
+            [{"input_ids": p, "attention_mask": [1] * len(p)} for p in prompts], pad_id, "left"
+        )
+        ids = batch["input_ids"].to(device)  # (B, P)
+        mask = batch["attention_mask"].to(device)  # (B, P)
+        position = (mask.cumsum(-1) - 1).clamp(min=0)  # (B, P): left padding does not count
+        kwargs = {"logits_to_keep": 1} if accepts_kwarg(model, "logits_to_keep") else {}
+        out = model(
+            input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True, **kwargs
+        )
+        cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+        if not shareable_cache(cache):
+            return None
+        first_logp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # (B, V)
     prompt_len = mask.sum(dim=1)  # (B,)
+    chunk = rows_per_pass or len(prompts)
     results: list[list[float]] = []
     for rows in passes:
-        if not rows:
-            results.append([])
-            continue
-        idx = torch.tensor([b for b, _ in rows], device=device)  # (R,)
-        cont = pad_batch(
-            [{"input_ids": c, "attention_mask": [1] * len(c)} for _, c in rows], pad_id, "right"
-        )
-        c_ids = cont["input_ids"].to(device)  # (R, A)
-        c_mask = cont["attention_mask"].to(device)  # (R, A)
-        width = c_ids.shape[1]
-        kv = copy.deepcopy(cache)
-        kv.reorder_cache(idx)  # (R, ...) rows of the prompt cache, repeated per continuation
-        logits = model(
-            input_ids=c_ids,
-            attention_mask=torch.cat([mask[idx], c_mask], dim=1),  # (R, P + A)
-            position_ids=prompt_len[idx, None] + torch.arange(width, device=device),  # (R, A)
-            use_cache=True,
-            **{cache_arg: kv},
-        ).logits  # (R, A, V)
-        first = -first_logp[idx].gather(1, c_ids[:, :1]).squeeze(1)  # (R,)
-        labels = c_ids[:, 1:].masked_fill(c_mask[:, 1:] == 0, IGNORE_INDEX)  # (R, A - 1)
-        rest = F.cross_entropy(
-            logits[:, :-1, :].float().transpose(1, 2),
-            labels,
-            ignore_index=IGNORE_INDEX,
-            reduction="none",
-        )  # (R, A - 1)
-        counts = c_mask.sum(dim=1)  # (R,)
-        results.append(((first + rest.sum(dim=1)) / counts).tolist())
+        # Rows sorted by length and run in chunks: little padding whatever the answers' lengths.
+        values = [0.0] * len(rows)
+        order = sorted(range(len(rows)), key=lambda r: len(rows[r][1]))
+        for start in range(0, len(order), chunk):
+            part = order[start : start + chunk]
+            idx = torch.tensor([rows[r][0] for r in part], device=device)  # (R,)
+            cont = pad_batch(
+                [{"input_ids": rows[r][1], "attention_mask": [1] * len(rows[r][1])} for r in part],
+                pad_id,
+                "right",
+            )
+            c_ids = cont["input_ids"].to(device)  # (R, A)
+            c_mask = cont["attention_mask"].to(device)  # (R, A)
+            width = c_ids.shape[1]
+            kv = copy.deepcopy(cache)
+            kv.reorder_cache(idx)  # (R, ...) rows of the prompt cache, one per continuation
+            logits = model(
+                input_ids=c_ids,
+                attention_mask=torch.cat([mask[idx], c_mask], dim=1),  # (R, P + A)
+                position_ids=prompt_len[idx, None] + torch.arange(width, device=device),
+                use_cache=True,
+                **{cache_arg: kv},
+            ).logits  # (R, A, V)
+            first = -first_logp[idx].gather(1, c_ids[:, :1]).squeeze(1)  # (R,)
+            labels = c_ids[:, 1:].masked_fill(c_mask[:, 1:] == 0, IGNORE_INDEX)  # (R, A - 1)
+            rest = F.cross_entropy(
+                logits[:, :-1, :].float().transpose(1, 2),
+                labels,
+                ignore_index=IGNORE_INDEX,
+                reduction="none",
+            )  # (R, A - 1)
+            counts = c_mask.sum(dim=1)  # (R,)
+            for r, v in zip(part, ((first + rest.sum(dim=1)) / counts).tolist(), strict=True):
+                values[r] = v
+        results.append(values)
     return results
 
 
@@ -197,6 +280,7 @@ def score_split(
     desc: str = "score",
     progress: bool = True,
     shared: bool = True,
+    prompt_states: list[PromptState | None] | None = None,
 ) -> dict[str, np.ndarray]:
     """Teacher-forced mean NLLs of a split.
 
@@ -204,6 +288,8 @@ def score_split(
     paraphrased answer) and ``perturbed`` (N, K) when ``perturbed`` is given (K equal for every
     item; the caller validates). Items are sorted by length so that padding stays small.
     ``shared=False`` forces the full-sequence path (the reference implementation).
+    ``prompt_states``: per question, its prompt as generation computed it (or None); a batch
+    whose items all have one skips its prompt pass.
     """
     n = len(questions)
     prompts = [formatter.encode_prompt(q) for q in questions]
@@ -228,7 +314,14 @@ def score_split(
             passes = [first_pass]
             if pert:
                 passes.append([(j, p) for j, i in enumerate(idx) for p in pert[i]])
-            got = shared_prompt_nlls(model, [prompts[i] for i in idx], passes, pad_id)
+            saved = [prompt_states[i] for i in idx] if prompt_states else []
+            got = shared_prompt_nlls(
+                model,
+                [prompts[i] for i in idx],
+                passes,
+                pad_id,
+                states=saved if saved and all(st is not None for st in saved) else None,  # type: ignore[arg-type]
+            )
             if got is None:
                 share = False  # this model's cache cannot be shared: full sequences from now on
             else:
