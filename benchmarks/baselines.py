@@ -243,6 +243,7 @@ def naive_evaluate_split(
     spec: Any,
     *,
     batch_size: int,
+    generation_batch_size: int,
     max_new_tokens: int,
     generation_max_length: int,
     embedding_path: str | None,
@@ -251,8 +252,10 @@ def naive_evaluate_split(
 ) -> list[dict[str, Any]]:
     """Every per-item value of one split, computed the naive way (see the module docstring).
 
-    ``spec``: unlearnkit's split spec (which field each metric compares with). ``timings``, when
-    given, accumulates the wall time of each phase.
+    ``spec``: unlearnkit's split spec (which field each metric compares with). Generation runs in
+    batches of ``generation_batch_size`` (ours: ``eval.generation_batch_size``), teacher forcing
+    in batches of ``batch_size`` (ours: ``eval.batch_size``). ``timings``, when given,
+    accumulates the wall time of each phase.
     """
     from rouge_score import rouge_scorer
 
@@ -268,7 +271,7 @@ def naive_evaluate_split(
     gens = naive_generate(
         model,
         [formatter.encode_prompt(q) for q in questions],
-        batch_size=batch_size,
+        batch_size=generation_batch_size,
         max_new_tokens=max_new_tokens,
         generation_max_length=generation_max_length,
         pad_id=pad_id,

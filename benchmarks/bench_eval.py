@@ -121,6 +121,7 @@ def run_baseline(
             items,
             split_spec("tofu", name),
             batch_size=cfg.batch_size,
+            generation_batch_size=cfg.generation_batch_size,
             max_new_tokens=cfg.max_new_tokens,
             generation_max_length=cfg.generation_max_length,
             embedding_path=embed,
