@@ -312,7 +312,10 @@ def naive_evaluate_split(
     cosine = naive_cosine(gens, cos_refs, embedding_path) if embedding_path else [None] * len(items)
     clock.lap("cosine_similarity")
     if nli_path:
-        pairs = (gens, rouge_refs) if spec.entailment_order == "gen_ref" else (rouge_refs, gens)
+        # the NLI reference (real authors / world facts: the full sentence); the gate keeps
+        # ROUGE-L against the ROUGE reference
+        nli_refs = [getattr(it, spec.entailment_reference) for it in items]
+        pairs = (gens, nli_refs) if spec.entailment_order == "gen_ref" else (nli_refs, gens)
         entail: list = naive_entailment(pairs[0], pairs[1], rouge, nli_path)
     else:
         entail = [None] * len(items)

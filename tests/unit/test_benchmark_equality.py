@@ -205,3 +205,51 @@ def test_naive_evaluation_equals_evaluate(aux_models: tuple[str, str], tmp_path)
     # the margin function reads the right pair: the stand-in's real margins are finite and >= 0
     margin = nli_margin_fn(nli, ours)
     assert all(margin(n, i) >= 0.0 for n in sets for i in range(len(sets[n])))
+
+
+def test_naive_evaluation_sends_the_same_nli_pairs_as_evaluate(
+    aux_models: tuple[str, str], tmp_path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both paths give the NLI model the same (premise, hypothesis) pairs on every split: on real
+    authors and world facts the reference is the full sentence (``original_answer``), not the
+    short ROUGE-L answer. The ROUGE-L gate is opened so that every pair reaches the model."""
+    import benchmarks.baselines as baselines
+    from unlearnkit.eval.metrics import entailment as entailment_mod
+
+    embed, nli = aux_models
+    monkeypatch.setattr(baselines, "ROUGE_GATE", -1.0)
+    monkeypatch.setattr(entailment_mod, "ROUGE_GATE", -1.0)
+    seen: dict[str, list[tuple[str, str]]] = {"ours": [], "baseline": []}
+    entailed = entailment_mod.EntailmentScorer.entailed
+    naive = baselines.naive_entailment
+
+    def spy_ours(self, premises, hypotheses, batch_size=16):  # type: ignore[no-untyped-def]
+        seen["ours"].extend(zip(premises, hypotheses, strict=True))
+        return entailed(self, premises, hypotheses, batch_size)
+
+    def spy_baseline(premises, hypotheses, rouge, model_path):  # type: ignore[no-untyped-def]
+        seen["baseline"].extend(zip(premises, hypotheses, strict=True))
+        return naive(premises, hypotheses, rouge, model_path)
+
+    monkeypatch.setattr(entailment_mod.EntailmentScorer, "entailed", spy_ours)
+    monkeypatch.setattr(baselines, "naive_entailment", spy_baseline)
+    model, tok = tiny_model(seed=0)
+    model.eval()
+    sets = {"forget": _items(3, "forget", k=5), "world_facts": _items(3, "world", k=3)}
+    cfg = EvalConfig(
+        ds_size=None,
+        batch_size=2,
+        max_new_tokens=4,
+        generation_max_length=200,
+        embedding_model=embed,
+        nli_model=nli,
+        use_cache=False,
+    )
+    ours = run_ours(model, tok, sets, cfg, tmp_path / "ours")
+    run_baseline(model, tok, sets, cfg, embed, nli)
+    assert len(seen["ours"]) == len(seen["baseline"]) == 6
+    assert sorted(seen["ours"]) == sorted(seen["baseline"])
+    # world facts: (reference, generation), the reference being the full sentence
+    world = [(r["entailment_reference"], r["generation"]) for r in ours["world_facts"]]
+    assert world[0][0] == sets["world_facts"][0].original_answer
+    assert set(world) <= set(seen["baseline"])
