@@ -37,6 +37,7 @@ from benchmarks.common import (
 )
 from unlearnkit.config import EvalConfig
 from unlearnkit.data.formatting import PromptFormatter
+from unlearnkit.eval.generation import resolve_batch_size, token_budget
 from unlearnkit.eval.metrics import entailment as entailment_mod
 from unlearnkit.eval.metrics import similarity as similarity_mod
 from unlearnkit.eval.metrics.similarity import resolve_embedding_model
@@ -103,6 +104,18 @@ def run_ours(
     return records
 
 
+def ours_generation_batch(
+    model: Any, formatter: PromptFormatter, sets: dict, cfg: EvalConfig
+) -> int:
+    """The generation batch our path uses on ``sets`` (eval.generation_batch_size, or the
+    automatic one over the pooled prompts), so that the baseline generates in batches as large."""
+    prompts = [formatter.encode_prompt(it.question) for items in sets.values() for it in items]
+    budgets = [token_budget(len(p), cfg.max_new_tokens, cfg.generation_max_length) for p in prompts]
+    return resolve_batch_size(
+        model, prompts, budgets, cfg.generation_batch_size, cfg.generation_cache_mib * 2**20
+    )
+
+
 def run_baseline(
     model: Any,
     tok: Any,
@@ -113,6 +126,7 @@ def run_baseline(
     timings: dict[str, float] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     formatter = PromptFormatter(tok)
+    generation_batch = ours_generation_batch(model, formatter, sets, cfg)
     out: dict[str, Any] = {}
     for name, items in sets.items():
         out[name] = naive_evaluate_split(
@@ -121,7 +135,7 @@ def run_baseline(
             items,
             split_spec("tofu", name),
             batch_size=cfg.batch_size,
-            generation_batch_size=cfg.generation_batch_size,
+            generation_batch_size=generation_batch,
             max_new_tokens=cfg.max_new_tokens,
             generation_max_length=cfg.generation_max_length,
             embedding_path=embed,
@@ -316,6 +330,9 @@ def run(ctx: BenchContext) -> list[Result]:
                 "mean_generated_tokens": sum(gen_lengths) / max(len(gen_lengths), 1),
                 "eval_config": {
                     "batch_size": cfg.batch_size,
+                    "generation_batch_size": ours_generation_batch(
+                        model, PromptFormatter(tok), sets, cfg
+                    ),
                     "max_new_tokens": cfg.max_new_tokens,
                     "nli": "random BERT-base-sized stand-in (12x768)",
                 },

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import torch
 from tqdm.auto import tqdm
 from transformers import GenerationConfig, PreTrainedModel
+from transformers.cache_utils import DynamicCache, DynamicLayer
 
 from unlearnkit.data.collator import pad_batch
 from unlearnkit.data.formatting import PromptFormatter
@@ -56,9 +57,117 @@ class Generation:
     prompt_state: PromptState | None = field(default=None, compare=False, repr=False)
 
 
+class _PreallocatedLayer(DynamicLayer):
+    """A full-attention cache layer that writes new keys/values in place into a buffer sized
+    for the whole generation, instead of concatenating (copying) the cache at every step.
+
+    A plain :class:`DynamicLayer` copies its (B, H, L, D) keys and values at every decode step;
+    at batch 64 and 250 cached tokens that is about 0.7 GB per step for SmolLM2 (measured: a
+    decode step 548 ms with concatenation, 416 ms written in place). ``keys`` / ``values`` are
+    views of the first ``L`` positions, which is what attention reads.
+    """
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, capacity: int) -> None:
+        super().__init__()
+        b, h, n, _ = keys.shape  # (B, H, L, D)
+        self._k = keys.new_empty(b, h, max(capacity, n), keys.shape[-1])  # (B, H, cap, D)
+        self._v = values.new_empty(b, h, max(capacity, n), values.shape[-1])
+        self._k[:, :, :n] = keys
+        self._v[:, :, :n] = values
+        self._len = n
+        self.device = keys.device
+        self.is_initialized = True
+        self._views()
+
+    def _views(self) -> None:
+        self.keys = self._k[:, :, : self._len]  # (B, H, L, D) view
+        self.values = self._v[:, :, : self._len]
+
+    def update(self, key_states, value_states, *args, **kwargs):  # type: ignore[no-untyped-def]
+        end = self._len + key_states.shape[-2]
+        if end > self._k.shape[-2]:  # past the planned length: grow (not reached by greedy_decode)
+            grow = max(end, 2 * self._k.shape[-2]) - self._k.shape[-2]
+            self._k = torch.cat(
+                [self._k, self._k.new_empty(*self._k.shape[:2], grow, self._k.shape[3])], 2
+            )
+            self._v = torch.cat(
+                [self._v, self._v.new_empty(*self._v.shape[:2], grow, self._v.shape[3])], 2
+            )
+        self._k[:, :, self._len : end] = key_states
+        self._v[:, :, self._len : end] = value_states
+        self._len = end
+        self._views()
+        return self.keys, self.values
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        self.batch_select_indices(beam_idx)
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        self._k = self._k.index_select(0, indices.to(self._k.device))
+        self._v = self._v.index_select(0, indices.to(self._v.device))
+        self._views()
+
+    def crop(self, tokens_to_remove: int) -> None:
+        raise NotImplementedError("the generation cache is not cropped")
+
+
+def _preallocated(cache: DynamicCache, capacity: int) -> DynamicCache:
+    """The prefill's plain dynamic cache as :class:`_PreallocatedLayer` s of ``capacity`` tokens."""
+    out = DynamicCache()
+    out.layers = [_PreallocatedLayer(la.keys, la.values, capacity) for la in cache.layers]
+    return out
+
+
 def token_budget(prompt_len: int, max_new_tokens: int, generation_max_length: int) -> int:
     """new tokens = min(max_new_tokens, generation_max_length - prompt_len), at least 0."""
     return max(0, min(max_new_tokens, generation_max_length - prompt_len))
+
+
+# Upper bound of the automatic generation batch (eval.generation_batch_size: null).
+MAX_AUTO_BATCH = 256
+# Automatic batch for a model whose cache size per token cannot be read from its config.
+FALLBACK_BATCH = 64
+
+
+def kv_bytes_per_token(model: PreTrainedModel) -> int | None:
+    """Bytes the key/value cache holds per token: layers x 2 x kv heads x head dim x dtype size.
+
+    None when the config does not say (then the batch is :data:`FALLBACK_BATCH`)."""
+    cfg = model.config.get_text_config() if hasattr(model.config, "get_text_config") else None
+    cfg = cfg or model.config
+    layers = getattr(cfg, "num_hidden_layers", None)
+    heads = getattr(cfg, "num_attention_heads", None)
+    hidden = getattr(cfg, "hidden_size", None)
+    kv_heads = getattr(cfg, "num_key_value_heads", None) or heads
+    head_dim = getattr(cfg, "head_dim", None) or (hidden // heads if hidden and heads else None)
+    if not (layers and kv_heads and head_dim):
+        return None
+    dtype_size = next(model.parameters()).element_size()
+    return int(layers) * 2 * int(kv_heads) * int(head_dim) * dtype_size
+
+
+def auto_batch_size(model: PreTrainedModel, tokens_per_row: int, cache_bytes: int) -> int:
+    """The largest batch whose key/value cache of ``tokens_per_row`` tokens per row fits
+    ``cache_bytes``, between 1 and :data:`MAX_AUTO_BATCH`."""
+    per_token = kv_bytes_per_token(model)
+    if per_token is None:
+        return FALLBACK_BATCH
+    return max(1, min(MAX_AUTO_BATCH, cache_bytes // max(1, per_token * tokens_per_row)))
+
+
+def resolve_batch_size(
+    model: PreTrainedModel,
+    prompts: list[list[int]],
+    budgets: list[int],
+    batch_size: int | None,
+    cache_bytes: int,
+) -> int:
+    """``batch_size``, or when None the automatic batch for the longest prompt plus the largest
+    budget of these prompts (the most a row's cache can hold)."""
+    if batch_size is not None:
+        return batch_size
+    longest = max((len(p) for p in prompts), default=1) + max(budgets, default=0)
+    return auto_batch_size(model, longest, cache_bytes)
 
 
 def _model_device(model: PreTrainedModel) -> torch.device:
@@ -109,6 +218,7 @@ def greedy_decode(
         return None
     if states_out is not None:
         states_out.extend(split_prompt_states(cache, attention_mask, out.logits[:, -1, :]))
+    cache = _preallocated(cache, input_ids.shape[1] + max(budgets))  # type: ignore[arg-type]
     n = input_ids.shape[0]
     generated: list[list[int]] = [[] for _ in range(n)]
     stopped = [False] * n
@@ -181,7 +291,7 @@ def generate_answers(
     formatter: PromptFormatter,
     questions: list[str],
     *,
-    batch_size: int,
+    batch_size: int | None,
     max_new_tokens: int,
     generation_max_length: int,
     pad_id: int,
@@ -189,6 +299,7 @@ def generate_answers(
     progress: bool = True,
     prune: bool = True,
     prompt_state_bytes: int = 0,
+    cache_bytes: int = 4 * 2**30,
 ) -> list[Generation]:
     """Greedy answers to ``questions`` in the input order.
 
@@ -197,12 +308,14 @@ def generate_answers(
     ``prune=False`` always decodes with ``model.generate`` (the reference path).
     ``prompt_state_bytes`` > 0: keep each prompt's key/value states on its :class:`Generation`
     (``prompt_state``) until they add up to this many bytes (for :func:`score_split`).
+    ``batch_size`` None: :func:`auto_batch_size` for a key/value cache of ``cache_bytes``.
     """
-    if batch_size <= 0:
+    if batch_size is not None and batch_size <= 0:
         raise ValueError(f"batch_size must be > 0, got {batch_size}")
     tok = formatter.tokenizer
     prompts = [formatter.encode_prompt(q) for q in questions]
     budgets = [token_budget(len(p), max_new_tokens, generation_max_length) for p in prompts]
+    batch_size = resolve_batch_size(model, prompts, budgets, batch_size, cache_bytes)
     stop_ids = {formatter.eos_id}
     if tok.eos_token_id is not None:
         stop_ids.add(int(tok.eos_token_id))

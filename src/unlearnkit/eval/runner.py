@@ -69,8 +69,16 @@ class _Timer:
 
 def check_eval_config(cfg: EvalConfig) -> None:
     """Range checks for an EvalConfig built in code (load_config validates the CLI/YAML path)."""
-    for name in ("batch_size", "generation_batch_size", "max_new_tokens", "generation_max_length"):
+    for name in (
+        "batch_size",
+        "generation_batch_size",
+        "generation_cache_mib",
+        "max_new_tokens",
+        "generation_max_length",
+    ):
         value = getattr(cfg, name)
+        if name == "generation_batch_size" and value is None:
+            continue  # auto
         if not isinstance(value, int) or value <= 0:
             raise ValueError(f"eval.{name} must be a positive integer, got {value!r}")
     if cfg.ds_size is not None and cfg.ds_size <= 0:
@@ -176,6 +184,7 @@ def _generate_all(
         formatter,
         questions,
         batch_size=cfg.generation_batch_size,
+        cache_bytes=cfg.generation_cache_mib * 2**20,
         max_new_tokens=cfg.max_new_tokens,
         generation_max_length=cfg.generation_max_length,
         pad_id=pad_id,
