@@ -7,7 +7,7 @@ import torch
 from transformers.cache_utils import DynamicLayer
 
 from unlearnkit.data.formatting import PromptFormatter
-from unlearnkit.eval import generation
+from unlearnkit.eval import generation, kv_cache
 from unlearnkit.eval.generation import auto_batch_size, generate_answers, kv_bytes_per_token
 from unlearnkit.models.tiny import tiny_model
 
@@ -24,7 +24,7 @@ def test_preallocated_layer_holds_what_a_dynamic_layer_holds() -> None:
     keys, values = torch.randn(3, 2, 5, 4, generator=gen), torch.randn(3, 2, 5, 4, generator=gen)
     plain = DynamicLayer()
     plain.update(keys, values)
-    pre = generation._PreallocatedLayer(keys, values, capacity=7)
+    pre = kv_cache.PreallocatedLayer.from_states(keys, values, capacity=7)
     buffer = pre._k
     for _ in range(4):  # two steps inside the capacity, then two past it (the buffer grows)
         k, v = torch.randn(3, 2, 1, 4, generator=gen), torch.randn(3, 2, 1, 4, generator=gen)
@@ -39,28 +39,73 @@ def test_preallocated_layer_holds_what_a_dynamic_layer_holds() -> None:
     assert torch.equal(pre.keys, plain.keys) and torch.equal(pre.values, plain.values)
 
 
+def _left_padded(prompts: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(map(len, prompts))
+    ids = torch.tensor([[pad_id] * (width - len(p)) + p for p in prompts])  # (B, T)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])  # (B, T)
+    return ids, mask
+
+
 def test_decode_steps_write_into_the_buffer_without_reallocating(tiny, monkeypatch) -> None:
     model, tok, fmt = tiny
     prompts = [fmt.encode_prompt(q) for q in ("Hi?", "Who wrote it?")]
-    width = max(map(len, prompts))
-    ids = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in prompts])
-    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
-    buffers: list[int] = []
-    real = generation._preallocated
+    ids, mask = _left_padded(prompts, tok.pad_token_id)
+    seen: list = []
+    real = generation.prefill
 
-    def spy(cache, capacity):  # type: ignore[no-untyped-def]
-        out = real(cache, capacity)
-        assert capacity == width + 6
-        buffers.append(out.layers[0]._k.data_ptr())
-        spy.cache = out  # type: ignore[attr-defined]
+    def spy(*a, **k):  # type: ignore[no-untyped-def]
+        out = real(*a, **k)
+        seen.append((out, out.cache.layers[0]._k.data_ptr()))
         return out
 
-    monkeypatch.setattr(generation, "_preallocated", spy)
+    monkeypatch.setattr(generation, "prefill", spy)
     got = generation.greedy_decode(model, ids, mask, [6, 6], {-1})  # no stop: 6 tokens each
     assert got is not None and [len(row) for row, _ in got] == [6, 6]
-    layer = spy.cache.layers[0]  # type: ignore[attr-defined]
-    assert layer._k.data_ptr() == buffers[0]  # the same buffer after all the steps
-    assert layer.get_seq_length() == width + 5  # the last token is emitted, not cached
+    ((pre, pointer),) = seen
+    layer = pre.cache.layers[0]
+    assert layer._k.data_ptr() == pointer  # the same buffer after all the steps
+    assert layer.get_seq_length() == pre.mask.shape[1] + 5  # the last token is not cached
+
+
+def test_shared_prefix_length_and_prefill_chunks(monkeypatch) -> None:
+    assert kv_cache.shared_prefix_length([[1, 2, 3, 4, 5, 6], [1, 2, 3, 4, 5, 7, 8]]) == 5
+    # every prompt keeps one token of its own
+    assert kv_cache.shared_prefix_length([[1, 2, 3, 4, 5], [1, 2, 3, 4, 5, 9]]) == 4
+    assert kv_cache.shared_prefix_length([[1, 2, 3, 9, 9], [1, 2, 3, 8, 8]]) == 0  # < 4 tokens
+    assert kv_cache.shared_prefix_length([[1, 2, 3, 4, 5, 6]]) == 0  # nothing to share
+    monkeypatch.setattr(kv_cache, "PREFILL_CHUNK_TOKENS", 10)
+    # rows x widest row <= 10: [2, 3, 3] (9), then [5, 5] (10), then [11] alone (too wide)
+    assert kv_cache._chunks([2, 3, 3, 5, 5, 11]) == [(0, 3), (3, 5), (5, 6)]
+
+
+def test_shared_prefix_chunked_prefill_equals_a_plain_prefill(tiny, monkeypatch) -> None:
+    model, tok, fmt = tiny
+    questions = ["Hi?", "Who?", "Where was the author born?", "Which books did the author write?"]
+    prompts = sorted((fmt.encode_prompt(q) for q in questions), key=len)
+    shared = kv_cache.shared_prefix_length(prompts)
+    assert shared >= kv_cache.MIN_SHARED_PREFIX  # the chat template's opening
+    monkeypatch.setattr(kv_cache, "PREFILL_CHUNK_TOKENS", 2 * len(prompts[1]))  # several chunks
+    assert len(kv_cache._chunks([len(p) - shared for p in prompts])) > 1
+    with torch.no_grad():
+        pre = kv_cache.prefill(model, prompts, 3, "cache", torch.device("cpu"))
+        ids, mask = _left_padded(prompts, tok.pad_token_id)
+        out = model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+            use_cache=True,
+        )
+    assert pre is not None
+    assert pre.last_position.tolist() == [len(p) - 1 for p in prompts]
+    assert torch.allclose(pre.last_logits, out.logits[:, -1], atol=1e-5)
+    plain = out.past_key_values if out.past_key_values is not None else out.cache
+    for b, p in enumerate(prompts):
+        ours_cols = pre.mask[b].bool()
+        assert int(ours_cols.sum()) == len(p)
+        for la_pre, la in zip(pre.cache.layers, plain.layers, strict=True):
+            want = la.keys[b][:, mask[b].bool()]  # (H, n, D)
+            assert torch.allclose(la_pre.keys[b][:, ours_cols], want, atol=1e-5)
+            assert torch.isfinite(la_pre.keys).all()  # masked columns too (zeros)
 
 
 def test_kv_bytes_per_token_and_the_automatic_batch(tiny) -> None:

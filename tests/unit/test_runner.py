@@ -139,7 +139,7 @@ def test_pruned_greedy_decode_equals_model_generate(tiny) -> None:
 
 
 def test_generation_falls_back_to_model_generate_without_a_plain_cache(tiny, monkeypatch) -> None:
-    from unlearnkit.eval import generation
+    from unlearnkit.eval import generation, kv_cache
 
     model, tok, fmt = tiny
     questions = ["Hi?", "Where was the author born?"]
@@ -147,7 +147,7 @@ def test_generation_falls_back_to_model_generate_without_a_plain_cache(tiny, mon
     pruned = generate_answers(model, fmt, questions, progress=False, **kw)
     calls = []
     real = generation._hf_generate
-    monkeypatch.setattr(generation, "shareable_cache", lambda cache: False)
+    monkeypatch.setattr(kv_cache, "shareable_cache", lambda cache: False)
     monkeypatch.setattr(
         generation, "_hf_generate", lambda *a, **k: calls.append(1) or real(*a, **k)
     )

@@ -143,14 +143,15 @@ class PromptState:
 def split_prompt_states(
     cache: object, mask: torch.Tensor, last_logits: torch.Tensor
 ) -> list[PromptState]:
-    """Per-row :class:`PromptState` of a left-padded batch: ``cache`` (plain dynamic, B rows),
-    ``mask`` (B, P), ``last_logits`` (B, V) at the last prompt position."""
-    width = mask.shape[1]
+    """Per-row :class:`PromptState` of a padded batch: ``cache`` (full-attention dynamic layers,
+    B rows), ``mask`` (B, P) with 1 at the row's own tokens (anywhere: left padding, or the
+    gap of a shared-prefix prefill), ``last_logits`` (B, V) at the last prompt position."""
     logp = torch.log_softmax(last_logits.float(), dim=-1)  # (B, V)
     states = []
-    for b, n in enumerate(mask.sum(dim=1).tolist()):
+    for b, row in enumerate(mask.bool()):
+        cols = row.nonzero(as_tuple=True)[0]  # (n,) the row's own positions, in order
         layers = [
-            (la.keys[b, :, width - n :, :].clone(), la.values[b, :, width - n :, :].clone())
+            (la.keys[b][:, cols], la.values[b][:, cols])  # (H, n, D) copies
             for la in cache.layers  # type: ignore[attr-defined]
         ]
         states.append(PromptState(layers, logp[b].clone()))
