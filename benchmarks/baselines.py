@@ -71,12 +71,21 @@ def naive_me_loss(logits: Tensor, labels: Tensor) -> Tensor:
 
 
 def naive_sequence_nll(logits: Tensor, labels: Tensor) -> Tensor:
-    """TOFU's ``get_batch_loss``: summed next-token NLL per sequence over full logits: (B,)."""
+    """TOFU's ``get_batch_loss``: summed next-token NLL per sequence over full logits: (B,).
+
+    The public code passes the logits transposed, ``(B, V, T-1)``; in float32 that reduces the
+    vocabulary over a strided dimension and is off by up to ~1e-4 per token on a 49k
+    vocabulary, so here (as in ours) the vocabulary is the contiguous last dimension of
+    ``(B*(T-1), V)`` rows: the same work, the exact numbers."""
     shifted_labels = labels[:, 1:]  # (B, T-1)
     output = logits[:, :-1, :].float()  # (B, T-1, V)
+    b, t, v = output.shape
     loss = F.cross_entropy(
-        output.transpose(-1, -2), shifted_labels, ignore_index=IGNORE_INDEX, reduction="none"
-    )  # (B, T-1)
+        output.reshape(b * t, v),
+        shifted_labels.reshape(b * t),
+        ignore_index=IGNORE_INDEX,
+        reduction="none",
+    ).view(b, t)  # (B, T-1)
     return loss.sum(dim=-1)
 
 
