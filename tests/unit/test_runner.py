@@ -224,6 +224,22 @@ def test_sequence_mean_nll_hand_computed() -> None:
         sequence_mean_nll(logits[:, 2:], labels)
 
 
+def test_token_nlls_are_float64_accurate_on_a_large_vocabulary() -> None:
+    from unlearnkit.eval.scoring import token_nlls
+
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 5, 49152, generator=gen) * 6  # (B, K, V), float32, a 49k vocabulary
+    target = torch.randint(0, 49152, (2, 5), generator=gen)
+    target[1, 3:] = IGNORE_INDEX
+    got = token_nlls(logits, target)  # (B, K)
+    exact = -torch.log_softmax(logits.double(), dim=-1).gather(-1, target.clamp(min=0)[..., None])[
+        ..., 0
+    ]
+    counted = target != IGNORE_INDEX
+    assert float((got.double() - exact)[counted].abs().max()) < 1e-5
+    assert torch.all(got[~counted] == 0)
+
+
 def manual_answer_nll(model, fmt: PromptFormatter, question: str, answer: str) -> float:
     """Unbatched reference: mean NLL of the answer tokens + EOS, question excluded."""
     q = fmt.encode_prompt(question)
