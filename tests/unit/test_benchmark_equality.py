@@ -162,6 +162,19 @@ def test_naive_aux_metrics_equal_the_project_scorers(aux_models: tuple[str, str]
     assert ours_es[1] == 0.0
 
 
+def _eval_cfg(embed: str, nli: str, batch_size: int, max_new_tokens: int) -> EvalConfig:
+    return EvalConfig(
+        ds_size=None,
+        batch_size=batch_size,
+        generation_batch_size=batch_size,
+        max_new_tokens=max_new_tokens,
+        generation_max_length=200,
+        embedding_model=embed,
+        nli_model=nli,
+        use_cache=False,
+    )
+
+
 def test_naive_evaluation_equals_evaluate(aux_models: tuple[str, str], tmp_path) -> None:
     embed, nli = aux_models
     model, tok = tiny_model(seed=0)
@@ -172,15 +185,8 @@ def test_naive_evaluation_equals_evaluate(aux_models: tuple[str, str], tmp_path)
         "real_authors": _items(4, "real", k=3),
         "world_facts": _items(4, "world", k=3),
     }
-    cfg = EvalConfig(
-        ds_size=None,
-        batch_size=3,  # batches differ in composition: ours sorts by length, the baseline not
-        max_new_tokens=6,
-        generation_max_length=200,
-        embedding_model=embed,
-        nli_model=nli,
-        use_cache=False,
-    )
+    # batch 3: batches differ in composition (ours sorts by length, the baseline not)
+    cfg = _eval_cfg(embed, nli, batch_size=3, max_new_tokens=6)
     ours = run_ours(model, tok, sets, cfg, tmp_path / "ours")
     base = run_baseline(model, tok, sets, cfg, embed, nli)
     check = compare(base, ours, list(sets))
@@ -236,15 +242,7 @@ def test_naive_evaluation_sends_the_same_nli_pairs_as_evaluate(
     model, tok = tiny_model(seed=0)
     model.eval()
     sets = {"forget": _items(3, "forget", k=5), "world_facts": _items(3, "world", k=3)}
-    cfg = EvalConfig(
-        ds_size=None,
-        batch_size=2,
-        max_new_tokens=4,
-        generation_max_length=200,
-        embedding_model=embed,
-        nli_model=nli,
-        use_cache=False,
-    )
+    cfg = _eval_cfg(embed, nli, batch_size=2, max_new_tokens=4)
     ours = run_ours(model, tok, sets, cfg, tmp_path / "ours")
     run_baseline(model, tok, sets, cfg, embed, nli)
     assert len(seen["ours"]) == len(seen["baseline"]) == 6
