@@ -24,7 +24,9 @@ def test_preallocated_layer_holds_what_a_dynamic_layer_holds() -> None:
     keys, values = torch.randn(3, 2, 5, 4, generator=gen), torch.randn(3, 2, 5, 4, generator=gen)
     plain = DynamicLayer()
     plain.update(keys, values)
-    pre = kv_cache.PreallocatedLayer.from_states(keys, values, capacity=7)
+    k_buf, v_buf = keys.new_empty(3, 2, 7, 4), values.new_empty(3, 2, 7, 4)  # capacity 7
+    k_buf[:, :, :5], v_buf[:, :, :5] = keys, values
+    pre = kv_cache.PreallocatedLayer(k_buf, v_buf, length=5)
     buffer = pre._k
     for _ in range(4):  # two steps inside the capacity, then two past it (the buffer grows)
         k, v = torch.randn(3, 2, 1, 4, generator=gen), torch.randn(3, 2, 1, 4, generator=gen)

@@ -32,6 +32,7 @@ from unlearnkit.eval.kv_cache import prefill
 from unlearnkit.eval.scoring import (
     PromptState,
     cache_argument,
+    output_cache,
     split_prompt_states,
 )
 
@@ -185,7 +186,7 @@ def greedy_decode(
             use_cache=True,
             **{cache_arg: cache},
         )
-        cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+        cache = output_cache(out)
         next_ids = out.logits[:, -1, :].argmax(dim=-1)  # (R,)
     return [(generated[i], stopped[i]) for i in range(n)]
 

@@ -29,7 +29,7 @@ import torch
 from transformers import PreTrainedModel
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
-from unlearnkit.eval.scoring import accepts_kwarg, shareable_cache
+from unlearnkit.eval.scoring import accepts_kwarg, output_cache, shareable_cache
 
 # A prefill chunk holds consecutive rows up to this many (padded) tokens.
 PREFILL_CHUNK_TOKENS = 1024
@@ -48,17 +48,6 @@ class PreallocatedLayer(DynamicLayer):
         self.device = key_buffer.device
         self.is_initialized = True
         self._views()
-
-    @classmethod
-    def from_states(
-        cls, keys: torch.Tensor, values: torch.Tensor, capacity: int
-    ) -> PreallocatedLayer:
-        """A layer holding ``keys`` / ``values`` ``(B, H, L, D)``, with room for ``capacity``."""
-        b, h, n, _ = keys.shape
-        k = keys.new_empty(b, h, max(capacity, n), keys.shape[-1])
-        v = values.new_empty(b, h, max(capacity, n), values.shape[-1])
-        k[:, :, :n], v[:, :, :n] = keys, values
-        return cls(k, v, n)
 
     def _views(self) -> None:
         self.keys = self._k[:, :, : self._len]  # (B, H, L, D) view
@@ -137,10 +126,6 @@ def _chunks(widths: list[int]) -> list[tuple[int, int]]:
     return out
 
 
-def _cache_of(out: object) -> object:
-    return getattr(out, "cache", None) or getattr(out, "past_key_values", None)
-
-
 def prefill(
     model: PreTrainedModel,
     prompts: list[list[int]],
@@ -161,7 +146,7 @@ def prefill(
             use_cache=True,
             **keep,
         )
-        cache = _cache_of(out)
+        cache = output_cache(out)
         if not shareable_cache(cache):
             return None
         prefix = [(la.keys, la.values) for la in cache.layers]  # type: ignore[attr-defined]  # (1, H, S, D)
@@ -195,12 +180,11 @@ def prefill(
             use_cache=True,
             **kwargs,
         )
-        cache = _cache_of(out)
+        cache = output_cache(out)
         if not shareable_cache(cache):
             return None
-        if (
-            not buffers
-        ):  # (B, H, capacity, D), zero where no row has a token (finite under the mask)
+        if not buffers:
+            # (B, H, capacity, D), zero where no row has a token (finite under the mask)
             for la in cache.layers:  # type: ignore[attr-defined]
                 pair = []
                 for t in (la.keys, la.values):

@@ -121,6 +121,12 @@ def cache_argument(model: PreTrainedModel) -> str | None:
     return next((a for a in ("cache", "past_key_values") if accepts_kwarg(model, a)), None)
 
 
+def output_cache(out: object) -> object:
+    """The key/value cache a forward pass returned (``cache`` in transformers 5, else
+    ``past_key_values``)."""
+    return getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+
+
 def shareable_cache(cache: object) -> bool:
     """Only plain full-attention dynamic caches can be repeated row-wise and extended exactly."""
     from transformers.cache_utils import DynamicCache, DynamicLayer
@@ -238,7 +244,7 @@ def shared_prompt_nlls(
         out = model(
             input_ids=ids, attention_mask=mask, position_ids=position, use_cache=True, **kwargs
         )
-        cache = getattr(out, "cache", None) or getattr(out, "past_key_values", None)
+        cache = output_cache(out)
         if not shareable_cache(cache):
             return None
         first_logp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # (B, V)
