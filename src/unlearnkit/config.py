@@ -22,6 +22,9 @@ import yaml
 
 T = TypeVar("T")
 
+# "default": unlearnkit's choices; "paper": the paper's code, number for number.
+PROFILES = ("default", "paper")
+
 
 class ConfigError(ValueError):
     """A configuration value is missing, unknown or out of range."""
@@ -139,6 +142,9 @@ class SweepConfig:
 class RunConfig:
     name: str | None = None  # run folder name; None = derived from method/benchmark/split/seed
     output_dir: str = "runs"
+    # default: our choices where they differ from the paper's code (docs/paper-differences.md);
+    # paper: behave like the paper's code (sail-sg/closer-look-LLM-unlearning @ b622294)
+    profile: str = "default"
     scenario: str = "fictitious"  # fictitious | continual | real_world | sweep
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -320,6 +326,8 @@ def validate(cfg: RunConfig) -> RunConfig:
             f"unknown data.prompt_preset '{cfg.data.prompt_preset}'; "
             "choose from chat, llama2, llama3, plain"
         )
+    if cfg.profile not in PROFILES:
+        raise ConfigError(f"unknown profile '{cfg.profile}'; choose from {', '.join(PROFILES)}")
     if cfg.data.task < 1:
         raise ConfigError(f"data.task must be >= 1, got {cfg.data.task}")
     return cfg
