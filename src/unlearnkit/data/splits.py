@@ -113,10 +113,13 @@ class TofuBenchmark:
         """Every author: forget10 task 1 plus retain90 (the TOFU target model's training set)."""
         return self.forget("forget10", 1) + _read(self.root, "retain90.json")
 
-    def retain_model_set(self, split: str) -> list[QAItem]:
-        """Only the authors outside the split (the retain model of Forget Quality)."""
-        self._check_split(split)
-        return _read(self.root, f"{FORGET_SPLITS[split]}.json")
+    def retain_model_set(self, split: str, task: int = 1) -> list[QAItem]:
+        """The retain model's training set (Forget Quality): every author but those of ``task``.
+
+        TOFU's retain model for a forget set is trained on its complement (retain99/95/90 for
+        forget01/05/10): here ``retain(split, task)``, i.e. retainYY plus the split's other tasks.
+        """
+        return self.retain(split, task)
 
 
 class RealWorldBenchmark:

@@ -97,10 +97,12 @@ def target_model(cfg: RunConfig, bench: Benchmark) -> str:
 
 
 def retain_model(cfg: RunConfig, bench: Benchmark) -> str | None:
-    """The retain model of Forget Quality: trained only on the authors outside the split."""
+    """The retain model of Forget Quality: trained on every author but the forget task's."""
     if not (cfg.target.retain_model and hasattr(bench, "retain_model_set")):
         return None
-    return str(_finetuned(cfg, bench.retain_model_set(cfg.data.split), f"retain-{cfg.data.split}"))
+    split, task = cfg.data.split, cfg.data.task
+    items = bench.retain_model_set(split, task)
+    return str(_finetuned(cfg, items, f"retain-{split}-task{task}"))
 
 
 def evaluate_model(
