@@ -61,7 +61,7 @@ def test_fictitious_end_to_end_with_forget_quality(tmp_path, synth, tiny_model_d
 
 
 def test_continual_resumes_at_the_task_where_it_stopped(
-    tmp_path, synth, tiny_model_dir, monkeypatch
+    tmp_path, synth, tiny_model_dir, monkeypatch, caplog
 ):
     import unlearnkit.train.unlearn as unlearn_mod
 
@@ -82,6 +82,8 @@ def test_continual_resumes_at_the_task_where_it_stopped(
             "tasks=[1,2,3]", *FAST]  # fmt: skip
     assert main(argv) == 130
     assert [c[0] for c in calls] == [1, 2]
+    # a fresh sequence never warns about a resume nobody asked for
+    assert not [r for r in caplog.records if "--resume" in r.getMessage()]
     assert main(argv) == 0
     assert [c[0] for c in calls] == [1, 2, 2, 3]  # task 1 was not redone
     retain_sizes = [c[1] for c in calls if c[0] in (1, 2, 3)]
@@ -92,7 +94,15 @@ def test_continual_resumes_at_the_task_where_it_stopped(
     for task in (1, 2, 3):
         summary = json.loads((rdir / "eval" / f"task{task}" / "summary.json").read_text())
         assert summary["n_items"]["forget"] == 3
-    assert [(r[1], r[2]) for r in db_rows(out)] == [("task1", 1), ("task2", 2), ("task3", 3)]
+    # the original model is evaluated once, first (task 0 of the report's curves)
+    assert [(r[1], r[2]) for r in db_rows(out)] == [
+        ("before", 1), ("task1", 1), ("task2", 2), ("task3", 3)
+    ]  # fmt: skip
+    before = json.loads((rdir / "eval" / "before" / "summary.json").read_text())
+    assert before["n_items"]["forget"] == 3 and before["aggregates"]["model_utility"] is not None
+    report = tmp_path / "report"
+    assert main(["report", str(out), "--out", str(report)]) == 0
+    assert (report / "plots" / "continual_continual.png").is_file()
 
 
 def test_fix_ref_model_keeps_the_original_reference(tmp_path, synth, tiny_model_dir, monkeypatch):
