@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -171,15 +172,27 @@ def test_real_world_with_neighbours_and_offline_general_task(
     assert "arc_challenge" in capsys.readouterr().err
 
 
-def test_demo_path_on_the_tiny_model(tmp_path, tiny_model_dir, capsys):
+def test_demo_path_on_the_tiny_model(tmp_path, tiny_model_dir, capsys, caplog):
     assert (
         main(["demo", "--quick", "--model", str(tiny_model_dir), "--out", str(tmp_path / "d")]) == 0
     )
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     for method in ("ME+GD", "IDK+AP", "GA+GD", "IDK+GD"):
         assert f"| {method} |" in out
+        assert f"- {method}: " in out  # one sentence per method saying what happened
+    # training shows one compact line per step, never the engine's raw log dictionary
+    assert re.search(r"^step 1/\d+  loss \d+\.\d{3}  forget \d", out, re.M)
+    assert "{'loss'" not in out + captured.err and "'grad_norm'" not in out + captured.err
+    assert not [r for r in caplog.records if "--resume" in r.getMessage()]  # nobody asked
+    # a retain model was trained and evaluated: Forget Quality is reported for every method
+    summaries = list((tmp_path / "d").glob("*/eval/final/summary.json"))
+    assert len(summaries) == 4
+    for path in summaries:
+        fq = json.loads(path.read_text())["aggregates"]["forget_quality"]
+        assert fq is not None and 0.0 <= fq <= 1.0
     html = (tmp_path / "d" / "report" / "index.html").read_text()
-    assert "ME+GD" in html and "data:image/png;base64" in html
+    assert "ME+GD" in html and "data:image/png;base64" in html and "What happened" in html
 
 
 def test_eval_after_every_epoch(tmp_path, synth, tiny_model_dir):
