@@ -117,9 +117,11 @@ class TofuBenchmark:
         """The retain model's training set (Forget Quality): every author but those of ``task``.
 
         TOFU's retain model for a forget set is trained on its complement (retain99/95/90 for
-        forget01/05/10): here ``retain(split, task)``, i.e. retainYY plus the split's other tasks.
+        forget01/05/10): here :meth:`finetune_set` less the task's rows (for task 1, exactly
+        ``retain(split, 1)``: retainYY plus the split's other tasks).
         """
-        return self.retain(split, task)
+        forget = {(it.question, it.answer) for it in self.forget(split, task)}
+        return [it for it in self.finetune_set() if (it.question, it.answer) not in forget]
 
 
 class RealWorldBenchmark:
