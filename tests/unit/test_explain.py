@@ -51,6 +51,11 @@ def test_zero_utility_without_refusals_names_the_zero_metric() -> None:
     row = _row("GA+GD", 0.0, 0.9, forget__rouge_l=0.0, retain__rouge_l=0.0, retain__probability=0.1)
     text = explain_row(row, BEFORE, {"forget": 0.0, "retain": 0.0})
     assert "because its weakest retain-side metric is retain ROUGE-L 0.000" in text
+    # already 0 before unlearning: not the method's doing, and not the headline
+    before = dict(BEFORE, model_utility=0.0)
+    text = explain_row(row, before, {})
+    assert text.startswith("GA+GD: Forgot much of the forget set")
+    assert "Model Utility was already 0.000 before unlearning (its weakest" in text
 
 
 def test_kept_utility_and_forgetting_come_in_that_order() -> None:

@@ -26,6 +26,7 @@ def test_loss_line_lists_the_total_then_each_part() -> None:
     assert summary_line(6, {"train_runtime": 31.2, "train_loss": 2.0}) == (
         "trained 6 steps in 31 s (mean loss 2.000)"
     )
+    assert summary_line(1, {"train_runtime": 0.4}) == "trained 1 step in 0 s"
     assert summary_line(6, {"loss": 1.0}) is None
 
 

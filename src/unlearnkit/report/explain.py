@@ -156,6 +156,11 @@ def _utility_clause(
         cause = f"its weakest retain-side metric is {_split_metric(weakest[0])} {weakest[1]:.3f}"
     else:
         cause = ""
+    if mu == 0.0 and mu0 == 0.0:
+        return (
+            f"Model Utility was already 0.000 before unlearning ({cause or 'a value is 0'})",
+            False,
+        )
     if mu == 0.0:
         why = cause or "one of its values is 0"
         return (

@@ -66,7 +66,13 @@ def run_continual(cfg: RunConfig, resume: bool = True) -> Path:
         log(f"task {task} ({i}/{len(tasks)}): {len(forget)} forget, {len(retain)} retain items")
         tdir = rdir / f"task{task}"
         model_dir = run_unlearning(
-            cfg, forget, retain, tdir, current, ref_model_path=ref, resume=resume and has_progress(tdir)
+            cfg,
+            forget,
+            retain,
+            tdir,
+            current,
+            ref_model_path=ref,
+            resume=resume and has_progress(tdir),
         )
         summary = evaluate_model(
             str(model_dir),

@@ -49,7 +49,8 @@ def summary_line(steps: int, logs: dict[str, Any]) -> str | None:
         return None
     mean = logs.get("train_loss")
     tail = f" (mean loss {_number(mean)})" if isinstance(mean, (int, float)) else ""
-    return f"trained {steps} steps in {float(logs['train_runtime']):.0f} s{tail}"
+    plural = "" if steps == 1 else "s"
+    return f"trained {steps} step{plural} in {float(logs['train_runtime']):.0f} s{tail}"
 
 
 class LossLineProgress(ProgressCallback):
