@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from tqdm.auto import tqdm
 from transformers import TrainerControl, TrainerState, TrainingArguments
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -64,14 +65,14 @@ class LossLineProgress(ProgressCallback):
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
     ) -> None:
-        self.current_step = 0
-        if self.show_bar:
-            super().on_train_begin(args, state, control, **kw)
-            if self.training_bar is not None:
-                if self.desc:
-                    self.training_bar.set_description(self.desc)
-                self.training_bar.update(state.global_step)  # a resumed run starts part-way
-                self.current_step = state.global_step
+        self.current_step = state.global_step  # a resumed run starts part-way
+        if self.show_bar and state.is_world_process_zero:
+            self.training_bar = tqdm(
+                total=state.max_steps,
+                initial=state.global_step,
+                desc=self.desc,
+                dynamic_ncols=True,
+            )
 
     def on_step_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kw: Any
