@@ -218,3 +218,10 @@ def explain_table(table: ScenarioTable) -> list[str]:
         shares = run_refusal_shares(Path(r["run_dir"]), r["stage"])
         out.append(explain_row(r, befores.get((r.get("benchmark"), r.get("split"))), shares))
     return out
+
+
+def explain_tables(tables: list[ScenarioTable]) -> list[ScenarioTable]:
+    """Fill each table's ``explanations`` (see :func:`explain_table`); returns ``tables``."""
+    for table in tables:
+        table.explanations = explain_table(table)
+    return tables

@@ -88,7 +88,7 @@ def run_demo(
     from unlearnkit.data.synth import generate_synthetic
     from unlearnkit.models.packaged import pull
     from unlearnkit.report.build import build_report
-    from unlearnkit.report.explain import explain_table
+    from unlearnkit.report.explain import explain_tables
     from unlearnkit.report.store import ResultsStore
     from unlearnkit.report.tables import report_markdown, scenario_tables
     from unlearnkit.scenarios.fictitious import run_fictitious
@@ -146,11 +146,8 @@ def run_demo(
     timings["report"] = time.time() - t
     store = ResultsStore(report_dir / "results.db")
     rows = store.query(run_dir=[str(r.resolve()) for r in runs])
-    tables = scenario_tables(rows)
-    for table in tables:
-        table.explanations = explain_table(table)
     print()
-    print(report_markdown(tables, compact=True))
+    print(report_markdown(explain_tables(scenario_tables(rows)), compact=True))
     total = time.time() - t0
     log(
         "timings: "
