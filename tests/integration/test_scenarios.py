@@ -50,6 +50,8 @@ def test_fictitious_end_to_end_with_forget_quality(tmp_path, synth, tiny_model_d
     assert set(final["splits"]) == {"forget", "retain", "real_authors", "world_facts"}
     fq = final["aggregates"]["forget_quality"]
     assert fq is not None and 0.0 <= fq <= 1.0  # against the retain model's saved evaluation
+    retain_eval = json.loads((rdir / "eval" / "retain_model" / "summary.json").read_text())
+    assert set(retain_eval["splits"]) == {"forget"}  # all Forget Quality reads
     assert "entailment" in final["missing"]
     before = json.loads((rdir / "eval" / "before" / "summary.json").read_text())
     assert before["fingerprint"] != final["fingerprint"]  # unlearning changed the weights
