@@ -229,4 +229,5 @@ def test_reduced_demo_on_the_packaged_model(tmp_path, capsys):
     for path in summaries:
         summary = json.loads(path.read_text())
         assert summary["aggregates"]["model_utility"] is not None
+        assert summary["aggregates"]["forget_quality"] is not None  # the retain model's
         assert summary["template"]["example_prompt"].startswith("<|im_start|>")
