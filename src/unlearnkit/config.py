@@ -34,7 +34,7 @@ class ConfigError(ValueError):
 class ModelConfig:
     name: str = "smollm2-135m"  # packaged alias, local folder or hub id
     device: str = "auto"  # auto | cpu | cuda | mps
-    dtype: str = "auto"  # auto | float32 | bfloat16 | float16
+    dtype: str = "auto"  # auto | float32 | bfloat16 | float16 | float64 (exact comparisons)
     cache_dir: str | None = None  # converted packaged models; default ~/.cache/unlearnkit/models
 
 

@@ -27,7 +27,13 @@ def default_dtype(device: str) -> torch.dtype:
     return torch.float32
 
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# float64: exact comparisons (tests), never a speed choice.
+_DTYPES = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+    "float64": torch.float64,
+}
 
 
 def parse_dtype(name: str | torch.dtype | None, device: str) -> torch.dtype:
