@@ -188,7 +188,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        if isinstance(value, str) and value.lower() in ("none", "null") and type(None) in args:
+        if isinstance(value, str) and value.lower() in ("none", "null", "~") and type(None) in args:
             return None
         errors = []
         for arg in args:
@@ -302,9 +302,10 @@ def parse_override_value(raw: str) -> Any:
     if raw.strip() == "":
         return ""
     try:
-        return yaml.load(raw, Loader=yaml.BaseLoader)  # BaseLoader: every scalar stays text
+        value = yaml.load(raw, Loader=yaml.BaseLoader)  # BaseLoader: every scalar stays text
     except yaml.YAMLError:
         return raw
+    return raw if value is None else value  # e.g. "#tag": YAML would read a comment
 
 
 def apply_overrides(cfg: T, overrides: list[str]) -> T:
