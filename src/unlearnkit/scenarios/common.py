@@ -13,7 +13,7 @@ from typing import Any
 from unlearnkit.config import RunConfig, save_config, to_dict
 from unlearnkit.data.records import QAItem
 from unlearnkit.data.splits import Benchmark, open_benchmark
-from unlearnkit.utils import atomic_write_json, cache_root
+from unlearnkit.utils import atomic_write_json, atomic_write_text, cache_root
 
 
 def log(msg: str) -> None:
@@ -81,8 +81,8 @@ def _finetuned(cfg: RunConfig, items: list[QAItem], role: str) -> Path:
             return model_dir
     log(f"fine-tuning the {role} model on {len(items)} QA pairs ({ft.train.epochs:g} epochs)")
     t0 = time.time()
-    model_dir = run_finetune(ft, items, base, resume=True)  # a killed fine-tune continues
-    done.write_text(str(model_dir))
+    model_dir = run_finetune(ft, items, base, resume="auto")  # a killed fine-tune continues
+    atomic_write_text(done, str(model_dir))
     log(f"{role} model ready in {time.time() - t0:.0f} s: {model_dir}")
     return Path(model_dir)
 

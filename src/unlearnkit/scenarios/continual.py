@@ -2,8 +2,9 @@
 
 Each task starts from the previous task's result; the retain set shrinks as tasks are unlearned
 (retainYY plus the tasks not yet unlearned); the reference model is the previous task's result,
-or the original model with ``method.fix_ref_model``. A killed sequence resumes at the task where
-it stopped: finished tasks are recorded in ``continual_state.json``.
+or the original model with ``method.fix_ref_model``. A killed sequence always continues (with or
+without ``--resume``) at the task where it stopped, from that task's newest complete checkpoint:
+finished tasks are recorded in ``continual_state.json``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from unlearnkit.scenarios.common import (
 from unlearnkit.utils import atomic_write_json
 
 
-def run_continual(cfg: RunConfig, resume: bool = True) -> Path:
+def run_continual(cfg: RunConfig, resume: bool = False) -> Path:
+    """Unlearn ``cfg.tasks`` in sequence; ``resume`` only decides whether a fresh sequence says
+    that there was nothing to resume (an interrupted one continues either way)."""
     from unlearnkit.train.unlearn import run_unlearning
 
     bench = open_benchmark(cfg.data.benchmark)
@@ -41,6 +44,8 @@ def run_continual(cfg: RunConfig, resume: bool = True) -> Path:
     if is_done(rdir):
         log(f"{rdir} is already finished; skipping")
         return rdir
+    if resume and not any(rdir.glob("task*")):
+        log(f"--resume: nothing to resume in {rdir}; starting with task {tasks[0]}")
     rdir.mkdir(parents=True, exist_ok=True)
     save_run_config(cfg, rdir)
     state_path = rdir / "continual_state.json"
@@ -57,7 +62,7 @@ def run_continual(cfg: RunConfig, resume: bool = True) -> Path:
         log(f"task {task} ({i}/{len(tasks)}): {len(forget)} forget, {len(retain)} retain items")
         tdir = rdir / f"task{task}"
         model_dir = run_unlearning(
-            cfg, forget, retain, tdir, current, ref_model_path=ref, resume=resume
+            cfg, forget, retain, tdir, current, ref_model_path=ref, resume="auto"
         )
         summary = evaluate_model(
             str(model_dir),
