@@ -12,7 +12,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-
 KILL_ENV = "UNLEARNKIT_TEST_KILL_AT"
 _crash_hits: Counter[str] = Counter()
 
