@@ -35,6 +35,8 @@ def run_continual(cfg: RunConfig, resume: bool = False) -> Path:
 
     bench = open_benchmark(cfg.data.benchmark)
     split = cfg.data.split
+    if hasattr(bench, "check_continual"):
+        bench.check_continual(split)  # the hub's TOFU layout has no tasks: a one-line error
     available = bench.task_ids(split)
     tasks = cfg.tasks or available
     unknown = [t for t in tasks if t not in available]
