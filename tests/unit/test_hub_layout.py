@@ -134,10 +134,13 @@ def test_continual_tasks_on_the_hub_layout_are_a_one_line_error(
         bench.forget("forget05", 2)
     assert "forgetXX.json with task_id" in str(err.value)
     argv = ["run", "--scenario", "continual", "--model", str(tiny_model_dir), "--benchmark",
-            str(root), "--split", "forget01", "--method", "GA+GD", "--out", str(tmp_path / "r")]  # fmt: skip
+            str(root), "--split", "forget01", "--method", "GA+GD",
+            "--out", str(tmp_path / "r")]  # fmt: skip
     assert main(argv) == 2
     err_text = capsys.readouterr().err.strip()
-    assert err_text.startswith("error: continual unlearning needs task ids") and "\n" not in err_text
+    assert (
+        err_text.startswith("error: continual unlearning needs task ids") and "\n" not in err_text
+    )
     assert "forget01" in err_text and not (tmp_path / "r").exists()
 
 
