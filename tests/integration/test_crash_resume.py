@@ -23,12 +23,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import unlearnkit
 from unlearnkit.cli import main
 from unlearnkit.data.synth import generate_synthetic
 from unlearnkit.train.trainer import UnlearnTrainer
-from unlearnkit.utils import KILL_ENV
 
-SRC = Path(__file__).resolve().parents[2] / "src"
+KILL_ENV = "UNLEARNKIT_TEST_KILL_AT"  # unlearnkit.utils.crash_point
+SRC = Path(unlearnkit.__file__).resolve().parents[1]  # the subprocess runs this same code
 TRAIN = [
     "train.max_steps=4",
     "train.batch_size=2",
@@ -170,23 +171,22 @@ def test_killed_unlearning_resumes_to_the_same_weights(
     assert _leftovers(out) == [] and not (out / "checkpoints").exists()
 
 
-@pytest.mark.slow
 def test_checkpoint_left_incomplete_by_an_older_version_is_skipped(
     assets, straight_unlearn, tmp_path, resumed_from
 ):
-    """The issue's case: ``checkpoint-2`` visible with a truncated optimizer.pt and no
-    trainer_state.json. Resume uses checkpoint-1 and removes the broken folder."""
+    """The issue's case: the newest ``checkpoint-N`` is visible with a truncated optimizer.pt
+    and no trainer_state.json (an unstaged write, killed). Resume uses the one before and
+    removes the broken folder."""
     out = tmp_path / "run"
-    _killed(_unlearn_argv(assets, out), "checkpoint:2")
-    ckpts = out / "checkpoints"
-    broken = ckpts / "checkpoint-2"
-    (ckpts / ".tmp-checkpoint-2" / "checkpoint-2").rename(broken)
-    (broken / "optimizer.pt").write_bytes(
-        (ckpts / "checkpoint-1" / "optimizer.pt").read_bytes()[:99]
-    )
+    assert main(_unlearn_argv(assets, out) + ["train.save_checkpoints=true"]) == 0
+    shutil.rmtree(out / "model")
+    broken = out / "checkpoints" / "checkpoint-4"
+    (broken / "trainer_state.json").unlink()
+    (broken / "optimizer.pt").write_bytes((broken / "optimizer.pt").read_bytes()[:99])
     assert main(_unlearn_argv(assets, out) + ["--resume"]) == 0
-    assert [Path(p).name for p in resumed_from] == ["checkpoint-1"]
+    assert [p and Path(p).name for p in resumed_from] == [None, "checkpoint-3"]
     _assert_same_weights(out / "model", straight_unlearn)
+    assert not broken.exists()
 
 
 @pytest.mark.slow
