@@ -69,7 +69,8 @@ def run_fictitious(cfg: RunConfig, resume: bool = False) -> Path:
         str(model_dir), cfg, eval_sets, rdir / "eval" / "final", bench.kind, retain_eval
     )
     record(cfg, rdir, "final", final, task)
+    # Done first: a kill between the two lines must not leave a run that trains again.
+    mark_done(rdir, {"stages": ["before", "final"] if cfg.target.eval_before else ["final"]})
     if not cfg.train.save_checkpoints:
         shutil.rmtree(model_dir, ignore_errors=True)
-    mark_done(rdir, {"stages": ["before", "final"] if cfg.target.eval_before else ["final"]})
     return rdir

@@ -5,11 +5,14 @@ object (an unlearning :class:`~unlearnkit.methods.Method`, or plain NLL for fine
 gradient accumulation, mixed precision, DeepSpeed/FSDP, ``report_to`` logging, checkpointing and
 resuming all come from the Hugging Face engine. Each loss part is logged as ``loss_<part>``; the
 terminal shows a progress bar and one compact line per logging step (:mod:`.progress`).
+Checkpoints are staged and published by rename (:mod:`unlearnkit.train.checkpoints`), so a killed
+run never leaves a half-written ``checkpoint-N``.
 """
 
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,10 +20,13 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 from transformers import Trainer, TrainingArguments
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from unlearnkit.config import TrainConfig
 from unlearnkit.train.callbacks import check_finite_parts
+from unlearnkit.train.checkpoints import STAGING_PREFIX, publish, rotate
 from unlearnkit.train.progress import install_progress
+from unlearnkit.utils import crash_point
 
 
 class LossFunction(Protocol):
@@ -36,6 +42,8 @@ class UnlearnTrainer(Trainer):
 
     # Our losses are means over their own batch; the engine divides by the accumulation steps.
     loss_is_scaled_for_ga = False
+    # While a checkpoint is written: the staging folder the engine writes into.
+    _staging_dir: Path | None = None
 
     def __init__(
         self,
@@ -68,6 +76,33 @@ class UnlearnTrainer(Trainer):
         if return_outputs:
             return loss, {"parts": parts}
         return loss
+
+    def _save_checkpoint(self, model: torch.nn.Module, trial: Any) -> None:
+        """The engine writes ``.tmp-checkpoint-N/checkpoint-N``; once every process is done, the
+        main one flushes it to disk, renames it to ``checkpoint-N`` and drops old checkpoints."""
+        root = Path(self.args.output_dir)
+        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        staging = root / f"{STAGING_PREFIX}{name}"
+        self._staging_dir = staging
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._staging_dir = None
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            publish(staging / name, root / name)
+            shutil.rmtree(staging, ignore_errors=True)
+            rotate(root, self.args.save_total_limit)
+        self.accelerator.wait_for_everyone()
+
+    def _get_output_dir(self, trial: Any) -> str:
+        if self._staging_dir is not None:
+            return str(self._staging_dir)
+        return super()._get_output_dir(trial)
+
+    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
+        crash_point("checkpoint")  # test hook: the weights are written, the optimizer is not
+        super()._save_optimizer_and_scheduler(output_dir)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         # Training-step logs come from every process at once (the engine gathers "loss"

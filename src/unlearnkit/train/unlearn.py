@@ -32,6 +32,7 @@ from unlearnkit.methods.data import (
     save_reference_cache,
 )
 from unlearnkit.models.loading import load_model, resolve_model_path
+from unlearnkit.train.checkpoints import Resume
 from unlearnkit.train.common import (
     RunPaths,
     check_out_dir,
@@ -121,14 +122,16 @@ def run_unlearning(
     model_path: str | Path,
     ref_model_path: str | Path | None = None,
     *,
-    resume: bool = False,
+    resume: Resume = False,
     extra_callbacks: list[TrainerCallback] | None = None,
 ) -> Path:
     """Unlearn ``forget`` from ``model_path`` with ``cfg.method``; returns ``<out_dir>/model``.
 
     ``ref_model_path`` is the frozen reference (None = ``model_path``); see
     :func:`reference_for_task` for continual unlearning. Every bad input raises a one-line
-    ``ValueError`` saying what to change, before anything is written.
+    ``ValueError`` saying what to change, before anything is written. ``resume``: True continues
+    from the newest complete checkpoint in ``out_dir`` (said once when there is none), ``"auto"``
+    the same without a word when there is nothing to resume, False refuses an unfinished run.
     """
     method = build_method(cfg.method)  # pad id set once the tokenizer is loaded
     if not forget:
