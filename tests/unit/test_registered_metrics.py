@@ -24,6 +24,7 @@ from unlearnkit.eval.metrics.mia import (
     reference_score,
     zlib_score,
 )
+from unlearnkit.eval.metrics.rouge import rouge1_recall_batch
 from unlearnkit.registry import METRICS
 
 
@@ -37,6 +38,13 @@ def tokens(logp, hits=None, mu=None, var=None, text="abc", **kw) -> AnswerTokens
         var_logp=np.asarray(var if var is not None else [1.0] * n, dtype=np.float64),
         **kw,
     )
+
+
+def test_rouge1_recall_hand_computed() -> None:
+    # ref unigrams: the, capital, of, france, is, paris (6); gen shares paris, is, the, capital
+    got = rouge1_recall_batch(["Paris is the capital", ""], ["The capital of France is Paris"] * 2)
+    assert got == [pytest.approx(4 / 6), 0.0]
+    assert rouge1_recall_batch(["books book"], ["Books"]) == [1.0]  # stemmed
 
 
 # ---------------------------------------------------------------------------------------------
