@@ -49,6 +49,9 @@ class DataConfig:
     # None = no system message passed (a chat template may insert its own default)
     system_prompt: str | None = None
     max_length: int = 512  # truncation of training sequences (no fixed padding)
+    # TOFU layout: the last N authors of retain90 become a holdout split (membership-inference
+    # non-members); no fine-tuning or retain set then contains them. 0 = none.
+    holdout_authors: int = 0
 
 
 @dataclass
@@ -330,6 +333,8 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"unknown profile '{cfg.profile}'; choose from {', '.join(PROFILES)}")
     if cfg.data.task < 1:
         raise ConfigError(f"data.task must be >= 1, got {cfg.data.task}")
+    if cfg.data.holdout_authors < 0:
+        raise ConfigError(f"data.holdout_authors must be >= 0, got {cfg.data.holdout_authors}")
     return cfg
 
 

@@ -4,6 +4,12 @@ TOFU layout (see ``shared/data/README.md``): ``forget01/05/10.json`` carry ``tas
 continual unlearning; the retain set used while unlearning task ``t`` of ``forgetXX`` is
 ``retainYY`` (YY = 100 - XX) plus the rows of the split's tasks not yet unlearned (``> t``).
 For task 1 alone this is exactly the complement of the forget set.
+
+Holdout (the non-members of membership inference): the rows of ``holdout.json`` when the folder
+has one (``unlearn data synth --holdout-authors N``), plus, with ``holdout_authors`` = N > 0, the
+last N authors of retain90, carved out: then no fine-tuning set (target, retain model) and no
+retain set of unlearning contains them. TOFU's files are author-ordered, 20 rows per author
+(a synthetic folder records its own count).
 """
 
 from __future__ import annotations
@@ -11,12 +17,17 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
+import yaml
+
 from unlearnkit.data.loaders import DataError, load_qa_file
 from unlearnkit.data.records import QAItem
 from unlearnkit.registry import BENCHMARKS
 from unlearnkit.utils import cache_root, default_data_root
 
 FORGET_SPLITS = {"forget01": "retain90", "forget05": "retain50", "forget10": "retain10"}
+HOLDOUT_FILE = "holdout.json"
+TOFU_ROWS_PER_AUTHOR = 20
+SYNTHETIC_HOLDOUT_AUTHORS = 4  # the registered synthetic benchmark: 40 authors + 4 non-members
 TOFU_EVAL_FILES = {
     "retain": "retain_perturbed.json",
     "real_authors": "real_authors_perturbed.json",
@@ -53,10 +64,44 @@ class TofuBenchmark:
 
     kind = "tofu"
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, holdout_authors: int = 0) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise DataError(f"benchmark folder not found: {self.root}")
+        if holdout_authors < 0:
+            raise DataError(f"holdout_authors must be >= 0, got {holdout_authors}")
+        self.holdout_authors = holdout_authors
+
+    def rows_per_author(self) -> int:
+        """Questions per author: the synthetic folder's own count, else TOFU's 20."""
+        meta = self.root / "synth_meta.yaml"
+        if meta.is_file():
+            spec = yaml.safe_load(meta.read_text(encoding="utf-8")).get("spec") or {}
+            return int(spec.get("questions_per_author", TOFU_ROWS_PER_AUTHOR))
+        return TOFU_ROWS_PER_AUTHOR
+
+    def _carved(self) -> list[QAItem]:
+        """The last ``holdout_authors`` authors of retain90 (none when 0)."""
+        if not self.holdout_authors:
+            return []
+        rows = _read(self.root, "retain90.json")
+        n = self.holdout_authors * self.rows_per_author()
+        evaluated = {it.question for it in _read(self.root, "retain_perturbed.json")}
+        if n >= len(rows) or any(it.question in evaluated for it in rows[-n:]):
+            raise DataError(
+                f"{self.root}: holdout_authors={self.holdout_authors} ({n} rows) would take "
+                "authors of the retain evaluation split (retain_perturbed.json); choose fewer"
+            )
+        return rows[-n:]
+
+    def holdout(self) -> list[QAItem]:
+        """Non-members: ``holdout.json`` (if present) + the carved retain90 authors."""
+        path = self.root / HOLDOUT_FILE
+        return (_read(self.root, HOLDOUT_FILE) if path.is_file() else []) + self._carved()
+
+    def _without_holdout(self, rows: list[QAItem]) -> list[QAItem]:
+        carved = {(it.question, it.answer) for it in self._carved()}
+        return [it for it in rows if (it.question, it.answer) not in carved] if carved else rows
 
     def _check_split(self, split: str) -> None:
         if split not in FORGET_SPLITS:
@@ -91,12 +136,13 @@ class TofuBenchmark:
         self._check_task(split, task)
         base = _read(self.root, f"{FORGET_SPLITS[split]}.json")
         later = [it for it in _read(self.root, f"{split}.json") if (it.task_id or 1) > task]
-        retain = base + later
+        retain = self._without_holdout(base) + later
         _check_disjoint(self.forget(split, task), retain, str(self.root))
         return retain
 
     def eval_sets(self, split: str, task: int | None = 1) -> dict[str, list[QAItem]]:
-        """forget (forgetXX_perturbed restricted to the task), retain, real_authors, world_facts."""
+        """forget (forgetXX_perturbed restricted to the task), retain, real_authors, world_facts,
+        and holdout when the benchmark has one."""
         self._check_split(split)
         self._check_task(split, task)
         forget = [
@@ -107,16 +153,19 @@ class TofuBenchmark:
         sets = {"forget": forget}
         for key, name in TOFU_EVAL_FILES.items():
             sets[key] = _read(self.root, name)
+        holdout = self.holdout()
+        if holdout:
+            sets["holdout"] = holdout
         return sets
 
     def finetune_set(self) -> list[QAItem]:
         """Every author: forget10 task 1 plus retain90 (the TOFU target model's training set)."""
-        return self.forget("forget10", 1) + _read(self.root, "retain90.json")
+        return self.forget("forget10", 1) + self._without_holdout(_read(self.root, "retain90.json"))
 
     def retain_model_set(self, split: str) -> list[QAItem]:
         """Only the authors outside the split (the retain model of Forget Quality)."""
         self._check_split(split)
-        return _read(self.root, f"{FORGET_SPLITS[split]}.json")
+        return self._without_holdout(_read(self.root, f"{FORGET_SPLITS[split]}.json"))
 
 
 class RealWorldBenchmark:
@@ -177,16 +226,33 @@ def _real_world() -> Benchmark:
     "synthetic", description="Invented authors generated offline (unlearn data synth)"
 )
 def _synthetic() -> Benchmark:
+    from unlearnkit.data.synth import generate_holdout, generate_synthetic
+
     root = _synthetic_root()
     if not (root / "forget01.json").is_file():
-        from unlearnkit.data.synth import generate_synthetic
-
         generate_synthetic(root)
+    if not (root / HOLDOUT_FILE).is_file():  # a folder written before holdouts existed
+        generate_holdout(root, SYNTHETIC_HOLDOUT_AUTHORS)
     return TofuBenchmark(root)
 
 
-def open_benchmark(name_or_path: str) -> Benchmark:
-    """A registered benchmark name, a folder (TOFU or real-world layout), or a hub id."""
+def open_benchmark(name_or_path: str, holdout_authors: int = 0) -> Benchmark:
+    """A registered benchmark name, a folder (TOFU or real-world layout), or a hub id.
+
+    ``holdout_authors``: TOFU layout only, authors carved out of retain90 as a holdout split
+    (see the module docstring)."""
+    bench = _open_benchmark(name_or_path)
+    if holdout_authors:
+        if not isinstance(bench, TofuBenchmark):
+            raise DataError(
+                f"data.holdout_authors needs a TOFU-layout benchmark, not '{name_or_path}'"
+            )
+        bench.holdout_authors = holdout_authors
+        bench._carved()  # validated now, before any model work
+    return bench
+
+
+def _open_benchmark(name_or_path: str) -> Benchmark:
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         if (path / "neighbor.json").is_file():

@@ -30,7 +30,7 @@ from unlearnkit.utils import atomic_write_json
 def run_continual(cfg: RunConfig, resume: bool = True) -> Path:
     from unlearnkit.train.unlearn import run_unlearning
 
-    bench = open_benchmark(cfg.data.benchmark)
+    bench = open_benchmark(cfg.data.benchmark, cfg.data.holdout_authors)
     split = cfg.data.split
     available = bench.task_ids(split)
     tasks = cfg.tasks or available

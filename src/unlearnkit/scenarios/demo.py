@@ -80,7 +80,7 @@ def demo_config(
 def run_demo(
     out_dir: Path, quick: bool = False, model: str = "smollm2-135m", nli_model: str | None = None
 ) -> Path:
-    from unlearnkit.data.synth import generate_synthetic
+    from unlearnkit.data.synth import HOLDOUT_FILE, generate_holdout, generate_synthetic
     from unlearnkit.models.packaged import pull
     from unlearnkit.report.build import build_report
     from unlearnkit.report.store import ResultsStore
@@ -109,6 +109,8 @@ def run_demo(
             seed=0,
             n_perturbed=sizes.perturbed,
         )
+    if not (data_dir / HOLDOUT_FILE).is_file():  # MIA non-members, in no training set
+        generate_holdout(data_dir, max(2, sizes.authors // 5))
     log(f"synthetic benchmark: {data_dir}")
     t = time.time()
     model_path = str(pull(model)) if "/" not in model and not Path(model).is_dir() else model

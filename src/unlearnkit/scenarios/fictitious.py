@@ -27,7 +27,7 @@ from unlearnkit.scenarios.common import (
 def run_fictitious(cfg: RunConfig, resume: bool = False) -> Path:
     from unlearnkit.train.unlearn import run_unlearning
 
-    bench = open_benchmark(cfg.data.benchmark)
+    bench = open_benchmark(cfg.data.benchmark, cfg.data.holdout_authors)
     split, task = cfg.data.split, cfg.data.task
     rdir = run_dir(cfg)
     if is_done(rdir):

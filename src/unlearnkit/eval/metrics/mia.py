@@ -29,7 +29,6 @@ import zlib
 from collections.abc import Sequence
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from unlearnkit.eval.metrics.answer_tokens import AnswerTokens
 from unlearnkit.eval.metrics.specs import register_metric
@@ -39,6 +38,8 @@ MIN_K = 0.4  # share of the lowest-scoring tokens Min-K% and Min-K%++ average
 
 def mia_auc(member_scores: Sequence[float], nonmember_scores: Sequence[float]) -> float:
     """AUC of membership scores (higher = member): members labelled 1, non-members 0."""
+    from sklearn.metrics import roc_auc_score  # imported here: the CLI and report start faster
+
     if not member_scores or not nonmember_scores:
         raise ValueError(
             f"mia_auc needs members and non-members, got {len(member_scores)} and "
