@@ -119,6 +119,9 @@ class EvalConfig:
     retain_eval: str | None = None  # saved evaluation of a retain model (Forget Quality)
     splits: list[str] | None = None  # None = every split of the benchmark
     use_cache: bool = True
+    # CPU threads of the evaluation; None = automatic: at most the free physical cores, so a
+    # concurrent job costs about 2x rather than collapsing both (eval/threads.py).
+    threads: int | None = None
 
 
 @dataclass
@@ -333,6 +336,8 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"unknown profile '{cfg.profile}'; choose from {', '.join(PROFILES)}")
     if cfg.data.task < 1:
         raise ConfigError(f"data.task must be >= 1, got {cfg.data.task}")
+    if cfg.eval.threads is not None and cfg.eval.threads < 1:
+        raise ConfigError(f"eval.threads must be >= 1 or null, got {cfg.eval.threads}")
     if cfg.data.holdout_authors < 0:
         raise ConfigError(f"data.holdout_authors must be >= 0, got {cfg.data.holdout_authors}")
     return cfg

@@ -34,6 +34,7 @@ from unlearnkit.eval import registered_metrics as R
 from unlearnkit.eval.generation import Generation, generate_answers
 from unlearnkit.eval.scoring import score_split
 from unlearnkit.eval.split_specs import SplitSpec, split_spec, validate_split
+from unlearnkit.eval.threads import with_eval_threads
 from unlearnkit.models.loading import ensure_pad_token, load_model
 from unlearnkit.utils import atomic_write_json, read_jsonl, write_jsonl
 
@@ -315,6 +316,7 @@ def _by_split(records: dict[str, list[Any]], flat: list[float]) -> dict[str, lis
     return out
 
 
+@with_eval_threads
 def evaluate(
     model_or_path: PreTrainedModel | str | Path,
     tokenizer: PreTrainedTokenizerBase | None,
@@ -373,7 +375,7 @@ def evaluate(
     settings = {
         k: v
         for k, v in dataclasses.asdict(cfg).items()
-        if k not in ("use_cache", "prompt_cache_mib")
+        if k not in ("use_cache", "prompt_cache_mib", "threads")
     }
     settings["retain_eval"] = None  # the path does not matter, its truth ratios do (below)
     key = result_cache.cache_key(
