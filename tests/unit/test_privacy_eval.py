@@ -90,7 +90,8 @@ def test_grad_norms_by_hand_and_training_gradients_untouched(tiny) -> None:
     model, tok, fmt = tiny
     for p in model.parameters():
         p.grad = torch.full_like(p, 3.0)  # a training run's accumulated gradients
-    norms = answer_grad_norms(model, fmt, [FORGET[0].question], [FORGET[0].answer], pad_id=0)
+    with torch.no_grad():  # as from a training callback: the gradients are still taken
+        norms = answer_grad_norms(model, fmt, [FORGET[0].question], [FORGET[0].answer], pad_id=0)
     assert all((p.grad == 3.0).all() for p in model.parameters())
     model.zero_grad(set_to_none=True)
     feat = fmt.encode(FORGET[0].question, FORGET[0].answer)

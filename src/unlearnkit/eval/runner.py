@@ -358,9 +358,10 @@ def evaluate(
     formatter = formatter or PromptFormatter(tokenizer)
 
     sets = select_splits(eval_sets, cfg)
-    # The holdout split (non-members of the membership-inference attacks) is only scored.
-    holdout = sets.pop(R.HOLDOUT_SPLIT, None) if "forget" in sets else None
-    sets.pop(R.HOLDOUT_SPLIT, None)
+    # The holdout split (non-members of the membership-inference attacks) is only scored,
+    # against the forget split.
+    holdout = sets.pop(R.HOLDOUT_SPLIT, None)
+    holdout = holdout if "forget" in sets else None
     saved_splits = [*sets, *([R.HOLDOUT_SPLIT] if holdout else [])]
     specs = {name: split_spec(benchmark_kind, name) for name in sets}
     for name, items in sets.items():

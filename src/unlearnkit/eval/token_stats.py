@@ -86,6 +86,27 @@ def answer_token_stats(
     return out  # type: ignore[return-value]
 
 
+def _grad_norm(
+    model: PreTrainedModel,
+    params: list[torch.nn.Parameter],
+    feat: dict[str, list[int]],
+    pad_id: int,
+    device: torch.device,
+) -> float:
+    batch = pad_batch([feat], pad_id=pad_id, side="right")
+    labels = batch["labels"].to(device)  # (1, T)
+    logits = model(
+        input_ids=batch["input_ids"].to(device),
+        attention_mask=batch["attention_mask"].to(device),
+        use_cache=False,
+    ).logits  # (1, T, V)
+    loss = torch.nn.functional.cross_entropy(
+        logits[0, :-1].float(), labels[0, 1:], ignore_index=IGNORE_INDEX
+    )  # mean NLL of the answer tokens
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    return float(np.mean([g.float().norm().item() for g in grads if g is not None]))
+
+
 def answer_grad_norms(
     model: PreTrainedModel,
     formatter: PromptFormatter,
@@ -107,22 +128,11 @@ def answer_grad_norms(
         for p in params:
             p.requires_grad_(True)
     device = next(model.parameters()).device
-    norms = []
+    feats = _encode(formatter, questions, answers)
+    # enable_grad: also when called under no_grad (e.g. from a training callback)
     try:
-        for feat in _encode(formatter, questions, answers):
-            batch = pad_batch([feat], pad_id=pad_id, side="right")
-            labels = batch["labels"].to(device)  # (1, T)
-            logits = model(
-                input_ids=batch["input_ids"].to(device),
-                attention_mask=batch["attention_mask"].to(device),
-                use_cache=False,
-            ).logits  # (1, T, V)
-            loss = torch.nn.functional.cross_entropy(
-                logits[0, :-1].float(), labels[0, 1:], ignore_index=IGNORE_INDEX
-            )  # mean NLL of the answer tokens
-            grads = torch.autograd.grad(loss, params, allow_unused=True)
-            per_tensor = [g.float().norm().item() for g in grads if g is not None]
-            norms.append(float(np.mean(per_tensor)))
+        with torch.enable_grad():
+            norms = [_grad_norm(model, params, feat, pad_id, device) for feat in feats]
     finally:
         if frozen:
             for p in params:
