@@ -83,8 +83,9 @@ def default_out(cfg: RunConfig, task: int | None) -> Path:
 def run(args: argparse.Namespace) -> int:
     from unlearnkit.data.formatting import PromptFormatter
     from unlearnkit.data.splits import RealWorldBenchmark, open_benchmark
-    from unlearnkit.eval.runner import evaluate
+    from unlearnkit.eval.data_parallel import evaluate_data_parallel
     from unlearnkit.models.loading import load_model
+    from unlearnkit.train.common import init_processes, run_device
 
     cfg = config_from_args(args)
     task = parse_task(args.task, cfg.data.task)
@@ -96,11 +97,15 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_out(cfg, task)
 
     device = None if cfg.model.device == "auto" else cfg.model.device
+    if init_processes(run_device(cfg)) > 1:  # several processes: each on its own device
+        from accelerate import PartialState
+
+        device = str(PartialState().device)
     model, tokenizer = load_model(
         cfg.model.name, device=device, dtype=cfg.model.dtype, cache_dir=cfg.model.cache_dir
     )
     formatter = PromptFormatter(tokenizer, cfg.data.prompt_preset, cfg.data.system_prompt)
-    summary = evaluate(
+    summary = evaluate_data_parallel(
         model,
         tokenizer,
         eval_sets,
@@ -111,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
         model_name=cfg.model.name,
         progress=not args.quiet,
     )
+    if summary is None:  # not the main process of a several-process launch
+        return 0
     print(format_summary(summary))
     print(f"results: {out}")
     return 0

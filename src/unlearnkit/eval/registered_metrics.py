@@ -92,6 +92,53 @@ def load_retain_reference(retain_eval: str | Path) -> RetainReference:
     return RetainReference(str(folder), None if auc is None else float(auc), nll)
 
 
+def mia_and_privacy(
+    scores: dict[str, list[float | None]], n_members: int, reference: RetainReference | None
+) -> tuple[dict[str, float | None], dict[str, list[str]], dict[str, str], dict[str, Any]]:
+    """Each attack's AUC from its membership scores (``n_members`` forget items first, then the
+    holdout items) and the privacy leakage: (aggregates, computed_over, missing, details)."""
+    aggregates: dict[str, float | None] = {}
+    computed_over: dict[str, list[str]] = {}
+    missing: dict[str, str] = {}
+    n_non = len(next(iter(scores.values()))) - n_members
+    for name, values in scores.items():
+        if any(v is None for v in values):
+            aggregates[name] = None
+            missing[name] = (
+                "the retain model's evaluation (eval.retain_eval) lacks the answer NLLs of "
+                f"{sum(v is None for v in values)} forget/holdout questions"
+                if reference is not None
+                else "no reference model evaluation given (eval.retain_eval / --retain-eval)"
+            )
+            continue
+        aggregates[name] = M.mia_auc(values[:n_members], values[n_members:])  # type: ignore[arg-type]
+        computed_over[name] = [f"forget ({n_members}, members) vs holdout ({n_non})"]
+
+    auc = aggregates[M.PRIVACY_ATTACK]
+    if reference is not None and reference.auc is not None:
+        auc_retain, source = reference.auc, f"retain model evaluation {reference.source}"
+    else:
+        auc_retain = M.NO_RETAIN_AUC
+        source = (
+            f"AUC_retain = {M.NO_RETAIN_AUC}: no retain model evaluation given"
+            if reference is None
+            else f"AUC_retain = {M.NO_RETAIN_AUC}: {reference.source} has no {M.PRIVACY_ATTACK}"
+        )
+        log.warning("privacy leakage: %s", source)
+    aggregates["privacy_leakage"] = (
+        M.privacy_leakage(auc, auc_retain) if auc is not None and auc_retain < 1.0 else None
+    )
+    computed_over["privacy_leakage"] = [f"{M.PRIVACY_ATTACK} AUC vs AUC_retain {auc_retain:.4f}"]
+    details = {
+        "attack": M.PRIVACY_ATTACK,
+        "auc_retain": auc_retain,
+        "auc_retain_source": source,
+        "members": n_members,
+        "non_members": n_non,
+    }
+    return aggregates, computed_over, missing, details
+
+
 @dataclass
 class PrivacyResult:
     forget_items: list[dict[str, float | None]]  # per forget item: EM, ExS, membership scores
@@ -134,21 +181,12 @@ def memorization_and_privacy(
             rec[spec.name] = v
         forget_values[spec.name] = float(np.mean(per_item))
 
-    aggregates: dict[str, float | None] = {}
-    computed_over: dict[str, list[str]] = {}
-    missing: dict[str, str] = {}
-    details: dict[str, Any] = {}
     attacks = M.metrics_of_kind("mia")
-    holdout_records: list[dict[str, Any]] = []
     if not holdout:
         reason = "no holdout split (non-members) to compare the forget set with"
-        for spec in attacks:
-            aggregates[spec.name] = None
-            missing[spec.name] = reason
-        aggregates["privacy_leakage"] = None
-        missing["privacy_leakage"] = reason
+        missing = dict.fromkeys([*(spec.name for spec in attacks), "privacy_leakage"], reason)
         return PrivacyResult(
-            forget_items, forget_values, [], aggregates, computed_over, missing, details
+            forget_items, forget_values, [], dict.fromkeys(missing), {}, missing, {}
         )
 
     if any("gradients" in s.needs for s in attacks):
@@ -168,46 +206,12 @@ def memorization_and_privacy(
         {"index": i, "question": it.question, "answer": it.answer, "nll_answer": t.mean_nll}
         for i, (it, t) in enumerate(zip(holdout, stats[n:], strict=True))
     ]
+    scores: dict[str, list[float | None]] = {}
     for spec in attacks:
-        scores = [spec.compute(t) for t in stats]  # type: ignore[misc]
-        for rec, s in zip([*forget_items, *holdout_records], scores, strict=True):
-            rec[f"{spec.name}_score"] = s
-        if any(s is None for s in scores):
-            aggregates[spec.name] = None
-            missing[spec.name] = (
-                "the retain model's evaluation (eval.retain_eval) lacks the answer NLLs of "
-                f"{sum(s is None for s in scores)} forget/holdout questions"
-                if reference is not None
-                else "no reference model evaluation given (eval.retain_eval / --retain-eval)"
-            )
-            continue
-        aggregates[spec.name] = M.mia_auc(scores[:n], scores[n:])  # type: ignore[arg-type]
-        computed_over[spec.name] = [f"forget ({n}, members) vs holdout ({len(holdout)})"]
-
-    auc = aggregates[M.PRIVACY_ATTACK]
-    if reference is not None and reference.auc is not None:
-        auc_retain, source = reference.auc, f"retain model evaluation {reference.source}"
-    else:
-        auc_retain = M.NO_RETAIN_AUC
-        source = (
-            f"AUC_retain = {M.NO_RETAIN_AUC}: no retain model evaluation given"
-            if reference is None
-            else f"AUC_retain = {M.NO_RETAIN_AUC}: {reference.source} has no {M.PRIVACY_ATTACK}"
-        )
-        log.warning("privacy leakage: %s", source)
-    aggregates["privacy_leakage"] = (
-        M.privacy_leakage(auc, auc_retain) if auc is not None and auc_retain < 1.0 else None
-    )
-    computed_over["privacy_leakage"] = [f"{M.PRIVACY_ATTACK} AUC vs AUC_retain {auc_retain:.4f}"]
-    details.update(
-        {
-            "attack": M.PRIVACY_ATTACK,
-            "auc_retain": auc_retain,
-            "auc_retain_source": source,
-            "members": n,
-            "non_members": len(holdout),
-        }
-    )
+        scores[spec.name] = [spec.compute(t) for t in stats]  # type: ignore[misc]
+        for rec, v in zip([*forget_items, *holdout_records], scores[spec.name], strict=True):
+            rec[f"{spec.name}_score"] = v
+    aggregates, computed_over, missing, details = mia_and_privacy(scores, n, reference)
     return PrivacyResult(
         forget_items, forget_values, holdout_records, aggregates, computed_over, missing, details
     )
