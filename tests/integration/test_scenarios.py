@@ -168,8 +168,11 @@ def test_demo_path_on_the_tiny_model(tmp_path, tiny_model_dir, capsys):
     out = capsys.readouterr().out
     for method in ("ME+GD", "IDK+AP", "GA+GD", "IDK+GD"):
         assert f"| {method} |" in out
+    # the demo's benchmark has holdout authors: its table shows privacy leakage and Min-K% AUC
+    assert "| MIA Min-K | PrivLeak |" in out
     html = (tmp_path / "d" / "report" / "index.html").read_text()
     assert "ME+GD" in html and "data:image/png;base64" in html
+    assert "MIA Min-K++" in html and "PrivLeak" in html
 
 
 def test_eval_after_every_epoch(tmp_path, synth, tiny_model_dir):

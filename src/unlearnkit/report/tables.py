@@ -234,6 +234,8 @@ COMPACT_COLUMNS = [
     "model_utility",
     "forget_efficacy",
     "forget_quality",
+    "privacy_leakage",  # these two only where a run has a holdout split
+    "mia_min_k",
     "forget/rouge_l",
     "retain/rouge_l",
     "neighbor/rouge_l",
