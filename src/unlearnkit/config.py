@@ -119,6 +119,9 @@ class EvalConfig:
     retain_eval: str | None = None  # saved evaluation of a retain model (Forget Quality)
     splits: list[str] | None = None  # None = every split of the benchmark
     use_cache: bool = True
+    # GradNorm attack (with a holdout split): one backward pass per forget and holdout item, the
+    # costliest of the privacy metrics; false leaves mia_gradnorm missing with the reason.
+    mia_gradnorm: bool = True
     # CPU threads of the evaluation; None = automatic: at most the free physical cores, so a
     # concurrent job costs about 2x rather than collapsing both (eval/threads.py).
     threads: int | None = None

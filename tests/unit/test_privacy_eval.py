@@ -143,6 +143,16 @@ def test_members_with_lower_loss_give_auc_above_one_half(tiny, tmp_path: Path) -
     assert agg["skipped"]["model_utility_open_unlearning"] == ["real_authors/*", "world_facts/*"]
 
 
+def test_gradnorm_can_be_turned_off(tiny, tmp_path: Path) -> None:
+    model, tok, fmt = tiny
+    sets = {"forget": FORGET[:2], "retain": HOLDOUT[2:], "holdout": HOLDOUT[:2]}
+    summary = runner.evaluate(model, tok, sets, cfg(mia_gradnorm=False), tmp_path, fmt,
+                              progress=False)  # fmt: skip
+    assert summary["aggregates"]["mia_gradnorm"] is None
+    assert "eval.mia_gradnorm is false" in summary["missing"]["mia_gradnorm"]
+    assert summary["aggregates"]["mia_loss"] is not None
+
+
 def test_without_holdout_the_attacks_are_missing_with_the_reason(tiny, tmp_path: Path) -> None:
     model, tok, fmt = tiny
     sets = {"forget": FORGET[:2], "retain": HOLDOUT[:2]}

@@ -104,12 +104,17 @@ def mia_and_privacy(
     for name, values in scores.items():
         if any(v is None for v in values):
             aggregates[name] = None
-            missing[name] = (
-                "the retain model's evaluation (eval.retain_eval) lacks the answer NLLs of "
-                f"{sum(v is None for v in values)} forget/holdout questions"
-                if reference is not None
-                else "no reference model evaluation given (eval.retain_eval / --retain-eval)"
-            )
+            if "gradients" in M.METRIC_SPECS[name].needs:
+                missing[name] = "gradient norms not computed (eval.mia_gradnorm is false)"
+            elif reference is None:
+                missing[name] = (
+                    "no reference model evaluation given (eval.retain_eval / --retain-eval)"
+                )
+            else:
+                missing[name] = (
+                    "the retain model's evaluation (eval.retain_eval) lacks the answer NLLs of "
+                    f"{sum(v is None for v in values)} forget/holdout questions"
+                )
             continue
         aggregates[name] = M.mia_auc(values[:n_members], values[n_members:])  # type: ignore[arg-type]
         computed_over[name] = [f"forget ({n_members}, members) vs holdout ({n_non})"]
@@ -159,6 +164,7 @@ def memorization_and_privacy(
     batch_size: int,
     pad_id: int,
     reference: RetainReference | None,
+    gradnorm: bool = True,
     progress: bool = False,
 ) -> PrivacyResult:
     """Memorization metrics of the forget split; with ``holdout``, every MIA AUC and PrivLeak."""
@@ -189,7 +195,7 @@ def memorization_and_privacy(
             forget_items, forget_values, [], dict.fromkeys(missing), {}, missing, {}
         )
 
-    if any("gradients" in s.needs for s in attacks):
+    if gradnorm and any("gradients" in s.needs for s in attacks):
         norms = answer_grad_norms(
             model,
             formatter,

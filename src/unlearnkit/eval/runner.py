@@ -435,6 +435,7 @@ def evaluate(
                     batch_size=cfg.batch_size,
                     pad_id=pad_id,
                     reference=reference,
+                    gradnorm=cfg.mia_gradnorm,
                     progress=progress,
                 )
     finally:

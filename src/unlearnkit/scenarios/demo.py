@@ -72,6 +72,7 @@ def demo_config(
             f"eval.max_new_tokens={sizes.max_new_tokens}",
             "eval.batch_size=8",
             "eval.nli_model=null",
+            "eval.mia_gradnorm=false",  # a backward pass per item: too slow for the demo's budget
         ],
     )
     return validate(cfg)
