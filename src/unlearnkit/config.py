@@ -59,6 +59,9 @@ class DataConfig:
     # None = no system message passed (a chat template may insert its own default)
     system_prompt: str | None = None
     max_length: int = 512  # truncation of training sequences (no fixed padding)
+    # TOFU layout: the last N authors of retain90 become a holdout split (membership-inference
+    # non-members); no fine-tuning or retain set then contains them. 0 = none.
+    holdout_authors: int = 0
 
 
 @dataclass
@@ -126,6 +129,12 @@ class EvalConfig:
     retain_eval: str | None = None  # saved evaluation of a retain model (Forget Quality)
     splits: list[str] | None = None  # None = every split of the benchmark
     use_cache: bool = True
+    # GradNorm attack (with a holdout split): one backward pass per forget and holdout item, the
+    # costliest of the privacy metrics; false leaves mia_gradnorm missing with the reason.
+    mia_gradnorm: bool = True
+    # CPU threads of the evaluation; None = automatic: at most the free physical cores, so a
+    # concurrent job costs about 2x rather than collapsing both (eval/threads.py).
+    threads: int | None = None
 
 
 @dataclass
@@ -374,6 +383,10 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"unknown profile '{cfg.profile}'; choose from {', '.join(PROFILES)}")
     if cfg.data.task < 1:
         raise ConfigError(f"data.task must be >= 1, got {cfg.data.task}")
+    if cfg.eval.threads is not None and cfg.eval.threads < 1:
+        raise ConfigError(f"eval.threads must be >= 1 or null, got {cfg.eval.threads}")
+    if cfg.data.holdout_authors < 0:
+        raise ConfigError(f"data.holdout_authors must be >= 0, got {cfg.data.holdout_authors}")
     return cfg
 
 

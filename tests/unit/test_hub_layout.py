@@ -104,7 +104,9 @@ def test_hub_layout_loads_as_it_is(tmp_path, hub_configs, fmt):
         assert len(retain) + len(forget) == len(full)
         assert _pairs(bench.retain_model_set(split)) == full - _pairs(forget)
         sets = bench.eval_sets(split)
-        assert set(sets) == {"forget", "retain", "real_authors", "world_facts"}
+        # the hub's holdout of the split is evaluated too (the MIA non-members)
+        assert set(sets) == {"forget", "retain", "real_authors", "world_facts", "holdout"}
+        assert _pairs(sets["holdout"]) == _pairs(hub_configs[HOLDOUT_SPLITS[split]])
         assert len(sets["forget"]) == len(forget) and sets["forget"][0].perturbed_answers
         assert bench.has_holdout
         holdout = load_holdout(bench, split)

@@ -13,12 +13,21 @@ Parquet / Arrow files in a ``<config>/`` folder or ``data/<config>-*.parquet``, 
   ``*_perturbed`` evaluation sets. The retain set is the complement of the forget set (the
   ``retainYY`` file, else ``full`` minus the forget set). The paper's continual tasks are not
   derivable from it (the task order is the paper's own): asking for them is a one-line error.
+
+Holdout (the non-members of membership inference), every source the folder has: the hub's
+``holdoutXX`` of the forget split, the rows of ``holdout.json`` (``unlearn data synth
+--holdout-authors N``), and, with ``holdout_authors`` = N > 0, the last N authors of retain90,
+carved out: then no fine-tuning set (target, retain model) and no retain set of unlearning
+contains them. TOFU's files are author-ordered, 20 rows per author (a synthetic folder records
+its own count).
 """
 
 from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+
+import yaml
 
 from unlearnkit.data.loaders import QA_SUFFIXES, DataError, load_qa_file
 from unlearnkit.data.records import QAItem
@@ -31,6 +40,9 @@ FORGET_SPLITS = {"forget01": "retain90", "forget05": "retain50", "forget10": "re
 HUB_RETAIN = {"forget01": "retain99", "forget05": "retain95", "forget10": "retain90"}
 # TOFU's holdout sets (hub layout): as many rows as the forget split, of unseen authors.
 HOLDOUT_SPLITS = {"forget01": "holdout01", "forget05": "holdout05", "forget10": "holdout10"}
+HOLDOUT_FILE = "holdout"  # the synthetic generator's holdout authors (holdout.json)
+TOFU_ROWS_PER_AUTHOR = 20
+SYNTHETIC_HOLDOUT_AUTHORS = 4  # the registered synthetic benchmark: 40 authors + 4 non-members
 TOFU_EVAL_FILES = {
     "retain": "retain_perturbed.json",
     "real_authors": "real_authors_perturbed.json",
@@ -104,10 +116,39 @@ class TofuBenchmark:
 
     kind = "tofu"
 
-    def __init__(self, root: str | Path) -> None:
+    def __init__(self, root: str | Path, holdout_authors: int = 0) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise DataError(f"benchmark folder not found: {self.root}")
+        if holdout_authors < 0:
+            raise DataError(f"holdout_authors must be >= 0, got {holdout_authors}")
+        self.holdout_authors = holdout_authors
+
+    def rows_per_author(self) -> int:
+        """Questions per author: the synthetic folder's own count, else TOFU's 20."""
+        meta = self.root / "synth_meta.yaml"
+        if meta.is_file():
+            spec = yaml.safe_load(meta.read_text(encoding="utf-8")).get("spec") or {}
+            return int(spec.get("questions_per_author", TOFU_ROWS_PER_AUTHOR))
+        return TOFU_ROWS_PER_AUTHOR
+
+    def _carved(self) -> list[QAItem]:
+        """The last ``holdout_authors`` authors of retain90 (none when 0)."""
+        if not self.holdout_authors:
+            return []
+        rows = _read(self.root, "retain90")
+        n = self.holdout_authors * self.rows_per_author()
+        evaluated = _pairs(_read(self.root, "retain_perturbed"))
+        if n >= len(rows) or any((it.question, it.answer) in evaluated for it in rows[-n:]):
+            raise DataError(
+                f"{self.root}: holdout_authors={self.holdout_authors} ({n} rows) would take "
+                "authors of the retain evaluation split (retain_perturbed); choose fewer"
+            )
+        return rows[-n:]
+
+    def _without_holdout(self, rows: list[QAItem]) -> list[QAItem]:
+        carved = _pairs(self._carved())
+        return [it for it in rows if (it.question, it.answer) not in carved] if carved else rows
 
     def has(self, config: str) -> bool:
         return bool(config_files(self.root, config))
@@ -195,7 +236,7 @@ class TofuBenchmark:
         self._check_split(split)
         self._check_task(split, task)
         later = [it for it in _read(self.root, split) if (it.task_id or 1) > task]
-        retain = self.base_retain(split) + later
+        retain = self._without_holdout(self.base_retain(split)) + later
         _check_disjoint(self.forget(split, task), retain, str(self.root))
         return retain
 
@@ -211,14 +252,17 @@ class TofuBenchmark:
         sets = {"forget": forget}
         for key, name in TOFU_EVAL_FILES.items():
             sets[key] = _read(self.root, Path(name).stem)
+        holdout = self._holdout_rows(split)
+        if holdout:
+            sets["holdout"] = holdout
         return sets
 
     def finetune_set(self) -> list[QAItem]:
         """Every author: forget10 task 1 plus retain90 (the TOFU target model's training set),
         or the hub's ``full`` when those are absent."""
         if not (self.has("forget10") and self.has("retain90")) and self.has("full"):
-            return _read(self.root, "full")
-        return self.forget("forget10", 1) + _read(self.root, "retain90")
+            return self._without_holdout(_read(self.root, "full"))
+        return self.forget("forget10", 1) + self._without_holdout(_read(self.root, "retain90"))
 
     def retain_model_set(self, split: str, task: int = 1) -> list[QAItem]:
         """The retain model's training set (Forget Quality): every author but those of ``task``.
@@ -232,19 +276,28 @@ class TofuBenchmark:
 
     @property
     def has_holdout(self) -> bool:
-        """True when the folder holds TOFU's holdout sets (the hub's holdout01/05/10)."""
-        return any(self.has(name) for name in HOLDOUT_SPLITS.values())
+        """True when the folder holds a holdout: the hub's holdout01/05/10, ``holdout.json``, or
+        authors carved out with ``holdout_authors``."""
+        names = [*HOLDOUT_SPLITS.values(), HOLDOUT_FILE]
+        return bool(self.holdout_authors) or any(self.has(name) for name in names)
+
+    def _holdout_rows(self, split: str) -> list[QAItem]:
+        self._check_split(split)
+        rows = [row for name in (HOLDOUT_SPLITS[split], HOLDOUT_FILE) if self.has(name)
+                for row in _read(self.root, name)]  # fmt: skip
+        return rows + self._carved()
 
     def holdout(self, split: str) -> list[QAItem]:
-        """TOFU's holdout set for ``split`` (holdout01/05/10): authors the target never saw."""
-        self._check_split(split)
-        name = HOLDOUT_SPLITS[split]
-        if not self.has(name):
+        """Non-members for ``split``: the hub's holdoutXX, ``holdout.json`` and the carved
+        retain90 authors (whichever the folder has): authors the target never saw."""
+        rows = self._holdout_rows(split)
+        if not rows:
             raise DataError(
-                f"{self.root}: no '{name}' data, TOFU's holdout set for {split} (the hub's "
-                "locuslab/TOFU has holdout01/05/10)"
+                f"{self.root}: no holdout for {split}: neither '{HOLDOUT_SPLITS[split]}' (the "
+                "hub's locuslab/TOFU has holdout01/05/10) nor holdout.json, and "
+                "data.holdout_authors is 0"
             )
-        return _read(self.root, name)
+        return rows
 
 
 class RealWorldBenchmark:
@@ -317,11 +370,13 @@ def _real_world() -> Benchmark:
     "synthetic", description="Invented authors generated offline (unlearn data synth)"
 )
 def _synthetic() -> Benchmark:
+    from unlearnkit.data.synth import generate_holdout, generate_synthetic
+
     root = _synthetic_root()
     if not (root / "forget01.json").is_file():
-        from unlearnkit.data.synth import generate_synthetic
-
         generate_synthetic(root)
+    if not config_files(root, HOLDOUT_FILE):  # a folder written before holdouts existed
+        generate_holdout(root, SYNTHETIC_HOLDOUT_AUTHORS)
     return TofuBenchmark(root)
 
 
@@ -335,8 +390,23 @@ def _snapshot(path: Path) -> Path:
     return max(revisions, key=lambda d: d.stat().st_mtime) if revisions else path
 
 
-def open_benchmark(name_or_path: str) -> Benchmark:
-    """A registered benchmark name, a folder (TOFU or real-world layout), or a hub id."""
+def open_benchmark(name_or_path: str, holdout_authors: int = 0) -> Benchmark:
+    """A registered benchmark name, a folder (TOFU or real-world layout), or a hub id.
+
+    ``holdout_authors``: TOFU layout only, authors carved out of retain90 as a holdout split
+    (see the module docstring)."""
+    bench = _open_benchmark(name_or_path)
+    if holdout_authors:
+        if not isinstance(bench, TofuBenchmark):
+            raise DataError(
+                f"data.holdout_authors needs a TOFU-layout benchmark, not '{name_or_path}'"
+            )
+        bench.holdout_authors = holdout_authors
+        bench._carved()  # validated now, before any model work
+    return bench
+
+
+def _open_benchmark(name_or_path: str) -> Benchmark:
     path = Path(name_or_path).expanduser()
     if path.is_dir():
         path = _snapshot(path)

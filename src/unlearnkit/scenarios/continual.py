@@ -35,7 +35,7 @@ def run_continual(cfg: RunConfig, resume: bool = False) -> Path:
     that there was nothing to resume (an interrupted one continues either way)."""
     from unlearnkit.train.unlearn import run_unlearning
 
-    bench = open_benchmark(cfg.data.benchmark)
+    bench = open_benchmark(cfg.data.benchmark, cfg.data.holdout_authors)
     split = cfg.data.split
     if hasattr(bench, "check_continual"):
         bench.check_continual(split)  # the hub's TOFU layout has no tasks: a one-line error
