@@ -48,7 +48,14 @@ class DataConfig:
     prompt_preset: str = "chat"  # chat | llama2 | llama3 | plain
     # None = no system message passed (a chat template may insert its own default)
     system_prompt: str | None = None
-    max_length: int = 512  # truncation of training sequences (no fixed padding)
+    max_length: int = 512  # truncation of training sequences (and the fixed length below)
+    # How forget item i meets its retain item and refusals: "epoch" = retain side redrawn every
+    # epoch (cyclic permutations); "index" = a generator seeded by i, the same every epoch
+    # (the paper's code).
+    pairing: str = "epoch"
+    # Pad unmasked views (and KL's retain view) with EOS to max_length, padding labelled where
+    # the view's labels are unmasked (the paper's code); False = dynamic padding, never counted.
+    fixed_padding: bool = False
 
 
 @dataclass
@@ -60,6 +67,11 @@ class MethodConfig:
     mask_question: bool | None = None  # None = paper default (False for ME+GD, True otherwise)
     fix_ref_model: bool = False  # continual: reference = original model, not previous task's
     mismatch_coeff: float = 1.0  # LLMU only: weight of the mismatched-answer NLL term
+    # KL averaged over the "counted" answer positions, or over "all" B x T positions of the
+    # (fixed-length) batch, padding included (the paper's code)
+    kl_positions: str = "counted"
+    # ME: 0 = the exact closed form of KL(U || p); > 0 = sum U (log U - log(p + eps)) (paper 1e-12)
+    me_epsilon: float = 0.0
 
 
 @dataclass
@@ -81,6 +93,10 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     seed: int = 0
     max_steps: int = -1  # >0 overrides epochs (tests, smoke runs)
+    # "epochs": every epoch ends with a (possibly partial) step, warm-up warmup_epochs epochs;
+    # "paper": floor(epochs * n / batch) full steps, one warm-up epoch only if an epoch has more
+    # than one step (train/schedule.py)
+    schedule: str = "epochs"
     save_checkpoints: bool = False  # keep checkpoints after the run (resume always uses them)
     checkpoint_every: int = 0  # steps; 0 = once per epoch
     eval_every_epoch: bool = False
@@ -88,7 +104,8 @@ class TrainConfig:
     report_to: list[str] = field(default_factory=list)  # e.g. ["tensorboard", "wandb"]
     mixed_precision: str = "auto"  # auto (bf16 where the accelerator has it) | no | bf16 | fp16
     gradient_checkpointing: bool = False
-    max_grad_norm: float = 1.0  # the Hugging Face Trainer default, as in the paper's code
+    # The Hugging Face Trainer default; 0 = no clipping (the paper's DeepSpeed config sets none)
+    max_grad_norm: float = 1.0
     deepspeed: str | None = None  # path to a DeepSpeed JSON config (passed to the HF Trainer)
     fsdp: str = ""  # e.g. "full_shard auto_wrap" (passed to the HF Trainer)
 
@@ -328,6 +345,15 @@ def validate(cfg: RunConfig) -> RunConfig:
         )
     if cfg.profile not in PROFILES:
         raise ConfigError(f"unknown profile '{cfg.profile}'; choose from {', '.join(PROFILES)}")
+    for where, value, choices in (
+        ("data.pairing", cfg.data.pairing, ("epoch", "index")),
+        ("method.kl_positions", cfg.method.kl_positions, ("counted", "all")),
+        ("train.schedule", cfg.train.schedule, ("epochs", "paper")),
+    ):
+        if value not in choices:
+            raise ConfigError(f"unknown {where} '{value}'; choose from {', '.join(choices)}")
+    finite_nonneg(cfg.method.me_epsilon, "method.me_epsilon")
+    finite_nonneg(cfg.train.max_grad_norm, "train.max_grad_norm")
     if cfg.data.task < 1:
         raise ConfigError(f"data.task must be >= 1, got {cfg.data.task}")
     return cfg
@@ -338,6 +364,7 @@ def load_config(
 ) -> T:
     """Defaults <- YAML file <- dotted overrides, then :func:`validate` (for RunConfig)."""
     cfg: Any = cls()
+    explicit: set[str] = set()
     if path is not None:
         p = Path(path)
         if not p.is_file():
@@ -349,11 +376,27 @@ def load_config(
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: the top level must be a mapping")
         cfg = from_dict(cls, data)
+        explicit |= _dotted_keys(data)
     if overrides:
         cfg = apply_overrides(cfg, overrides)
+        explicit |= {item.split("=", 1)[0].strip() for item in overrides}
     if isinstance(cfg, RunConfig):
+        from unlearnkit.profiles import resolve_profile
+
+        cfg = resolve_profile(cfg, explicit)
         validate(cfg)
     return cfg
+
+
+def _dotted_keys(data: dict[str, Any], prefix: str = "") -> set[str]:
+    """Every key a (nested) mapping sets, dotted: ``{"train": {"lr": 1}}`` -> ``{"train.lr"}``."""
+    keys: set[str] = set()
+    for key, value in data.items():
+        where = f"{prefix}{key}"
+        keys.add(where)
+        if isinstance(value, dict):
+            keys |= _dotted_keys(value, where + ".")
+    return keys
 
 
 def save_config(cfg: Any, path: str | Path, extra: dict[str, Any] | None = None) -> Path:

@@ -2,8 +2,9 @@
 
 TOFU layout (see ``shared/data/README.md``): ``forget01/05/10.json`` carry ``task_id``s for
 continual unlearning; the retain set used while unlearning task ``t`` of ``forgetXX`` is
-``retainYY`` (YY = 100 - XX) plus the rows of the split's tasks not yet unlearned (``> t``).
-For task 1 alone this is exactly the complement of the forget set.
+``retainYY`` (YY = 100 - XX) plus the rows of the split's tasks not unlearned so far (every task
+outside ``unlearned``, which defaults to ``[t]``; continual runs pass the tasks done so far and
+``t``, in any order). For a single task this is exactly the complement of the forget set.
 """
 
 from __future__ import annotations
@@ -85,13 +86,18 @@ class TofuBenchmark:
             raise DataError(f"{self.root / (split + '.json')}: empty forget set")
         return out
 
-    def retain(self, split: str, task: int = 1) -> list[QAItem]:
-        """retainYY plus the rows of this split's tasks not yet unlearned (task_id > task)."""
+    def retain(self, split: str, task: int = 1, unlearned: list[int] | None = None) -> list[QAItem]:
+        """retainYY plus the rows of this split's tasks not unlearned so far.
+
+        ``unlearned`` lists the tasks unlearned so far, ``task`` included (None = ``[task]``):
+        a row stays in retain when its task is not in that list.
+        """
         self._check_split(split)
         self._check_task(split, task)
+        done = set(unlearned or []) | {task}
         base = _read(self.root, f"{FORGET_SPLITS[split]}.json")
-        later = [it for it in _read(self.root, f"{split}.json") if (it.task_id or 1) > task]
-        retain = base + later
+        pending = [it for it in _read(self.root, f"{split}.json") if (it.task_id or 1) not in done]
+        retain = base + pending
         _check_disjoint(self.forget(split, task), retain, str(self.root))
         return retain
 
@@ -113,10 +119,15 @@ class TofuBenchmark:
         """Every author: forget10 task 1 plus retain90 (the TOFU target model's training set)."""
         return self.forget("forget10", 1) + _read(self.root, "retain90.json")
 
-    def retain_model_set(self, split: str) -> list[QAItem]:
-        """Only the authors outside the split (the retain model of Forget Quality)."""
+    def retain_model_set(self, split: str, task: int = 1) -> list[QAItem]:
+        """The retain model of Forget Quality: every author outside the evaluated forget set.
+
+        TOFU's retain99/95/90 for forget01/05/10 (task 1): the full fine-tuning set minus the
+        forget rows of ``task`` (matched by question and answer), i.e. ``retain(split, task)``
+        for a single task.
+        """
         self._check_split(split)
-        return _read(self.root, f"{FORGET_SPLITS[split]}.json")
+        return self.retain(split, task)
 
 
 class RealWorldBenchmark:
