@@ -151,6 +151,8 @@ def plan_batches(
 def mixed_precision_flags(cfg: TrainConfig, device: str) -> tuple[bool, bool]:
     """``(bf16, fp16)`` for the engine; ``auto`` = bf16 on accelerators that support it."""
     choice = cfg.mixed_precision
+    if choice in ("False", "false"):  # YAML reads an unquoted `no` as a boolean
+        choice = "no"
     if choice not in ("auto", "no", "bf16", "fp16"):
         raise ValueError(
             f"unknown train.mixed_precision '{choice}'; choose from auto, no, bf16, fp16"
