@@ -4,8 +4,11 @@ A run's configuration is a tree of dataclasses. It is built from defaults, then 
 then dotted command-line overrides (``method.beta=0.2``), and validated once on load. The
 resolved configuration is written beside every run's outputs (:func:`save_config`).
 
-Defaults come from the paper (Yuan et al., ICLR 2025) and TOFU: lr 1e-5, 5 epochs, effective
-batch 32, AdamW weight decay 0.01, one warm-up epoch, beta 0.1.
+Defaults (the ``default`` profile) come from the paper (Yuan et al., ICLR 2025) and TOFU: lr
+1e-5, 5 epochs, effective batch 32, AdamW weight decay 0.01, one warm-up epoch, beta 0.1. The
+``paper`` profile changes the defaults that differ from the paper's code
+(:mod:`unlearnkit.profiles`, ``docs/paper-differences.md``); keys set in the YAML file or by an
+override always win.
 """
 
 from __future__ import annotations
