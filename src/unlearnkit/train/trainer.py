@@ -141,7 +141,7 @@ def plan_batches(
     if cfg.schedule != "epochs":
         raise ValueError(f"unknown train.schedule '{cfg.schedule}'; choose from epochs, paper")
     steps_per_epoch = max(1, math.ceil(n_examples / cfg.batch_size))
-    # The paper warms up for one epoch; 0 warm-up epochs means none.
+    # Epoch schedule: warmup_epochs epochs of warm-up (at least one step); 0 means none.
     warmup = round(cfg.warmup_epochs * steps_per_epoch) if cfg.warmup_epochs > 0 else 0
     if cfg.warmup_epochs > 0:
         warmup = max(1, warmup)
