@@ -61,5 +61,5 @@ def dpo_loss(
         nll_ans=nll_ans, nll_idk=nll_idk, ref_nll_ans=ref_nll_ans, ref_nll_idk=ref_nll_idk
     )
     policy = upcast(nll_ans) - upcast(nll_idk)  # (B,) log pi(idk) - log pi(ans)
-    reference = upcast(ref_nll_ans.detach()) - upcast(ref_nll_idk.detach())  # (B,)
+    reference = (ref_nll_ans.detach() - ref_nll_idk.detach()).to(policy.dtype)  # (B,)
     return -(2.0 / beta) * F.logsigmoid(beta * (policy - reference)).mean()
