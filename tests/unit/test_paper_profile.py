@@ -348,3 +348,25 @@ def test_fixed_padding_batches_match_the_unpadded_loss_on_masked_views() -> None
         logits = model(input_ids=t["input_ids"], attention_mask=t["attention_mask"]).logits
         out.append(batch_token_nll(logits, t["labels"]).item())
     assert out[0] == pytest.approx(out[1], abs=1e-5)
+
+
+def test_paper_profile_trains_the_paper_schedule_end_to_end(tmp_path: Path, tiny_model_dir) -> None:
+    """8 forget items, batch 4, 2.5 epochs: floor(2.5 * 8 / 4) = 5 full steps, 2 warm-up steps."""
+    from unlearnkit.train import run_unlearning
+
+    forget = _items(8, "forget")
+    cfg = load_config(
+        None,
+        ["profile=paper", "method.name=ME+GD", "model.device=cpu", "train.batch_size=4",
+         "train.per_device_batch_size=2", "train.epochs=2.5", "data.max_length=96",
+         "data.prompt_preset=plain"],
+    )  # fmt: skip
+    out = tmp_path / "run"
+    run_unlearning(cfg, forget, _items(5, "retain"), out, tiny_model_dir)
+    steps = [json.loads(line).get("step") for line in (out / "train_log.jsonl").open()]
+    assert max(s for s in steps if s is not None) == 5
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["profile"] == "paper" and saved["train"]["max_grad_norm"] == 0.0
+    assert saved["_resolved"]["batch"]["max_steps"] == 5
+    assert saved["_resolved"]["batch"]["warmup_steps"] == 2
+    assert saved["_resolved"]["fixed_length_views"] == ["forget"]
