@@ -224,8 +224,6 @@ def test_retain_set_is_everything_outside_the_unlearned_tasks(tmp_path: Path) ->
     assert tasks(bench.retain("forget01", 2)) == ["r?", "q10?", "q11?", "q30?", "q31?"]
     # continual order 3, 2: while unlearning 2, task 3 is out and task 1 is in
     assert tasks(bench.retain("forget01", 2, unlearned=[3, 2])) == ["r?", "q10?", "q11?"]
-    # the Forget Quality retain model: every row outside the forget set of the task
-    assert tasks(bench.retain_model_set("forget01", 1)) == ["r?", "q20?", "q21?", "q30?", "q31?"]
 
 
 # ---------------------------------------------------------------- 6. profiles

@@ -1,9 +1,9 @@
 """``unlearn finetune``: build the model to unlearn (TOFU protocol).
 
 The target model is trained on every fictitious author (``finetune_set``); with
-``--retain-model`` every author outside the forget set of ``--split`` (task ``data.task``) is
-used: TOFU's retain99/95/90 for forget01/05/10, the retain model that anchors Forget Quality.
-Defaults from TOFU: lr 1e-5, 5 epochs, batch 32, weight decay 0.01.
+``--retain-model`` on every author but those of ``--split``'s task 1 (or ``data.task``): the
+retain model that anchors Forget Quality, as TOFU's retain99/95/90. Defaults from TOFU: lr
+1e-5, 5 epochs, batch 32, weight decay 0.01.
 
 Examples::
 
@@ -32,7 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--retain-model",
         action="store_true",
-        help="train only on the authors outside --split (the retain model of Forget Quality)",
+        help="train on every author but those of --split's task (the retain model of Forget "
+        "Quality)",
     )
     p.set_defaults(func=run)
 

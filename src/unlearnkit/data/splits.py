@@ -120,14 +120,14 @@ class TofuBenchmark:
         return self.forget("forget10", 1) + _read(self.root, "retain90.json")
 
     def retain_model_set(self, split: str, task: int = 1) -> list[QAItem]:
-        """The retain model of Forget Quality: every author outside the evaluated forget set.
+        """The retain model's training set (Forget Quality): every author but those of ``task``.
 
-        TOFU's retain99/95/90 for forget01/05/10 (task 1): the full fine-tuning set minus the
-        forget rows of ``task`` (matched by question and answer), i.e. ``retain(split, task)``
-        for a single task.
+        TOFU's retain model for a forget set is trained on its complement (retain99/95/90 for
+        forget01/05/10): here :meth:`finetune_set` less the task's rows (for task 1, exactly
+        ``retain(split, 1)``: retainYY plus the split's other tasks).
         """
-        self._check_split(split)
-        return self.retain(split, task)
+        forget = {(it.question, it.answer) for it in self.forget(split, task)}
+        return [it for it in self.finetune_set() if (it.question, it.answer) not in forget]
 
 
 class RealWorldBenchmark:
