@@ -7,7 +7,9 @@ Parquet / Arrow files in a ``<config>/`` folder or ``data/<config>-*.parquet``, 
 - the paper's (``shared/data/README.md``): ``forget01/05/10`` carry ``task_id``s for continual
   unlearning; the retain set used while unlearning task ``t`` of ``forgetXX`` is ``retainYY``
   (``retain90/50/10``: the authors outside all of the split's tasks) plus the rows of the split's
-  tasks not yet unlearned (``> t``). For task 1 alone this is the complement of the forget set.
+  tasks not unlearned so far (every task outside ``unlearned``, which defaults to ``[t]``;
+  continual runs pass the tasks done so far and ``t``, in any order). For a single task this is
+  the complement of the forget set.
 - the hub's (``locuslab/TOFU``): ``full``, ``forget01/05/10`` without ``task_id`` (one task each),
   their complements ``retain99/95/90``, ``holdout01/05/10`` (authors the target never saw), the
   ``*_perturbed`` evaluation sets. The retain set is the complement of the forget set (the
@@ -230,13 +232,17 @@ class TofuBenchmark:
             "'full' (to take the split out of) is in the folder"
         )
 
-    def retain(self, split: str, task: int = 1) -> list[QAItem]:
-        """The base retain set plus the rows of this split's tasks not yet unlearned
-        (task_id > task)."""
+    def retain(self, split: str, task: int = 1, unlearned: list[int] | None = None) -> list[QAItem]:
+        """The base retain set plus the rows of this split's tasks not unlearned so far.
+
+        ``unlearned`` lists the tasks unlearned so far, ``task`` included (None = ``[task]``):
+        a row stays in retain when its task is not in that list.
+        """
         self._check_split(split)
         self._check_task(split, task)
-        later = [it for it in _read(self.root, split) if (it.task_id or 1) > task]
-        retain = self._without_holdout(self.base_retain(split)) + later
+        done = set(unlearned or []) | {task}
+        pending = [it for it in _read(self.root, split) if (it.task_id or 1) not in done]
+        retain = self._without_holdout(self.base_retain(split)) + pending
         _check_disjoint(self.forget(split, task), retain, str(self.root))
         return retain
 

@@ -12,7 +12,7 @@ from unlearnkit.losses.nll import (
     sequence_nll,
     token_entropy_next,
 )
-from unlearnkit.losses.regularizers import ap_loss, gd_loss, kl_loss
+from unlearnkit.losses.regularizers import ap_loss, gd_loss, kl_loss, kl_loss_all_positions
 from unlearnkit.losses.targeted import dpo_loss, idk_loss
 from unlearnkit.losses.untargeted import ga_loss, me_loss, mismatch_loss, npo_loss
 
@@ -25,6 +25,7 @@ __all__ = [
     "gd_loss",
     "idk_loss",
     "kl_loss",
+    "kl_loss_all_positions",
     "me_loss",
     "mean_token_nll",
     "mismatch_loss",

@@ -43,7 +43,9 @@ SPLITS: dict[str, str] = {
     "real_authors": "Real Authors",
     "world_facts": "World Facts",
 }
-META_COLUMNS = ["run", "method", "stage", "benchmark", "split", "task", "seed", "lr", "run_dir"]
+META_COLUMNS = [
+    "run", "profile", "method", "stage", "benchmark", "split", "task", "seed", "lr", "run_dir",
+]  # fmt: skip
 
 
 @dataclass
@@ -141,7 +143,7 @@ def _labels(rows: list[dict[str, Any]]) -> list[str]:
     """Method names, with the facts that differ between runs (split, lr, seed...) appended."""
     varying = [
         k
-        for k in ("benchmark", "split", "lr", "seed")
+        for k in ("profile", "benchmark", "split", "lr", "seed")
         if len({r.get(k) for r in rows}) > 1 and any(r.get(k) is not None for r in rows)
     ]
 
@@ -155,6 +157,8 @@ def _labels(rows: list[dict[str, Any]]) -> list[str]:
                 parts.append(f"lr={format_lr(v)}")
             elif k == "seed":
                 parts.append(f"seed={v}")
+            elif k == "profile":
+                parts.append(f"profile={v}")
             else:  # a benchmark may be a folder path: its name is enough
                 parts.append(Path(str(v)).name or str(v))
         name = r.get("method") or r["run"]
@@ -204,7 +208,9 @@ def scenario_tables(records: list[dict[str, Any]]) -> list[ScenarioTable]:
             (k, h) for k, h in OPTIONAL_AGGREGATES if any(row_value(r, k) is not None for r in rows)
         ]
         columns = [Column(k, h) for k, h in AGGREGATES + optional] + metric_columns(rows)
-        tables.append(ScenarioTable(scenario, columns, rows, show_stage))
+        profiles = sorted({str(r.get("profile") or "default") for r in chosen})
+        notes = [f"Profile: {', '.join(profiles)} (docs/paper-differences.md)"] if profiles else []
+        tables.append(ScenarioTable(scenario, columns, rows, show_stage, notes))
     return tables
 
 

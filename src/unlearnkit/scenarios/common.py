@@ -26,7 +26,8 @@ def run_name(cfg: RunConfig) -> str:
     bench = Path(cfg.data.benchmark).name or cfg.data.benchmark
     split = "" if cfg.scenario == "real_world" else f"-{cfg.data.split}"
     lr, seed = cfg.train.learning_rate, cfg.train.seed
-    raw = f"{cfg.scenario}-{bench}{split}-{cfg.method.name}-lr{lr:g}-s{seed}"
+    profile = "" if cfg.profile == "default" else f"-{cfg.profile}"
+    raw = f"{cfg.scenario}-{bench}{split}-{cfg.method.name}-lr{lr:g}-s{seed}{profile}"
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", raw)
 
 
@@ -137,6 +138,7 @@ def record(
 
     meta = {
         "scenario": cfg.scenario,
+        "profile": cfg.profile,
         "method": cfg.method.name,
         "benchmark": cfg.data.benchmark,
         "split": cfg.data.split if cfg.scenario != "real_world" else None,

@@ -1,11 +1,12 @@
 """Continual unlearning: forget tasks 1..N of a split in sequence, evaluating after each.
 
 Each task starts from the previous task's result; the retain set shrinks as tasks are unlearned
-(retainYY plus the tasks not yet unlearned); the reference model is the previous task's result,
-or the original model with ``method.fix_ref_model``. With ``target.eval_before`` the original
-model is evaluated first (stage ``before``, on the first task's evaluation sets: task 0 of the
-report's curves). A killed sequence always continues (with or without ``--resume``) at the task
-where it stopped, from that task's newest complete checkpoint: finished tasks are recorded in
+(retainYY plus the split's tasks outside those unlearned so far, whatever their order); the
+reference model is the previous task's result, or the original model with
+``method.fix_ref_model``. With ``target.eval_before`` the original model is evaluated first
+(stage ``before``, on the first task's evaluation sets: task 0 of the report's curves). A killed
+sequence always continues (with or without ``--resume``) at the task where it stopped, from that
+task's newest complete checkpoint: finished tasks are recorded in
 ``continual_state.json``.
 """
 
@@ -67,7 +68,9 @@ def run_continual(cfg: RunConfig, resume: bool = False) -> Path:
     for i, task in enumerate(tasks, start=1):
         if task in state["completed"]:
             continue
-        forget, retain = bench.forget(split, task), bench.retain(split, task)
+        # retain: everything outside the tasks unlearned so far (this one included)
+        forget = bench.forget(split, task)
+        retain = bench.retain(split, task, unlearned=list(tasks[:i]))
         ref = original if cfg.method.fix_ref_model else current
         log(f"task {task} ({i}/{len(tasks)}): {len(forget)} forget, {len(retain)} retain items")
         tdir = rdir / f"task{task}"

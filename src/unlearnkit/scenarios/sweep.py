@@ -8,6 +8,7 @@ import itertools
 from pathlib import Path
 
 from unlearnkit.config import RunConfig, validate
+from unlearnkit.profiles import resolve_profile
 from unlearnkit.scenarios.common import is_done, log, run_dir
 
 
@@ -32,7 +33,19 @@ def expand_sweep(cfg: RunConfig) -> list[RunConfig]:
             split,
             seed,
         )
-        runs.append(validate(sub))
+        # Per-scenario/per-method profile defaults follow the grid point; swept keys are explicit.
+        swept = {
+            key
+            for key, values in (
+                ("method.name", s.methods),
+                ("train.learning_rate", s.learning_rates),
+                ("data.split", s.splits),
+                ("train.seed", s.seeds),
+            )
+            if values
+        }
+        explicit = set(getattr(cfg, "_explicit_keys", frozenset())) | swept
+        runs.append(validate(resolve_profile(sub, explicit)))
     return runs
 
 

@@ -33,7 +33,13 @@ from unlearnkit.train.checkpoints import (
     remove_tree,
 )
 from unlearnkit.train.lora import apply_lora, is_peft_model, merge_lora
-from unlearnkit.train.trainer import BatchPlan, LossFunction, UnlearnTrainer, training_arguments
+from unlearnkit.train.trainer import (
+    BatchPlan,
+    LossFunction,
+    UnlearnTrainer,
+    mixed_precision_flags,
+    training_arguments,
+)
 from unlearnkit.utils import crash_point
 
 logger = logging.getLogger(__name__)
@@ -112,6 +118,29 @@ def run_dtype(cfg: RunConfig, device: str) -> torch.dtype:
     return parse_dtype(cfg.model.dtype, device)
 
 
+def trained_dtype(cfg: RunConfig, device: str) -> torch.dtype:
+    """The dtype of the weights being trained: float32 whenever mixed precision is on.
+
+    Under bf16/fp16 mixed precision the engine runs the forward pass under autocast and AdamW
+    updates float32 master weights, as DeepSpeed's bf16 mode does. Loading the trained model in
+    bf16 instead would make the optimizer update bf16 weights in place, where most updates at
+    lr 1e-5 round away (benchmarks/gpu_bf16_check.py). Frozen models (reference, evaluation)
+    keep ``model.dtype``.
+    """
+    bf16, fp16 = mixed_precision_flags(cfg.train, device)
+    if bf16 or fp16:
+        return torch.float32
+    dtype = run_dtype(cfg, device)
+    if dtype in (torch.bfloat16, torch.float16):
+        logger.warning(
+            "training %s weights without mixed precision: the optimizer updates them in place, "
+            "so small updates round away; set train.mixed_precision=bf16 to keep float32 "
+            "master weights",
+            dtype,
+        )
+    return dtype
+
+
 def check_out_dir(paths: RunPaths, resume: Resume) -> bool:
     """Refuse to overwrite finished or unfinished work. True when the run is already done."""
     resume = check_resume(resume)
@@ -163,6 +192,10 @@ def fit(
 ) -> Path:
     """Train with the engine, then save a plain model folder to ``paths.model`` and return it."""
     args = training_arguments(cfg.train, plan, paths.checkpoints, device)
+    if plan.max_steps > 0:
+        from unlearnkit.train.schedule import EpochOrderDataset
+
+        dataset = EpochOrderDataset(dataset, plan.max_steps * plan.effective, seed=cfg.train.seed)
     trainer = UnlearnTrainer(
         model=model,
         args=args,

@@ -27,7 +27,7 @@ from unlearnkit.train.common import (
     init_processes,
     maybe_lora,
     run_device,
-    run_dtype,
+    trained_dtype,
     write_config,
 )
 from unlearnkit.train.trainer import plan_batches
@@ -73,7 +73,10 @@ def run_finetune(
         return paths.model
     seed_everything(cfg.train.seed)
     model, tok = load_model(
-        cfg.model.name, device="cpu", dtype=run_dtype(cfg, device), cache_dir=cfg.model.cache_dir
+        cfg.model.name,
+        device="cpu",
+        dtype=trained_dtype(cfg, device),
+        cache_dir=cfg.model.cache_dir,
     )
     formatter = PromptFormatter(tok, cfg.data.prompt_preset, cfg.data.system_prompt)
     mask = True if cfg.method.mask_question is None else bool(cfg.method.mask_question)

@@ -42,6 +42,7 @@ from unlearnkit.train.common import (
     maybe_lora,
     run_device,
     run_dtype,
+    trained_dtype,
     write_config,
 )
 from unlearnkit.train.trainer import plan_batches
@@ -163,7 +164,10 @@ def run_unlearning(
         ref_model = _load_reference(method, ref_path, cfg, dtype)
 
     model, tok = load_model(
-        str(model_path), device="cpu", dtype=dtype, cache_dir=cfg.model.cache_dir
+        str(model_path),
+        device="cpu",
+        dtype=trained_dtype(cfg, device),
+        cache_dir=cfg.model.cache_dir,
     )
     method.pad_id = int(tok.pad_token_id)
     formatter = PromptFormatter(tok, cfg.data.prompt_preset, cfg.data.system_prompt)
@@ -177,6 +181,8 @@ def run_unlearning(
         mask_question=method.mask_question,
         max_length=cfg.data.max_length,
         seed=cfg.train.seed,
+        pairing=cfg.data.pairing,
+        fixed_length_views=method.fixed_length_views() if cfg.data.fixed_padding else (),
     )
     write_config(
         cfg,
@@ -190,6 +196,8 @@ def run_unlearning(
             "n_forget": len(forget),
             "n_retain": len(retain),
             "n_refusals": len(refusals),
+            "profile": cfg.profile,
+            "fixed_length_views": sorted(dataset.fixed_length_views),
             "batch": {
                 "effective": plan.effective,
                 "per_device": plan.per_device,
@@ -197,6 +205,7 @@ def run_unlearning(
                 "grad_accum": plan.grad_accum,
                 "steps_per_epoch": plan.steps_per_epoch,
                 "warmup_steps": plan.warmup_steps,
+                "max_steps": plan.max_steps,
             },
         },
     )
