@@ -220,8 +220,9 @@ def _db_stages(out: Path) -> list[str]:
     [
         # task 1 saves checkpoints 1-3; the 5th checkpoint written is task 2's second
         ("checkpoint:5", ["checkpoint-1"]),
-        # task 1's evaluation summary half written: task 1's model is reused, task 2 runs
-        pytest.param("write:summary.json:1", [None], marks=pytest.mark.slow),
+        # task 1's evaluation summary (the 2nd written, after the before stage's) half written:
+        # task 1's model is reused, task 2 runs
+        pytest.param("write:summary.json:2", [None], marks=pytest.mark.slow),
     ],
 )
 def test_killed_continual_sequence_resumes_the_task_where_it_stopped(
