@@ -110,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         bench.kind,
         model_name=cfg.model.name,
         progress=not args.quiet,
+        profile=cfg.profile,
     )
     print(format_summary(summary))
     print(f"results: {out}")
