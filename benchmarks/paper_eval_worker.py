@@ -119,6 +119,11 @@ def main() -> int:
     ap.add_argument("--splits", default=",".join(SPLITS))
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument(
+        "--results-only",
+        action="store_true",
+        help="only (re)compute results.json from the split logs already in --out",
+    )
     args = ap.parse_args()
 
     paper_code = args.paper_code.resolve()
@@ -131,6 +136,11 @@ def main() -> int:
     data = prepare_workdir(work, paper_code, data_dir, args.split, args.task, args.ds_size)
     os.chdir(work)  # the paper reads config/model_config.yaml relative to the working folder
     sys.path[:] = [str(paper_code)] + [p for p in sys.path[1:] if p]
+    if args.results_only:
+        import metrics.metrics as paper_metrics
+
+        write_results(paper_metrics, out)
+        return 0
 
     import torch
 
@@ -150,6 +160,7 @@ def main() -> int:
         batch_size=30,
     )
     timing: dict[str, float] = {}
+    cpu_start = time.process_time()
     for name in args.splits.split(","):
         eval_task, stem, base_key = SPLITS[name]
         folder = str(data)
@@ -165,8 +176,22 @@ def main() -> int:
         (out / f"{name}.json").write_text(json.dumps(logs))
         print(f"{name}: {timing[name]:.1f} s", flush=True)
     timing["total"] = sum(timing.values())
+    timing["cpu_total"] = time.process_time() - cpu_start  # this process's CPU seconds
     (out / "timing.json").write_text(json.dumps(timing))
+    if all((out / f"{name}.json").is_file() for name in SPLITS):
+        write_results(paper_metrics, out)
     return 0
+
+
+def write_results(paper_metrics, out: Path) -> None:
+    """``results.json``: the paper's own ``get_eval_results`` (split metrics, Model Utility,
+    Forget Efficacy) over the four splits' logs."""
+    logs = {
+        f"{eval_task}.json": json.loads((out / f"{name}.json").read_text())
+        for name, (eval_task, _, _) in SPLITS.items()
+    }
+    results = paper_metrics.get_eval_results(logs)
+    (out / "results.json").write_text(json.dumps({k: float(v) for k, v in results.items()}))
 
 
 if __name__ == "__main__":
