@@ -12,7 +12,8 @@ Probability scores the item's ``answer`` field; "normalized" divides by the pert
 answers' probabilities too. Under the ``paper`` profile the real-world splits' Probability scores
 ``golden_answer`` (the short reference the paper's code scores; ``answer`` there is the model's
 original long answer, 514 to 656 characters on average against about 75). The Entailment Score's ROUGE-L gate (recall < 0.1 = not entailed)
-always uses the ROUGE-L reference, as in the paper's code (sail-sg/closer-look-LLM-unlearning).
+always uses the ROUGE-L reference; the paper's code (sail-sg/closer-look-LLM-unlearning,
+``get_entailment_results``) gates on the same ROUGE-L recall.
 """  # noqa: E501
 
 from __future__ import annotations

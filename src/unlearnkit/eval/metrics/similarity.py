@@ -131,7 +131,7 @@ class EmbeddingScorer:
         gen_emb = self.embed([generations[i] for i in keep], batch_size)  # (M, D)
         ref_emb = self.embed([references[i] for i in keep], batch_size)  # (M, D)
         cos = np.einsum("md,md->m", gen_emb, ref_emb)  # (M,)
-        # max(0, cos) as in the paper; the upper clip only removes float rounding above 1.
+        # max(0, cos), the paper code's clip; the upper clip only removes float rounding above 1.
         cos = np.clip(cos, 0.0, 1.0)
         for i, value in zip(keep, cos.tolist(), strict=True):
             scores[i] = float(value)
