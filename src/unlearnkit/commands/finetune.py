@@ -16,7 +16,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from unlearnkit.commands.unlearn import add_common_arguments, config_from_args, default_out
+from unlearnkit.commands._config import config_from_args
+from unlearnkit.commands.unlearn import add_common_arguments, default_out
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from unlearnkit.utils import read_json
+
 SCHEMA_VERSION = 1
 
 # Scalar columns besides the JSON ones, in table order. Filters of query() use these names.
@@ -275,10 +277,7 @@ class ResultsStore:
         rows = []
         for stage in run_stages(run_dir):
             path = run_dir / "eval" / stage / "summary.json"
-            try:
-                summary = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}: not valid JSON: {exc}") from None
+            summary = read_json(path)
             if not isinstance(summary, dict):
                 raise ValueError(f"{path}: expected a JSON object")
             mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
