@@ -306,8 +306,8 @@ def test_paper_runner_generation_budget_and_raw_text(word, tmp_path):
 
 def test_unknown_profile_is_rejected(word, tmp_path):
     model, tok = word
+    fmt = PromptFormatter(tok, "plain")
     with pytest.raises(ValueError, match="unknown profile 'papr'"):
         runner.evaluate(
-            model, tok, {"forget": [rw_item(0)]}, EvalConfig(), tmp_path, PromptFormatter(tok, "plain"),
-            profile="papr",
-        )  # fmt: skip
+            model, tok, {"forget": [rw_item(0)]}, EvalConfig(), tmp_path, fmt, profile="papr"
+        )
