@@ -311,3 +311,13 @@ def test_unknown_profile_is_rejected(word, tmp_path):
         runner.evaluate(
             model, tok, {"forget": [rw_item(0)]}, EvalConfig(), tmp_path, fmt, profile="papr"
         )
+
+
+def test_side_by_side_harness_skips_without_the_paper_code(tmp_path, monkeypatch, capsys):
+    from benchmarks import paper_eval_side_by_side as harness
+
+    argv = ["x", "--paper-code", str(tmp_path / "absent"), "--out", str(tmp_path / "out")]
+    monkeypatch.setattr("sys.argv", argv)
+    assert harness.main() == 0
+    assert "skipped: no paper code" in capsys.readouterr().out
+    assert not (tmp_path / "out").exists()
