@@ -108,6 +108,23 @@ def stage_sort_key(stage: str) -> tuple[int, int, str]:
     return (4, 0, stage)
 
 
+def read_jsonl_lenient(path: Path) -> list[dict[str, Any]]:
+    """JSON lines, skipping lines that do not parse (a killed run may leave a partial line)."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            rows.append(obj)
+    return rows
+
+
 def read_run_config(run_dir: Path) -> dict[str, Any]:
     """The resolved ``config.yaml`` of a run as a dict ({} when absent or unreadable)."""
     path = Path(run_dir) / "config.yaml"
