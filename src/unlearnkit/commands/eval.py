@@ -109,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
         bench.kind,
         model_name=cfg.model.name,
         progress=not args.quiet,
+        profile=cfg.profile,
     )
     if summary is None:  # not the main process of a several-process launch
         return 0

@@ -22,6 +22,10 @@ LLAMA3_TEMPLATE = (
     "<|start_header_id|>assistant<|end_header_id|>\n\n"
 )
 PLAIN_TEMPLATE = "Question: {question}\nAnswer: "
+# The answer tag: the end of a preset's prompt that the paper's code writes in front of the
+# answer rather than after the question (its ``answer_tag``; empty for the Llama presets and
+# chat templates), so its tokens count in the answer's NLL under the paper profile.
+ANSWER_TAGS = {"plain": "Answer: "}
 PRESETS = ("chat", "llama2", "llama3", "plain")
 
 
@@ -67,19 +71,50 @@ class PromptFormatter:
         # chat templates and the llama3 preset write their own BOS; llama2/plain get the
         # tokenizer's own special tokens (Llama-2 adds <s>).
         add_special = self.preset in ("llama2", "plain")
-        ids = self.tokenizer(text, add_special_tokens=add_special)["input_ids"]
-        if (
-            add_special
-            and self.tokenizer.eos_token_id is not None
-            and ids
-            and ids[-1] == self.eos_id
-        ):
-            ids = ids[:-1]  # some tokenizers append EOS as a special token; a prompt must not end
-        return list(ids)
+        # Some tokenizers append EOS as a special token; a prompt must not end with it.
+        return self._strip_eos(
+            self.tokenizer(text, add_special_tokens=add_special)["input_ids"], add_special
+        )
 
     def encode_answer(self, answer: str) -> list[int]:
         ids = self.tokenizer(answer, add_special_tokens=False)["input_ids"]
         return list(ids) + [self.eos_id]
+
+    def encode_joint(self, question: str, answer: str) -> tuple[list[int], int]:
+        """Question and answer tokenized as ONE string, the paper code's way (profile ``paper``).
+
+        Returns ``(ids, n_question)``: the token ids of ``prompt(question) + answer`` followed by
+        EOS, and the number of leading tokens that do not count in the answer's NLL, which is
+        the token length of the prompt *without* its answer tag (:data:`ANSWER_TAGS`), tokenized
+        on its own. With the plain preset the question part is ``"Question: {q}\n"``, so the
+        tokens of ``"Answer:"`` count in the answer's NLL, and the tag's trailing space is not a
+        token of its own: the tokenizer merges it into the answer's first word (``" The"``),
+        where :meth:`encode` tokenizes the prompt and the answer apart (``" "``, ``"The"``).
+        Where the joint string's tokens differ from the question part's tokens before the
+        boundary, the first ``n_question`` joint tokens are masked all the same, as in the
+        paper's code.
+        """
+        prompt = self.prompt(question)
+        tag = ANSWER_TAGS.get(self.preset, "")
+        add_special = self.preset in ("llama2", "plain")
+        ids = self._strip_eos(
+            self.tokenizer(prompt + answer, add_special_tokens=add_special)["input_ids"],
+            add_special,
+        )
+        question_part = prompt[: len(prompt) - len(tag)] if tag and prompt.endswith(tag) else prompt
+        n_question = len(
+            self._strip_eos(
+                self.tokenizer(question_part, add_special_tokens=add_special)["input_ids"],
+                add_special,
+            )
+        )
+        return list(ids) + [self.eos_id], n_question
+
+    def _strip_eos(self, ids: list[int], add_special: bool) -> list[int]:
+        """Drop an EOS the tokenizer appended as a special token (some do)."""
+        if add_special and ids and ids[-1] == self.eos_id:
+            return list(ids[:-1])
+        return list(ids)
 
     def encode(
         self, question: str, answer: str, mask_question: bool = True, max_length: int | None = None

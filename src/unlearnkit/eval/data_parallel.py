@@ -1,7 +1,9 @@
 """Data-parallel evaluation: several processes (``torchrun`` / ``accelerate launch``) share the
 items, the main process gathers them and writes what a one-process run writes.
 
-Process r of W evaluates items r, r + W, r + 2W, ... of every split (the holdout too) with
+Process r of W evaluates items r, r + W, r + 2W, ... of every split (the holdout too; under the
+``paper`` profile whole blocks of 30 consecutive items, the paper's generation batches, so each
+item keeps its paper generation budget) with
 :func:`unlearnkit.eval.runner.evaluate`; the per-item records are gathered on the main process
 and put back in their one-process order. Every split value is the mean of its per-item values
 (as the runner computes it), and every aggregate (Model Utility, Forget Efficacy, Forget Quality,
@@ -24,7 +26,13 @@ from unlearnkit.data.formatting import PromptFormatter
 from unlearnkit.data.records import QAItem
 from unlearnkit.eval import metrics as M
 from unlearnkit.eval import registered_metrics as R
-from unlearnkit.eval.runner import evaluate, load_retain_truth_ratios, select_splits
+from unlearnkit.eval.generation import PAPER_GENERATION_BATCH
+from unlearnkit.eval.runner import (
+    effective_eval_config,
+    evaluate,
+    load_retain_truth_ratios,
+    select_splits,
+)
 from unlearnkit.utils import atomic_write_json, read_jsonl, write_jsonl
 
 
@@ -32,14 +40,27 @@ def _mean_or_none(values: list[Any]) -> float | None:
     return None if any(v is None for v in values) else float(np.mean(values))
 
 
+def shard_indices(n: int, world: int, rank: int, block: int = 1) -> list[int]:
+    """The item indices (of ``n``) process ``rank`` of ``world`` evaluates: blocks of ``block``
+    consecutive items dealt round-robin (block 1: items rank, rank + W, ...)."""
+    return [i for i in range(n) if (i // block) % world == rank]
+
+
+def shard_block(profile: str) -> int:
+    """Items dealt together: the paper's generation batch under ``paper`` (budgets are per batch
+    of consecutive items), else one."""
+    return PAPER_GENERATION_BATCH if profile == "paper" else 1
+
+
 def merge_shards(
     shards: list[tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]],
     sets: dict[str, list[QAItem]],
     cfg: EvalConfig,
     benchmark_kind: str,
+    block: int = 1,
 ) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
     """(summary, records) of the whole evaluation from each process's (summary, records),
-    process r holding items r, r + W, ... (W = len(shards)) of every split in ``sets``."""
+    process r holding :func:`shard_indices` (W = len(shards)) of every split in ``sets``."""
     world = len(shards)
     base = shards[0][0]
     names = [n for n in sets if n in shards[0][1]]
@@ -47,8 +68,9 @@ def merge_shards(
     for name in names:
         out: list[dict[str, Any] | None] = [None] * len(sets[name])
         for rank, (_, recs) in enumerate(shards):
-            for j, rec in enumerate(recs[name]):
-                out[rank + j * world] = {**rec, "index": rank + j * world}
+            positions = shard_indices(len(sets[name]), world, rank, block)
+            for i, rec in zip(positions, recs[name], strict=True):
+                out[i] = {**rec, "index": i}
         records[name] = out  # type: ignore[assignment]
     splits = [n for n in names if n != R.HOLDOUT_SPLIT]
     values = {
@@ -110,6 +132,7 @@ def evaluate_data_parallel(
     *,
     model_name: str | None = None,
     progress: bool = True,
+    profile: str = "default",
 ) -> dict[str, Any] | None:
     """:func:`~unlearnkit.eval.runner.evaluate` over every process of the launch; one process:
     exactly ``evaluate``. Every process must call it; the main process writes ``out_dir`` and
@@ -120,18 +143,25 @@ def evaluate_data_parallel(
     world, rank = state.num_processes, state.process_index
     if world == 1:
         return evaluate(model_or_path, tokenizer, eval_sets, cfg, out_dir, formatter,
-                        benchmark_kind, model_name=model_name, progress=progress)  # fmt: skip
+                        benchmark_kind, model_name=model_name, progress=progress,
+                        profile=profile)  # fmt: skip
+    cfg = effective_eval_config(cfg, profile, benchmark_kind)
     sets = select_splits(eval_sets, cfg)  # ds_size and eval.splits apply before sharding
     small = {n: len(items) for n, items in sets.items() if len(items) < world}
     if small:
         raise ValueError(f"data-parallel evaluation over {world} processes: splits {small} "
                          "have fewer items than processes")  # fmt: skip
-    shard = {name: items[rank::world] for name, items in sets.items()}
+    block = shard_block(profile)
+    shard = {
+        name: [items[i] for i in shard_indices(len(items), world, rank, block)]
+        for name, items in sets.items()
+    }
     shard_cfg = dataclasses.replace(cfg, splits=None, ds_size=None, use_cache=False)
     with tempfile.TemporaryDirectory() as tmp:
         summary = evaluate(model_or_path, tokenizer, shard, shard_cfg, tmp, formatter,
                            benchmark_kind, model_name=model_name,
-                           progress=progress and state.is_main_process)  # fmt: skip
+                           progress=progress and state.is_main_process,
+                           profile=profile)  # fmt: skip
         records = {
             n: read_jsonl(Path(tmp) / f"{n}.jsonl")
             for n in shard
@@ -143,7 +173,7 @@ def evaluate_data_parallel(
     dist.gather_object((summary, records), gathered, dst=0)
     if not state.is_main_process:
         return None
-    merged, all_records = merge_shards(gathered, sets, cfg, benchmark_kind)  # type: ignore[arg-type]
+    merged, all_records = merge_shards(gathered, sets, cfg, benchmark_kind, block)  # type: ignore[arg-type]
     out = Path(out_dir)
     for name, recs in all_records.items():
         write_jsonl(out / f"{name}.jsonl", recs)

@@ -5,11 +5,12 @@ the prompt*. Here each item gets
 
     new_tokens_i = min(max_new_tokens, generation_max_length - prompt_len_i)
 
-(clipped at 0), where ``prompt_len_i`` is the item's own unpadded prompt length. The budget is
+(clipped at 0), where ``prompt_len_i`` is the item's own unpadded prompt length (the paper
+profile uses the paper's batch-dependent budget instead: :func:`batch_budgets`). The budget is
 per item, so it does not depend on which other items share the batch or on the padding: a batch is
 generated with the largest budget of its items and each generation is then cut to its own budget
 (greedy decoding is causal, so the first ``n`` tokens of a longer greedy run equal an ``n``-token
-run). A generation stops at the end-of-sequence token, which is not part of the text.
+run). A generation stops at a stop token (:func:`stop_token_ids`), which is not part of the text.
 
 Decoding. Where the model takes ``position_ids`` and a plain dynamic key/value cache (Llama,
 Mistral, Qwen, ... in transformers), greedy decoding is our own loop that drops finished rows
@@ -44,7 +45,8 @@ _PRUNE_FRACTION = 0.125
 
 @dataclass
 class Generation:
-    """One greedy answer: decoded text (stripped) and the generated ids before end-of-sequence."""
+    """One greedy answer: decoded text (stripped unless asked not to) and the generated ids before
+    the stop token."""
 
     text: str
     token_ids: list[int]
@@ -59,6 +61,48 @@ class Generation:
 def token_budget(prompt_len: int, max_new_tokens: int, generation_max_length: int) -> int:
     """new tokens = min(max_new_tokens, generation_max_length - prompt_len), at least 0."""
     return max(0, min(max_new_tokens, generation_max_length - prompt_len))
+
+
+# The paper's generation batch: 30 items of a split in dataset order (its eval batch_size).
+PAPER_GENERATION_BATCH = 30
+
+
+def batch_budgets(
+    prompt_lens: list[int],
+    max_new_tokens: int,
+    generation_max_length: int,
+    batch_size: int = PAPER_GENERATION_BATCH,
+) -> list[int]:
+    """The paper code's token budgets for one split's prompts, in dataset order.
+
+    The paper generates each batch of ``batch_size`` consecutive items left padded to its longest
+    prompt with ``max_length = generation_max_length``, which counts the padded prompt, so every
+    item of batch ``b`` gets
+
+        new_tokens_i = min(max_new_tokens, generation_max_length - max_{j in b} prompt_len_j)
+
+    (at least 0). Greedy decoding of an item does not depend on its batch otherwise, so any
+    batching that gives each item this budget generates the paper's tokens.
+    """
+    out: list[int] = []
+    for start in range(0, len(prompt_lens), batch_size):
+        part = prompt_lens[start : start + batch_size]
+        out += [token_budget(max(part), max_new_tokens, generation_max_length)] * len(part)
+    return out
+
+
+def stop_token_ids(model: PreTrainedModel, formatter: PromptFormatter) -> set[int]:
+    """Tokens that end a generation: the formatter's and the tokenizer's end-of-sequence token and
+    every ``eos_token_id`` of the model's ``generation_config`` (an int or a list: Llama-3-Instruct
+    lists ``<|end_of_text|>`` and ``<|eot_id|>``; ``model.generate`` stops at those)."""
+    stop = {formatter.eos_id}
+    if formatter.tokenizer.eos_token_id is not None:
+        stop.add(int(formatter.tokenizer.eos_token_id))
+    gen_cfg = getattr(model, "generation_config", None)
+    configured = getattr(gen_cfg, "eos_token_id", None)
+    if configured is not None:
+        stop.update(int(t) for t in ([configured] if isinstance(configured, int) else configured))
+    return stop
 
 
 # Upper bound of the automatic generation batch (eval.generation_batch_size: null).
@@ -230,6 +274,8 @@ def generate_answers(
     prune: bool = True,
     prompt_state_bytes: int = 0,
     cache_bytes: int = 4 * 2**30,
+    budgets: list[int] | None = None,
+    strip: bool = True,
 ) -> list[Generation]:
     """Greedy answers to ``questions`` in the input order.
 
@@ -239,16 +285,20 @@ def generate_answers(
     ``prompt_state_bytes`` > 0: keep each prompt's key/value states on its :class:`Generation`
     (``prompt_state``) until they add up to this many bytes (for :func:`score_split`).
     ``batch_size`` None: :func:`auto_batch_size` for a key/value cache of ``cache_bytes``.
+    ``budgets``: each question's new-token limit (e.g. :func:`batch_budgets`); default
+    :func:`token_budget` of its own prompt. ``strip=False`` keeps the decoded text's surrounding
+    whitespace (the paper profile: its metrics see the text as decoded).
     """
     if batch_size is not None and batch_size <= 0:
         raise ValueError(f"batch_size must be > 0, got {batch_size}")
     tok = formatter.tokenizer
     prompts = [formatter.encode_prompt(q) for q in questions]
-    budgets = [token_budget(len(p), max_new_tokens, generation_max_length) for p in prompts]
+    if budgets is None:
+        budgets = [token_budget(len(p), max_new_tokens, generation_max_length) for p in prompts]
+    elif len(budgets) != len(prompts):
+        raise ValueError(f"{len(budgets)} budgets for {len(prompts)} questions")
     batch_size = resolve_batch_size(model, prompts, budgets, batch_size, cache_bytes)
-    stop_ids = {formatter.eos_id}
-    if tok.eos_token_id is not None:
-        stop_ids.add(int(tok.eos_token_id))
+    stop_ids = stop_token_ids(model, formatter)
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     device = _model_device(model)
     results: list[Generation | None] = [None] * len(prompts)
@@ -284,7 +334,8 @@ def generate_answers(
                     model, input_ids, attention_mask, row_budgets, stop_ids, pad_id
                 )
             for r, ((ids, stopped), i) in enumerate(zip(decoded, runnable, strict=True)):
-                text = tok.decode(ids, skip_special_tokens=True).strip()
+                text = tok.decode(ids, skip_special_tokens=True)
+                text = text.strip() if strip else text
                 results[i] = Generation(text, ids, len(prompts[i]), budgets[i], not stopped)
                 if states and kept + states[r].nbytes <= prompt_state_bytes:
                     results[i].prompt_state = states[r]  # type: ignore[union-attr]

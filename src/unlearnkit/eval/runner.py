@@ -24,13 +24,13 @@ import numpy as np
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 import unlearnkit
-from unlearnkit.config import EvalConfig
+from unlearnkit.config import PROFILES, EvalConfig
 from unlearnkit.data.formatting import PromptFormatter
 from unlearnkit.data.records import QAItem
 from unlearnkit.eval import cache as result_cache
 from unlearnkit.eval import metrics as M
 from unlearnkit.eval import registered_metrics as R
-from unlearnkit.eval.generation import Generation, generate_answers
+from unlearnkit.eval.generation import Generation, batch_budgets, generate_answers
 from unlearnkit.eval.scoring import score_split
 from unlearnkit.eval.split_specs import SplitSpec, split_spec, validate_split
 from unlearnkit.eval.threads import with_eval_threads
@@ -39,10 +39,17 @@ from unlearnkit.utils import atomic_write_json, read_json, read_jsonl, write_jso
 
 log = logging.getLogger(__name__)
 
-GENERATION_RULE = (
-    "greedy; new tokens per item = min(max_new_tokens, generation_max_length - prompt tokens); "
-    "stops at the end-of-sequence token"
-)
+GENERATION_RULES = {
+    "default": (
+        "greedy; new tokens per item = min(max_new_tokens, generation_max_length - prompt tokens); "
+        "stops at the end-of-sequence tokens (tokenizer and generation_config)"
+    ),
+    "paper": (
+        "greedy; new tokens per item = min(max_new_tokens, generation_max_length - longest prompt "
+        "of its batch of 30 consecutive items of the split); stops at the end-of-sequence tokens "
+        "(tokenizer and generation_config); text not stripped"
+    ),
+}
 
 
 # Default NLI batch on CPU (eval.nli_batch_size unset): there a larger batch is slower, not faster.
@@ -84,6 +91,17 @@ def check_eval_config(cfg: EvalConfig) -> None:
             raise ValueError(f"eval.{name} must be a positive integer, got {value!r}")
     if cfg.ds_size is not None and cfg.ds_size <= 0:
         raise ValueError(f"eval.ds_size must be > 0 or null, got {cfg.ds_size}")
+
+
+def effective_eval_config(cfg: EvalConfig, profile: str, benchmark_kind: str) -> EvalConfig:
+    """The evaluation settings a profile implies: under ``paper`` the real-world benchmark
+    evaluates every item (the paper's real-world config sets ``ds_size: null``; its TOFU config
+    keeps 300)."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile '{profile}'; choose from {', '.join(PROFILES)}")
+    if profile == "paper" and benchmark_kind == "real_world" and cfg.ds_size is not None:
+        return dataclasses.replace(cfg, ds_size=None)
+    return cfg
 
 
 def select_splits(eval_sets: dict[str, list[QAItem]], cfg: EvalConfig) -> dict[str, list[QAItem]]:
@@ -173,13 +191,23 @@ def _generate_all(
     cfg: EvalConfig,
     pad_id: int,
     progress: bool,
+    profile: str = "default",
 ) -> dict[str, list[Generation]]:
     """Greedy answers for every split in one pass over the questions.
 
     Pooling the splits lets the generator sort every prompt by length and fill its batches
-    across splits (fewer, fuller batches); each answer depends only on its own prompt.
+    across splits (fewer, fuller batches); each answer depends only on its own prompt and its
+    token budget. Under the ``paper`` profile the budgets are the paper's, set per batch of 30
+    consecutive items of each split (:func:`batch_budgets`), and the texts are not stripped.
     """
     questions = [it.question for items in sets.values() for it in items]
+    paper = profile == "paper"
+    budgets = None
+    if paper:
+        budgets = []
+        for items in sets.values():
+            lens = [len(formatter.encode_prompt(it.question)) for it in items]
+            budgets += batch_budgets(lens, cfg.max_new_tokens, cfg.generation_max_length)
     gens = generate_answers(
         model,
         formatter,
@@ -191,7 +219,10 @@ def _generate_all(
         pad_id=pad_id,
         desc="generate",
         progress=progress,
-        prompt_state_bytes=cfg.prompt_cache_mib * 2**20,
+        # the paper's joint tokenization scores from other prompts than generation's
+        prompt_state_bytes=0 if paper else cfg.prompt_cache_mib * 2**20,
+        budgets=budgets,
+        strip=not paper,
     )
     out: dict[str, list[Generation]] = {}
     start = 0
@@ -212,21 +243,24 @@ def _split_values(
     pad_id: int,
     timer: _Timer,
     progress: bool,
+    profile: str = "default",
 ) -> tuple[list[dict[str, Any]], dict[str, float | None], list[float]]:
     """Teacher forcing + generation metrics of one split (aux metrics come later).
 
     Returns the per-item records, the split's metric values and the per-item truth ratios R.
+    Under the ``paper`` profile question and answer are tokenized as one string
+    (:meth:`PromptFormatter.encode_joint`).
     """
     questions = [it.question for it in items]
-    base_is_answer = spec.truth_ratio_base == "answer"
+    base_is_answer = spec.truth_ratio_base == spec.probability_reference
     with timer.phase("teacher_forcing", name):
         nll = score_split(
             model,
             formatter,
             questions,
-            [it.answer for it in items],
-            # When the Truth Ratio base is the answer itself (real authors, world facts), it is
-            # scored once and reused rather than run through the model a second time.
+            [getattr(it, spec.probability_reference) for it in items],
+            # When the Truth Ratio base is the scored answer itself (real authors, world facts),
+            # it is scored once and reused rather than run through the model a second time.
             None if base_is_answer else [getattr(it, spec.truth_ratio_base) for it in items],
             [list(it.perturbed_answers) for it in items],
             batch_size=cfg.batch_size,
@@ -234,6 +268,7 @@ def _split_values(
             desc=f"score {name}",
             progress=progress,
             prompt_states=[g.prompt_state for g in gens],
+            joint=profile == "paper",
         )
         for g in gens:
             g.prompt_state = None  # scored: free the memory
@@ -274,6 +309,7 @@ def _split_values(
                 "index": i,
                 "question": it.question,
                 "answer": it.answer,
+                "probability_reference": spec.probability_reference,
                 "generation": g.text,
                 "rouge_reference": rouge_refs[i],
                 "cosine_reference": getattr(it, spec.cosine_reference),
@@ -327,6 +363,7 @@ def evaluate(
     *,
     model_name: str | None = None,
     progress: bool = True,
+    profile: str = "default",
 ) -> dict[str, Any]:
     """Evaluate a model on ``eval_sets`` and write ``<out_dir>/<split>.jsonl`` + ``summary.json``.
 
@@ -337,7 +374,13 @@ def evaluate(
     With ``cfg.use_cache`` an unchanged (weights, config, template, data) evaluation is copied
     from the cache instead of recomputed. Returns the summary dict. The model's train/eval mode
     is restored on return.
+
+    ``profile``: ``default`` (our choices) or ``paper`` (the paper code's evaluation: joint
+    question+answer tokenization, its batch-dependent generation budget, unstripped texts,
+    real-world Probability on ``golden_answer`` over every item; docs/paper-differences.md,
+    section Evaluation).
     """
+    cfg = effective_eval_config(cfg, profile, benchmark_kind)
     check_eval_config(cfg)
     timer = _Timer()
     t_start = time.perf_counter()
@@ -362,7 +405,7 @@ def evaluate(
     holdout = sets.pop(R.HOLDOUT_SPLIT, None)
     holdout = holdout if "forget" in sets else None
     saved_splits = [*sets, *([R.HOLDOUT_SPLIT] if holdout else [])]
-    specs = {name: split_spec(benchmark_kind, name) for name in sets}
+    specs = {name: split_spec(benchmark_kind, name, profile) for name in sets}
     for name, items in sets.items():
         validate_split(name, items, specs[name])
     retain_ratios = None
@@ -378,6 +421,7 @@ def evaluate(
         if k not in ("use_cache", "prompt_cache_mib", "threads")
     }
     settings["retain_eval"] = None  # the path does not matter, its truth ratios do (below)
+    settings["profile"] = profile
     key = result_cache.cache_key(
         fingerprint,
         settings,
@@ -409,7 +453,7 @@ def evaluate(
     model.eval()
     try:
         with timer.phase("generate"):
-            generations = _generate_all(sets, model, formatter, cfg, pad_id, progress)
+            generations = _generate_all(sets, model, formatter, cfg, pad_id, progress, profile)
         for name, items in sets.items():
             records[name], values[name], ratios[name] = _split_values(
                 name,
@@ -422,6 +466,7 @@ def evaluate(
                 pad_id,
                 timer,
                 progress,
+                profile,
             )
         with timer.phase("registered_metrics"):
             R.add_generation_metrics(records, values)
@@ -447,6 +492,7 @@ def evaluate(
                 [r["generation"] for recs in records.values() for r in recs],
                 [r["cosine_reference"] for recs in records.values() for r in recs],
                 batch_size=max(cfg.batch_size, 32),
+                embed_empty=profile == "paper",  # the paper embeds "" like any text
             )
         for name, part in _by_split(records, cos).items():
             for r, c in zip(records[name], part, strict=True):
@@ -502,9 +548,10 @@ def evaluate(
         "fingerprint": fingerprint,
         "cache_key": key,
         "benchmark": benchmark_kind,
+        "profile": profile,
         "eval_config": dataclasses.asdict(cfg),
         "template": formatter.template_info(),
-        "generation": GENERATION_RULE,
+        "generation": GENERATION_RULES[profile],
         "n_items": {n: len(items) for n, items in sets.items()},
         "splits": values,
         "aggregates": aggregates,

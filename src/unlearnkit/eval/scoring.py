@@ -285,6 +285,28 @@ def shared_prompt_nlls(
     return results
 
 
+Encoded = tuple[list[int], list[int]]  # (prompt tokens, continuation tokens ending in EOS)
+
+
+def _encoder(formatter: PromptFormatter, questions: list[str], joint: bool):  # type: ignore[no-untyped-def]
+    """(item index, text) -> (prompt, continuation) for the two tokenizations.
+
+    Separate (default): the item's prompt alone, then the text alone + EOS. Joint (the paper
+    profile): ``prompt + text`` as one string (:meth:`PromptFormatter.encode_joint`), split after
+    its question part, so the prompt may end earlier (the answer tag counts in the continuation)
+    and may differ between two texts of one item.
+    """
+    if joint:
+
+        def encode_joint(i: int, text: str) -> Encoded:
+            ids, n_question = formatter.encode_joint(questions[i], text)
+            return ids[:n_question], ids[n_question:]
+
+        return encode_joint
+    prompts = [formatter.encode_prompt(q) for q in questions]
+    return lambda i, text: (prompts[i], formatter.encode_answer(text))
+
+
 def score_split(
     model: PreTrainedModel,
     formatter: PromptFormatter,
@@ -299,6 +321,7 @@ def score_split(
     progress: bool = True,
     shared: bool = True,
     prompt_states: list[PromptState | None] | None = None,
+    joint: bool = False,
 ) -> dict[str, np.ndarray]:
     """Teacher-forced mean NLLs of a split.
 
@@ -308,17 +331,29 @@ def score_split(
     ``shared=False`` forces the full-sequence path (the reference implementation).
     ``prompt_states``: per question, its prompt as generation computed it (or None); a batch
     whose items all have one skips its prompt pass.
+    ``joint``: tokenize question and answer as one string and count the answer tag's tokens in
+    the answer (:meth:`PromptFormatter.encode_joint`; the paper profile). Its prompts end before
+    the answer tag, so generation's prompt states do not apply and are ignored; a batch where
+    some item's texts tokenize to different prompts is scored as full sequences.
     """
     n = len(questions)
-    prompts = [formatter.encode_prompt(q) for q in questions]
-    ans = [formatter.encode_answer(a) for a in answers]
-    base = [formatter.encode_answer(b) for b in bases] if bases else None
-    pert = [[formatter.encode_answer(p) for p in ps] for ps in perturbed] if perturbed else None
+    encode = _encoder(formatter, questions, joint)
+    if joint:
+        prompt_states = None
+    ans = [encode(i, a) for i, a in enumerate(answers)]
+    base = [encode(i, b) for i, b in enumerate(bases)] if bases else None
+    pert = [[encode(i, p) for p in ps] for i, ps in enumerate(perturbed)] if perturbed else None
+    prompts = [a[0] for a in ans]
+    # An item's prompt KV cache can be shared only when all its texts start with that prompt.
+    same_prompt = [
+        all(e[0] == prompts[i] for e in ([base[i]] if base else []) + (pert[i] if pert else []))
+        for i in range(n)
+    ]
     k = len(pert[0]) if pert else 0
     out_answer = np.zeros(n)
     out_base = np.zeros(n)
     out_pert = np.zeros((n, k))
-    order = sorted(range(n), key=lambda i: len(prompts[i]) + len(ans[i]))
+    order = sorted(range(n), key=lambda i: len(prompts[i]) + len(ans[i][1]))
     share = shared
     bar = tqdm(total=n, desc=desc, unit="item", disable=not progress, leave=False)
     for start in range(0, n, batch_size):
@@ -326,12 +361,13 @@ def score_split(
         b = len(idx)
         nll: list[float] = []
         pert_nll: list[float] = []
-        if share:
-            first_pass = [(j, ans[i]) for j, i in enumerate(idx)]
-            first_pass += [(j, base[i]) for j, i in enumerate(idx)] if base else []
+        got = None
+        if share and all(same_prompt[i] for i in idx):
+            first_pass = [(j, ans[i][1]) for j, i in enumerate(idx)]
+            first_pass += [(j, base[i][1]) for j, i in enumerate(idx)] if base else []
             passes = [first_pass]
             if pert:
-                passes.append([(j, p) for j, i in enumerate(idx) for p in pert[i]])
+                passes.append([(j, p[1]) for j, i in enumerate(idx) for p in pert[i]])
             saved = [prompt_states[i] for i in idx] if prompt_states else []
             got = shared_prompt_nlls(
                 model,
@@ -345,19 +381,21 @@ def score_split(
             else:
                 nll = got[0]
                 pert_nll = got[1] if pert else []
-        if not share:
+        if got is None:
 
-            def feat(i: int, cont: list[int]) -> dict[str, list[int]]:
-                ids = prompts[i] + cont
-                labels = [IGNORE_INDEX] * len(prompts[i]) + cont
-                return {"input_ids": ids, "labels": labels, "attention_mask": [1] * len(ids)}
+            def feat(enc: Encoded) -> dict[str, list[int]]:
+                prompt, cont = enc
+                labels = [IGNORE_INDEX] * len(prompt) + cont
+                return {
+                    "input_ids": prompt + cont,
+                    "labels": labels,
+                    "attention_mask": [1] * len(labels),
+                }
 
-            feats = [feat(i, ans[i]) for i in idx] + (
-                [feat(i, base[i]) for i in idx] if base else []
-            )
+            feats = [feat(ans[i]) for i in idx] + ([feat(base[i]) for i in idx] if base else [])
             nll = mean_nlls(model, feats, pad_id)
             if pert:  # (B * K) sequences, one forward pass
-                pert_nll = mean_nlls(model, [feat(i, p) for i in idx for p in pert[i]], pad_id)
+                pert_nll = mean_nlls(model, [feat(p) for i in idx for p in pert[i]], pad_id)
         out_answer[idx] = nll[:b]
         if base:
             out_base[idx] = nll[b:]

@@ -8,14 +8,17 @@
 | real_world | forget                    | golden_answer | answer (long)   | golden_answer   | plain       | paraphrased | forget  | (gen, ref) |
 | real_world | neighbor                  | golden_answer | answer (long)   | golden_answer   | plain       | paraphrased | other   | (gen, ref) |
 
-Probability always scores the item's ``answer`` field; "normalized" divides by the perturbed
-answers' probabilities too. The Entailment Score's ROUGE-L gate (recall < 0.1 = not entailed)
-always uses the ROUGE-L reference, as in the paper's code (sail-sg/closer-look-LLM-unlearning).
+Probability scores the item's ``answer`` field; "normalized" divides by the perturbed
+answers' probabilities too. Under the ``paper`` profile the real-world splits' Probability scores
+``golden_answer`` (the short reference the paper's code scores; ``answer`` there is the model's
+original long answer, 514 to 656 characters on average against about 75). The Entailment Score's ROUGE-L gate (recall < 0.1 = not entailed)
+always uses the ROUGE-L reference; the paper's code (sail-sg/closer-look-LLM-unlearning,
+``get_entailment_results``) gates on the same ROUGE-L recall.
 """  # noqa: E501
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from unlearnkit.data.records import QAItem
@@ -32,6 +35,7 @@ class SplitSpec:
     truth_ratio_base: str  # QAItem field whose NLL is the Truth Ratio's base
     forget: bool  # forget-set Truth Ratio formula (1 - mean min(R, 1/R))
     entailment_order: Order  # (premise, hypothesis) = (generation, reference) or the reverse
+    probability_reference: str = "answer"  # QAItem field whose NLL gives Probability
 
 
 _TOFU = {
@@ -61,8 +65,9 @@ SPLIT_SPECS: dict[str, dict[str, SplitSpec]] = {
 }
 
 
-def split_spec(benchmark_kind: str, split: str) -> SplitSpec:
-    """The spec of ``split``; an unknown kind or split is a ValueError listing the choices."""
+def split_spec(benchmark_kind: str, split: str, profile: str = "default") -> SplitSpec:
+    """The spec of ``split`` under ``profile``; an unknown kind or split is a ValueError listing
+    the choices."""
     if benchmark_kind not in SPLIT_SPECS:
         raise ValueError(
             f"unknown benchmark kind '{benchmark_kind}'; choose from {', '.join(SPLIT_SPECS)}"
@@ -73,7 +78,10 @@ def split_spec(benchmark_kind: str, split: str) -> SplitSpec:
             f"unknown evaluation split '{split}' for benchmark kind '{benchmark_kind}'; "
             f"choose from {', '.join(specs)}"
         )
-    return specs[split]
+    spec = specs[split]
+    if profile == "paper" and benchmark_kind == "real_world":
+        return replace(spec, probability_reference="golden_answer")
+    return spec
 
 
 def validate_split(name: str, items: list[QAItem], spec: SplitSpec) -> int:
@@ -85,6 +93,7 @@ def validate_split(name: str, items: list[QAItem], spec: SplitSpec) -> int:
     if not items:
         raise ValueError(f"evaluation split '{name}' has no items")
     needed = {
+        spec.probability_reference,
         spec.rouge_reference,
         spec.cosine_reference,
         spec.entailment_reference,

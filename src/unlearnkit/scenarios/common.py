@@ -127,7 +127,7 @@ def evaluate_model(
     eval_cfg = copy.deepcopy(cfg.eval)
     if retain_eval is not None:
         eval_cfg.retain_eval = retain_eval
-    return evaluate(model, tok, eval_sets, eval_cfg, out_dir, formatter, kind)
+    return evaluate(model, tok, eval_sets, eval_cfg, out_dir, formatter, kind, profile=cfg.profile)
 
 
 def record(

@@ -57,6 +57,7 @@ class EpochEvalCallback(TrainerCallback):
                 fmt,
                 self.kind,
                 progress=False,
+                profile=self.cfg.profile,
             )
         finally:
             model.train(was_training)

@@ -206,6 +206,7 @@ def run_general_tasks(
     batch_size: int = 8,
     log_samples: bool = False,
     num_fewshot: int | None = None,
+    add_bos_token: bool | None = None,
 ) -> GeneralTaskResult:
     """Evaluate the in-memory ``model`` on lm_eval ``tasks``; unloadable tasks are reported.
 
@@ -218,6 +219,9 @@ def run_general_tasks(
         batch_size: examples per forward pass.
         log_samples: keep lm_eval's per-example logs in ``result.samples``.
         num_fewshot: override the tasks' default number of few-shot examples.
+        add_bos_token: passed to lm_eval's ``HFLM`` (None: the tokenizer's own behaviour; the
+            paper profile passes True, as the paper's ``lm_eval`` command line does, which
+            matters for tokenizers that add no BOS by themselves, e.g. Llama-3's).
 
     Raises:
         ValueError: a name is neither a known lm_eval task nor one under ``include_path``.
@@ -241,7 +245,12 @@ def run_general_tasks(
 
     was_training = model.training
     try:
-        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+        lm = HFLM(
+            pretrained=model,
+            tokenizer=tokenizer,
+            batch_size=batch_size,
+            add_bos_token=add_bos_token,
+        )
         out = simple_evaluate(
             model=lm,
             tasks=loaded,

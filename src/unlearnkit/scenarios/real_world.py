@@ -32,7 +32,13 @@ def general_accuracy(model_path: str, cfg: RunConfig, out_dir: Path) -> dict[str
     from unlearnkit.scenarios.general import run_general_tasks
 
     model, tok = load_model(model_path, device=cfg.model.device, dtype=cfg.model.dtype)
-    result = run_general_tasks(model, tok, cfg.general_tasks, limit=cfg.general_limit)
+    result = run_general_tasks(
+        model,
+        tok,
+        cfg.general_tasks,
+        limit=cfg.general_limit,
+        add_bos_token=True if cfg.profile == "paper" else None,
+    )
     data = {"scores": result.scores, "metrics": result.metrics, "unavailable": result.unavailable}
     atomic_write_json(out_dir / "general.json", data)
     summary_path = out_dir / "summary.json"

@@ -101,12 +101,18 @@ class EmbeddingScorer:
         )
 
     def cosine(
-        self, generations: Sequence[str], references: Sequence[str], batch_size: int = 32
+        self,
+        generations: Sequence[str],
+        references: Sequence[str],
+        batch_size: int = 32,
+        embed_empty: bool = False,
     ) -> list[float]:
         """Per-item max(0, cos(e(gen), e(ref))).
 
         A pair where either text is empty (or only whitespace) scores 0.0 by definition: an empty
         answer shares no meaning with the reference (and the embedding of "" is arbitrary).
+        ``embed_empty=True`` (the paper profile) embeds such texts like any other, as the paper's
+        code does.
         """
         if len(generations) != len(references):
             raise ValueError(
@@ -118,14 +124,14 @@ class EmbeddingScorer:
         keep = [
             i
             for i, (g, r) in enumerate(zip(generations, references, strict=True))
-            if g.strip() and r.strip()
+            if embed_empty or (g.strip() and r.strip())
         ]
         if not keep:
             return scores
         gen_emb = self.embed([generations[i] for i in keep], batch_size)  # (M, D)
         ref_emb = self.embed([references[i] for i in keep], batch_size)  # (M, D)
         cos = np.einsum("md,md->m", gen_emb, ref_emb)  # (M,)
-        # max(0, cos) as in the paper; the upper clip only removes float rounding above 1.
+        # max(0, cos), the paper code's clip; the upper clip only removes float rounding above 1.
         cos = np.clip(cos, 0.0, 1.0)
         for i, value in zip(keep, cos.tolist(), strict=True):
             scores[i] = float(value)
