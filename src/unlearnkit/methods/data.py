@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ from unlearnkit.losses import sequence_nll
 from unlearnkit.methods.base import TENSOR_KEYS, VIEWS, ref_nll_key
 
 # Distinct streams of randomness, one per pairing purpose.
-_SALT = {"forget_idk": 1, "forget_mismatch": 2, "retain": 3, "retain_idk": 4}
+_SALT = {"forget_idk": 1, "forget_mismatch": 2, "retain": 3, "retain_idk": 4, "forget_alt": 5}
 
 
 def _rng(seed: int, purpose: str, epoch: int | None = None) -> np.random.Generator:
@@ -63,6 +63,7 @@ class UnlearningDataset(Dataset):
         mask_question: bool = True,
         max_length: int | None = None,
         seed: int = 0,
+        alternates: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         unknown = [v for v in views if v not in VIEWS]
         if unknown:
@@ -98,6 +99,19 @@ class UnlearningDataset(Dataset):
             if self.retain
             else np.zeros(n, dtype=np.int64)
         )
+        # forget_alt (AltPO): one alternative answer per forget item, fixed for the task.
+        self.alternate: list[str] = []
+        if "forget_alt" in self.views:
+            missing = [f.question for f in self.forget if not (alternates or {}).get(f.question)]
+            if missing:
+                raise ValueError(
+                    f"no alternative answer for {len(missing)} forget question(s), e.g. "
+                    f"{missing[0]!r}; add them to the method.alternates file"
+                )
+            rng = _rng(seed, "forget_alt")
+            for f in self.forget:
+                options = list(alternates[f.question])  # type: ignore[index]
+                self.alternate.append(options[int(rng.integers(len(options)))])
         self.ref_nll: dict[str, Tensor] = {}  # view -> (N,) cached reference NLLs
         self.epoch = -1
         self.set_epoch(0)
@@ -134,6 +148,8 @@ class UnlearningDataset(Dataset):
             return f.question, self.refusals[int(self.forget_refusal[i])]
         if view == "forget_mismatch":
             return f.question, self.retain[int(self.mismatch[i])].answer
+        if view == "forget_alt":
+            return f.question, self.alternate[i]
         r = self.retain[int(self.retain_index[i])]
         if view == "retain":
             return r.question, r.answer

@@ -23,7 +23,9 @@ from unlearnkit.train.callbacks import (
     EpochPairingCallback,
     GradientGuard,
     JsonlLogCallback,
+    MethodStateCallback,
     last_checkpoint,
+    load_method_state,
 )
 from unlearnkit.train.lora import apply_lora, is_peft_model, merge_lora
 from unlearnkit.train.trainer import BatchPlan, LossFunction, UnlearnTrainer, training_arguments
@@ -166,6 +168,7 @@ def fit(
         callbacks=[
             GradientGuard(),
             EpochPairingCallback(dataset),
+            *([MethodStateCallback(loss_fn)] if hasattr(loss_fn, "end_step") else []),
             JsonlLogCallback(paths.train_log),
             *(extra_callbacks or []),
         ],
@@ -179,6 +182,8 @@ def fit(
         logger.warning(
             "--resume: no checkpoint in %s; starting from the beginning", paths.checkpoints
         )
+    if resume_from is not None and hasattr(loss_fn, "end_step"):
+        load_method_state(loss_fn, resume_from)
     trainer.train(resume_from_checkpoint=resume_from)
     save_model_folder(trainer, tokenizer, paths.model)
     if is_main_process() and not cfg.train.save_checkpoints:
