@@ -212,7 +212,7 @@ def activation_mse(hidden: Tensor, target: Tensor, labels: Tensor) -> Tensor:
     token contributes 0 (open-unlearning divides by zero there).
 
     Args:
-        hidden: ``(B, T, d)``; target: ``(B, T, d)`` or broadcastable (``(d,)``); labels: ``(B, T)``.
+        hidden: ``(B, T, d)``; target: ``(B, T, d)`` or ``(d,)``; labels: ``(B, T)``.
 
     Returns:
         A float32 scalar >= 0.

@@ -236,7 +236,12 @@ def _resolve_settings(part: Part, cfg: MethodConfig) -> dict[str, Any]:
                 raise ValueError(f"method.{key} must be a finite number, got {value!r}")
             if key.startswith("beta") and value <= 0:
                 raise ValueError(f"method.{key} must be > 0, got {value!r}; e.g. method.{key}=1.0")
-            value = float(value)
+            if isinstance(default, int) and not isinstance(default, bool):
+                if value != int(value) or value < 0:
+                    raise ValueError(f"method.{key} must be a whole number >= 0, got {value!r}")
+                value = int(value)
+            else:
+                value = float(value)
         out[key] = value
     return out
 
