@@ -355,3 +355,18 @@ def test_a_few_steps_move_the_right_way(name, watch, direction, lr, learned_stat
         with torch.no_grad():
             rmu_after = method.compute(model, full, ref)[1]["forget"].item()
         assert rmu_after < 0.9 * rmu_before, (rmu_before, rmu_after)
+
+
+def test_leaderboard_config_runs_every_method_with_its_paper_defaults():
+    from pathlib import Path
+
+    from unlearnkit.scenarios.sweep import expand_sweep
+
+    path = Path(__file__).resolve().parents[2] / "configs" / "leaderboard_synth.yaml"
+    runs = expand_sweep(load_config(path))
+    lrs = {r.method.name: r.train.learning_rate for r in runs}
+    assert lrs["UNDIAL"] == 1e-4 and lrs["SimNPO+GD"] == 1e-5 and lrs["ME+GD"] == 1e-5
+    for r in runs:  # every name resolves; one split, one budget, one seed for all
+        build_method(r.method)
+        assert (r.data.split, r.train.epochs, r.train.seed) == ("forget01", 5.0, 0)
+    assert len({r.method.name for r in runs}) == len(runs) == 15

@@ -1,5 +1,9 @@
 """A grid of runs (methods x learning rates x splits x seeds) from one config; finished runs are
-skipped, so an interrupted sweep picks up where it stopped."""
+skipped, so an interrupted sweep picks up where it stopped.
+
+With no ``sweep.learning_rates``, each method trains at its paper's learning rate where its
+paper has its own (UNDIAL: 1e-4), else at ``train.learning_rate``: a leaderboard
+(``configs/leaderboard_synth.yaml``) runs every method with its paper's defaults."""
 
 from __future__ import annotations
 
@@ -15,9 +19,11 @@ def expand_sweep(cfg: RunConfig) -> list[RunConfig]:
     s = cfg.sweep
     if s.scenario == "sweep":
         raise ValueError("sweep.scenario must be fictitious, continual or real_world")
+    from unlearnkit.methods import default_learning_rate
+
     grid = itertools.product(
         s.methods or [cfg.method.name],
-        s.learning_rates or [cfg.train.learning_rate],
+        s.learning_rates or [None],
         s.splits or [cfg.data.split],
         s.seeds or [cfg.train.seed],
     )
@@ -26,6 +32,8 @@ def expand_sweep(cfg: RunConfig) -> list[RunConfig]:
         sub = copy.deepcopy(cfg)
         sub.scenario = s.scenario
         sub.name = None
+        if lr is None:
+            lr = default_learning_rate(method) or cfg.train.learning_rate
         sub.method.name, sub.train.learning_rate, sub.data.split, sub.train.seed = (
             method,
             lr,
