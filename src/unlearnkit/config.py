@@ -365,7 +365,9 @@ def load_config(
         cfg = apply_overrides(cfg, overrides)
     if isinstance(cfg, RunConfig):
         validate(cfg)
-        if not _sets_learning_rate(data if path is not None else {}, overrides or []):
+        # A sweep resolves each of its methods' rates itself (scenarios/sweep.py).
+        explicit = _sets_learning_rate(data if path is not None else {}, overrides or [])
+        if cfg.scenario != "sweep" and not explicit:
             _apply_method_learning_rate(cfg)
     return cfg
 

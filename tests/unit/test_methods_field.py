@@ -370,3 +370,6 @@ def test_leaderboard_config_runs_every_method_with_its_paper_defaults():
         build_method(r.method)
         assert (r.data.split, r.train.epochs, r.train.seed) == ("forget01", 5.0, 0)
     assert len({r.method.name for r in runs}) == len(runs) == 15
+    # the base method's own rate does not leak into the other methods of a sweep
+    leak = load_config(path, ["method.name=UNDIAL", "sweep.methods=[GA+GD, UNDIAL]"])
+    assert [r.train.learning_rate for r in expand_sweep(leak)] == [1e-5, 1e-4]
