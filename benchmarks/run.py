@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         eval_repeats=args.eval_repeats,
         log=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     machine_start = machine_info()
     results: list[Result] = []
     seconds: dict[str, float] = {}

@@ -1,8 +1,11 @@
 """Dataclass configuration: the single source of truth for every run.
 
 A run's configuration is a tree of dataclasses. It is built from defaults, then a YAML file,
-then dotted command-line overrides (``method.beta=0.2``), and validated once on load. The
-resolved configuration is written beside every run's outputs (:func:`save_config`).
+then typed values (the commands' flags), then dotted command-line overrides
+(``method.beta=0.2``), and validated once on load. Override values are text, converted to the
+field's type (``model.name=yes`` stays the string ``yes``; YAML 1.1's yes/no/on/off are
+booleans only where the field is one). The resolved configuration is written beside every
+run's outputs (:func:`save_config`).
 
 Defaults come from the paper (Yuan et al., ICLR 2025) and TOFU: lr 1e-5, 5 epochs, effective
 batch 32, AdamW weight decay 0.01, one warm-up epoch, beta 0.1.
@@ -27,14 +30,21 @@ PROFILES = ("default", "paper")
 
 
 class ConfigError(ValueError):
-    """A configuration value is missing, unknown or out of range."""
+    """A configuration value is missing, unknown or out of range.
+
+    ``key`` is the dotted key at fault when there is one (a YAML file's error names its line).
+    """
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 @dataclass
 class ModelConfig:
     name: str = "smollm2-135m"  # packaged alias, local folder or hub id
     device: str = "auto"  # auto | cpu | cuda | mps
-    dtype: str = "auto"  # auto | float32 | bfloat16 | float16
+    dtype: str = "auto"  # auto | float32 | bfloat16 | float16 | float64 (exact comparisons)
     cache_dir: str | None = None  # converted packaged models; default ~/.cache/unlearnkit/models
 
 
@@ -189,7 +199,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        if isinstance(value, str) and value.lower() in ("none", "null") and type(None) in args:
+        if isinstance(value, str) and value.lower() in ("none", "null", "~") and type(None) in args:
             return None
         errors = []
         for arg in args:
@@ -199,18 +209,18 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 return _coerce(value, arg, where)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}", where)
     if _is_dataclass_type(tp):
         if isinstance(tp, type) and isinstance(value, tp):
             return value
         if not isinstance(value, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}", where)
         return from_dict(tp, value, prefix=where)
     if origin is list:
         if isinstance(value, str):
             value = [v for v in (s.strip() for s in value.split(",")) if v]
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {value!r}", where)
         (item_tp,) = args or (Any,)
         return [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
     if tp is Any:
@@ -222,26 +232,35 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             return True
         if isinstance(value, str) and value.lower() in ("false", "no", "0", "off"):
             return False
-        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        raise ConfigError(f"{where}: expected true/false, got {value!r}", where)
     if tp is int:
         if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {value!r}", where)
         if isinstance(value, int):
             return value
         try:
             return int(str(value))
         except ValueError:
-            raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
+            raise ConfigError(f"{where}: expected an integer, got {value!r}", where) from None
     if tp is float:
         if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+            raise ConfigError(f"{where}: expected a number, got {value!r}", where)
+        if isinstance(value, str):  # override text: YAML's number forms (.nan, .inf, 1e-5)
+            parsed = yaml.safe_load(value) if value.strip() else None
+            value = parsed if isinstance(parsed, (int, float)) else value
         try:
             return float(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+            raise ConfigError(f"{where}: expected a number, got {value!r}", where) from None
     if tp is str:
+        if isinstance(value, bool):  # a YAML file's unquoted yes/no/on/off
+            raise ConfigError(
+                f"{where}: expected a string, got {str(value).lower()} (YAML reads "
+                "yes/no/on/off/true/false as booleans; quote the value)",
+                where,
+            )
         if isinstance(value, (dict, list)):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            raise ConfigError(f"{where}: expected a string, got {value!r}", where)
         return str(value)
     return value
 
@@ -255,7 +274,7 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
         where = f"{prefix}.{key}" if prefix else key
         if key not in names:
             raise ConfigError(
-                f"unknown config key '{where}'; valid keys: {', '.join(sorted(names))}"
+                f"unknown config key '{where}'; valid keys: {', '.join(sorted(names))}", where
             )
         kwargs[key] = _coerce(value, hints[key], where)
     return cls(**kwargs)
@@ -265,24 +284,49 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
 
 
+def _set(data: dict[str, Any], key: str, value: Any) -> None:
+    """``data[a][b] = value`` for ``key = "a.b"``; an unknown key is a ConfigError."""
+    parts = key.strip().split(".")
+    node = data
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            raise ConfigError(f"unknown config key '{key}'", key)
+        node = node[part]
+    if parts[-1] not in node:
+        raise ConfigError(
+            f"unknown config key '{key}'; valid keys here: {', '.join(sorted(node))}", key
+        )
+    node[parts[-1]] = value
+
+
+def set_values(cfg: T, values: dict[str, Any]) -> T:
+    """Set dotted keys to typed values (the commands' flags): ``{"model.name": "yes"}``."""
+    data = to_dict(cfg)
+    for key, value in values.items():
+        _set(data, key, value)
+    return from_dict(type(cfg), data)
+
+
+def parse_override_value(raw: str) -> Any:
+    """An override's text: scalars stay text (converted later to the field's type, so
+    ``model.name=yes`` is ``'yes'``); ``[a, b]`` is a list and ``{k: v}`` a mapping of text."""
+    if raw.strip() == "":
+        return ""
+    try:
+        value = yaml.load(raw, Loader=yaml.BaseLoader)  # BaseLoader: every scalar stays text
+    except yaml.YAMLError:
+        return raw
+    return raw if value is None else value  # e.g. "#tag": YAML would read a comment
+
+
 def apply_overrides(cfg: T, overrides: list[str]) -> T:
-    """Apply ``a.b=value`` strings (values parsed as YAML scalars) to a dataclass tree."""
+    """Apply ``a.b=value`` strings to a dataclass tree (values: :func:`parse_override_value`)."""
     data = to_dict(cfg)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override '{item}' must look like key.sub=value")
         key, raw = item.split("=", 1)
-        parts = key.strip().split(".")
-        node = data
-        for part in parts[:-1]:
-            if not isinstance(node.get(part), dict):
-                raise ConfigError(f"unknown config key '{key}'")
-            node = node[part]
-        if parts[-1] not in node:
-            raise ConfigError(
-                f"unknown config key '{key}'; valid keys here: {', '.join(sorted(node))}"
-            )
-        node[parts[-1]] = yaml.safe_load(raw) if raw != "" else ""
+        _set(data, key, parse_override_value(raw))
     return from_dict(type(cfg), data)
 
 
@@ -344,38 +388,77 @@ def validate(cfg: RunConfig) -> RunConfig:
     return cfg
 
 
+def _key_lines(node: Any, prefix: str = "") -> dict[str, int]:
+    """Dotted key -> 1-based line of a composed YAML mapping (for errors that name the line)."""
+    lines: dict[str, int] = {}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = f"{prefix}.{key_node.value}" if prefix else str(key_node.value)
+            lines[key] = key_node.start_mark.line + 1
+            lines.update(_key_lines(value_node, key))
+    return lines
+
+
+def read_yaml_config(path: str | Path, cls: type[T] = RunConfig) -> T:
+    """A YAML experiment file as ``cls``; every error names the file and, where it has one,
+    the line (syntax errors, unknown keys, values of the wrong type)."""
+    from unlearnkit.utils import read_text
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    text = read_text(p)
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{p}: line {mark.line + 1}" if mark is not None else str(p)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: the top level must be a mapping")
+    try:
+        return from_dict(cls, data)
+    except ConfigError as exc:
+        line = _key_lines(yaml.compose(text)).get(exc.key or "")
+        raise ConfigError(f"{p}{f': line {line}' if line else ''}: {exc}", exc.key) from None
+
+
 def load_config(
-    path: str | Path | None = None, overrides: list[str] | None = None, cls: type[T] = RunConfig
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    cls: type[T] = RunConfig,
+    values: dict[str, Any] | None = None,
 ) -> T:
-    """Defaults <- YAML file <- dotted overrides, then :func:`validate` (for RunConfig)."""
-    cfg: Any = cls()
-    data: Any = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{p}: the top level must be a mapping")
-        cfg = from_dict(cls, data)
+    """Defaults < YAML file < ``values`` (typed, e.g. the commands' flags) < dotted overrides,
+    then :func:`validate` (for RunConfig)."""
+    cfg: Any = cls() if path is None else read_yaml_config(path, cls)
+    if values:
+        cfg = set_values(cfg, values)
     if overrides:
         cfg = apply_overrides(cfg, overrides)
     if isinstance(cfg, RunConfig):
         validate(cfg)
         # A sweep resolves each of its methods' rates itself (scenarios/sweep.py).
-        explicit = _sets_learning_rate(data if path is not None else {}, overrides or [])
+        explicit = _sets_learning_rate(path, values or {}, overrides or [])
         if cfg.scenario != "sweep" and not explicit:
             _apply_method_learning_rate(cfg)
     return cfg
 
 
-def _sets_learning_rate(data: dict[str, Any], overrides: list[str]) -> bool:
-    """Whether the YAML file or an override gives ``train.learning_rate`` explicitly."""
-    in_file = isinstance(data.get("train"), dict) and "learning_rate" in data["train"]
-    return in_file or any(o.split("=", 1)[0].strip() == "train.learning_rate" for o in overrides)
+def _sets_learning_rate(
+    path: str | Path | None, values: dict[str, Any], overrides: list[str]
+) -> bool:
+    """Whether the YAML file, a flag or an override gives ``train.learning_rate`` explicitly."""
+    key = "train.learning_rate"
+    if key in values or any(o.split("=", 1)[0].strip() == key for o in overrides):
+        return True
+    if path is None:
+        return False
+    from unlearnkit.utils import read_text
+
+    data = yaml.safe_load(read_text(Path(path))) or {}  # already read and checked once
+    return isinstance(data.get("train"), dict) and "learning_rate" in data["train"]
 
 
 def _apply_method_learning_rate(cfg: RunConfig) -> None:

@@ -42,9 +42,50 @@ def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> Path:
     return atomic_write_text(path, text)
 
 
+class UnreadableFileError(ValueError):
+    """A file that exists but cannot be read as what it should be; the message names the file
+    and, where it has one, the line."""
+
+
+def read_text(path: str | Path) -> str:
+    """A UTF-8 text file's contents; bytes that are not UTF-8 are an error naming the file, the
+    line and the byte (instead of Python's bare ``'utf-8' codec can't decode byte ...``)."""
+    path = Path(path)
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise UnreadableFileError(
+            f"{path}: line {line}: not UTF-8 (byte 0x{data[exc.start]:02x} at column {column}); "
+            "save the file as UTF-8"
+        ) from None
+
+
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    with open(path, encoding="utf-8") as fh:
-        return [json.loads(line) for line in fh if line.strip()]
+    """Records of a JSON-lines file; a bad line is an error naming the file and the line."""
+    rows = []
+    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise UnreadableFileError(
+                f"{path}: line {lineno}: malformed JSON ({exc.msg}; a truncated file?)"
+            ) from None
+    return rows
+
+
+def read_json(path: str | Path) -> Any:
+    """A JSON file; malformed or truncated JSON is an error naming the file and the line."""
+    try:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as exc:
+        raise UnreadableFileError(
+            f"{path}: line {exc.lineno}: malformed JSON ({exc.msg}; a truncated file?)"
+        ) from None
 
 
 def seed_everything(seed: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from pathlib import Path
 
@@ -49,6 +50,8 @@ def test_fictitious_end_to_end_with_forget_quality(tmp_path, synth, tiny_model_d
     assert set(final["splits"]) == {"forget", "retain", "real_authors", "world_facts"}
     fq = final["aggregates"]["forget_quality"]
     assert fq is not None and 0.0 <= fq <= 1.0  # against the retain model's saved evaluation
+    retain_eval = json.loads((rdir / "eval" / "retain_model" / "summary.json").read_text())
+    assert set(retain_eval["splits"]) == {"forget"}  # all Forget Quality reads
     assert "entailment" in final["missing"]
     before = json.loads((rdir / "eval" / "before" / "summary.json").read_text())
     assert before["fingerprint"] != final["fingerprint"]  # unlearning changed the weights
@@ -61,7 +64,7 @@ def test_fictitious_end_to_end_with_forget_quality(tmp_path, synth, tiny_model_d
 
 
 def test_continual_resumes_at_the_task_where_it_stopped(
-    tmp_path, synth, tiny_model_dir, monkeypatch
+    tmp_path, synth, tiny_model_dir, monkeypatch, caplog
 ):
     import unlearnkit.train.unlearn as unlearn_mod
 
@@ -82,6 +85,8 @@ def test_continual_resumes_at_the_task_where_it_stopped(
             "tasks=[1,2,3]", *FAST]  # fmt: skip
     assert main(argv) == 130
     assert [c[0] for c in calls] == [1, 2]
+    # a fresh sequence never warns about a resume nobody asked for
+    assert not [r for r in caplog.records if "--resume" in r.getMessage()]
     assert main(argv) == 0
     assert [c[0] for c in calls] == [1, 2, 2, 3]  # task 1 was not redone
     retain_sizes = [c[1] for c in calls if c[0] in (1, 2, 3)]
@@ -92,7 +97,15 @@ def test_continual_resumes_at_the_task_where_it_stopped(
     for task in (1, 2, 3):
         summary = json.loads((rdir / "eval" / f"task{task}" / "summary.json").read_text())
         assert summary["n_items"]["forget"] == 3
-    assert [(r[1], r[2]) for r in db_rows(out)] == [("task1", 1), ("task2", 2), ("task3", 3)]
+    # the original model is evaluated once, first (task 0 of the report's curves)
+    assert [(r[1], r[2]) for r in db_rows(out)] == [
+        ("before", 1), ("task1", 1), ("task2", 2), ("task3", 3)
+    ]  # fmt: skip
+    before = json.loads((rdir / "eval" / "before" / "summary.json").read_text())
+    assert before["n_items"]["forget"] == 3 and before["aggregates"]["model_utility"] is not None
+    report = tmp_path / "report"
+    assert main(["report", str(out), "--out", str(report)]) == 0
+    assert (report / "plots" / "continual_continual.png").is_file()
 
 
 def test_fix_ref_model_keeps_the_original_reference(tmp_path, synth, tiny_model_dir, monkeypatch):
@@ -161,15 +174,27 @@ def test_real_world_with_neighbours_and_offline_general_task(
     assert "arc_challenge" in capsys.readouterr().err
 
 
-def test_demo_path_on_the_tiny_model(tmp_path, tiny_model_dir, capsys):
+def test_demo_path_on_the_tiny_model(tmp_path, tiny_model_dir, capsys, caplog):
     assert (
         main(["demo", "--quick", "--model", str(tiny_model_dir), "--out", str(tmp_path / "d")]) == 0
     )
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     for method in ("ME+GD", "IDK+AP", "GA+GD", "IDK+GD"):
         assert f"| {method} |" in out
+        assert f"- {method}: " in out  # one sentence per method saying what happened
+    # training shows one compact line per step, never the engine's raw log dictionary
+    assert re.search(r"^step 1/\d+  loss \d+\.\d{3}  forget \d", out, re.M)
+    assert "{'loss'" not in out + captured.err and "'grad_norm'" not in out + captured.err
+    assert not [r for r in caplog.records if "--resume" in r.getMessage()]  # nobody asked
+    # a retain model was trained and evaluated: Forget Quality is reported for every method
+    summaries = list((tmp_path / "d").glob("*/eval/final/summary.json"))
+    assert len(summaries) == 4
+    for path in summaries:
+        fq = json.loads(path.read_text())["aggregates"]["forget_quality"]
+        assert fq is not None and 0.0 <= fq <= 1.0
     html = (tmp_path / "d" / "report" / "index.html").read_text()
-    assert "ME+GD" in html and "data:image/png;base64" in html
+    assert "ME+GD" in html and "data:image/png;base64" in html and "What happened" in html
 
 
 def test_eval_after_every_epoch(tmp_path, synth, tiny_model_dir):
@@ -204,4 +229,5 @@ def test_reduced_demo_on_the_packaged_model(tmp_path, capsys):
     for path in summaries:
         summary = json.loads(path.read_text())
         assert summary["aggregates"]["model_utility"] is not None
+        assert summary["aggregates"]["forget_quality"] is not None  # the retain model's
         assert summary["template"]["example_prompt"].startswith("<|im_start|>")

@@ -93,9 +93,27 @@ def test_tofu_split_arithmetic(shared_data, split, n_tasks, per_task, retain_nam
     f1 = {(it.question, it.answer) for it in tofu.forget(split, 1)}
     r1 = {(it.question, it.answer) for it in tofu.retain(split, 1)}
     assert f1 | r1 == everything and len(f1) + len(r1) == len(everything)
-    # the retain model's training set excludes every task of the split
-    all_forget = {(it.question, it.answer) for it in tofu.forget(split, None)}
-    assert not all_forget & {(it.question, it.answer) for it in tofu.retain_model_set(split)}
+    # the retain model's training set is the complement of the forget task (TOFU's retain99/95/90)
+    retain_model = {(it.question, it.answer) for it in tofu.retain_model_set(split, 1)}
+    assert retain_model == everything - f1 and len(retain_model) == 4000 - per_task
+
+
+def test_retain_model_set_is_the_complement_of_the_forget_task(tmp_path):
+    from unlearnkit.data.synth import generate_synthetic
+
+    generate_synthetic(tmp_path, n_authors=15, questions_per_author=4, seed=0, n_tasks=10)
+    bench = TofuBenchmark(tmp_path)
+    everything = {(it.question, it.answer) for it in bench.finetune_set()}
+    for task in bench.task_ids("forget10")[:2]:
+        forget = {(it.question, it.answer) for it in bench.forget("forget10", task)}
+        kept = {(it.question, it.answer) for it in bench.retain_model_set("forget10", task)}
+        assert kept == everything - forget  # every author but the task's
+        assert len(kept) == len(everything) - len(forget)
+    # task 1: the retain set of unlearning (retain10 alone would be a single author here)
+    pairs = [(it.question, it.answer) for it in bench.retain("forget10", 1)]
+    assert sorted(
+        (it.question, it.answer) for it in bench.retain_model_set("forget10", 1)
+    ) == sorted(pairs)
 
 
 def test_tofu_eval_sets(shared_data):

@@ -352,6 +352,35 @@ def test_bf16_logits_are_computed_in_fp32(loss_fn) -> None:
     assert logits.grad is not None and logits.grad.dtype == torch.bfloat16
 
 
+@pytest.mark.parametrize(
+    "loss_fn", [ga_loss, gd_loss, idk_loss, mismatch_loss, me_loss, token_entropy_next]
+)
+def test_float64_logits_are_computed_in_float64(loss_fn) -> None:
+    # A float64 model (exact comparisons) must not be rounded to float32 inside the loss:
+    # logits that differ by 1e-12 give losses that differ, which float32 could not tell apart.
+    gen = torch.Generator().manual_seed(8)
+    logits = torch.randn(2, 5, 9, generator=gen, dtype=torch.float64).requires_grad_(True)
+    labels = torch.randint(0, 9, (2, 5), generator=gen)
+    labels[0, :2] = -100
+    loss = loss_fn(logits, labels)
+    assert loss.dtype == torch.float64
+    nudged = logits.detach().clone()
+    nudged[:, :-1, 0] += 1e-9  # every counted row: below float32's resolution of these values
+    assert loss_fn(nudged, labels).item() != loss.item()
+    loss.backward()
+    assert logits.grad is not None and logits.grad.dtype == torch.float64
+
+
+def test_float64_sequence_losses_stay_float64() -> None:
+    nll = torch.tensor([3.0, 5.0], dtype=torch.float64)
+    ref = torch.tensor([3.0, 4.0], dtype=torch.float64)
+    assert npo_loss(nll, ref, 0.1).dtype == torch.float64
+    assert ap_loss(nll, ref, 0.1).dtype == torch.float64
+    assert dpo_loss(nll, ref, ref, nll, 0.1).dtype == torch.float64
+    # a float32 model with float64 cached reference NLLs stays float32
+    assert npo_loss(nll.float(), ref, 0.1).dtype == torch.float32
+
+
 def test_bf16_sequence_nll_and_kl() -> None:
     gen = torch.Generator().manual_seed(6)
     logits = torch.randn(2, 4, 5, generator=gen).bfloat16()

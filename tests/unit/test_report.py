@@ -462,5 +462,12 @@ def test_report_command(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
     printed = capsys.readouterr().out
     assert "| Method | MU | FE | FQ | Forget ROUGE-L | Retain ROUGE-L |" in printed
     assert "| ME+GD | 0.512 | 0.634 | 0.012 | 0.100 | 0.600 |" in printed
+    # a sentence per method (fixture: MU 0.70 -> 0.5123, FE 0.20 -> 0.6344)
+    assert "- ME+GD: Forgot much of the forget set (Forget Efficacy 0.200 → 0.634" in printed
+    assert (
+        "lost some utility (Model Utility 0.700 → 0.512; its weakest retain-side metric " in printed
+    )
+    for page in ("report.md", "index.html"):
+        assert "ME+GD: Forgot much of the forget set" in (runs / "report" / page).read_text()
     assert f"HTML report: {runs / 'report' / 'index.html'}" in printed
     assert (runs / "results.db").is_file() and (runs / "report" / "index.html").is_file()

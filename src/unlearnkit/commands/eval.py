@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from unlearnkit.commands._config import add_config_arguments, config_from_args
 from unlearnkit.config import RunConfig
 
 
@@ -25,40 +26,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "eval.ds_size=40"
         ),
     )
-    p.add_argument("--model", required=True, help="packaged alias, model folder or hub id")
+    add_config_arguments(p)
+    p.add_argument("--model", help="packaged alias, model folder or hub id (default smollm2-135m)")
     p.add_argument("--benchmark", help="tofu, real_world, synthetic or a folder (default tofu)")
     p.add_argument("--split", help="forget01, forget05 or forget10 (default forget01)")
-    p.add_argument("--task", help="task id of the forget split (default 1), or 'all'")
+    # not data.task directly: 'all' is no integer (dest differs so the flag table skips it)
+    p.add_argument(
+        "--task", dest="task_or_all", help="task id of the forget split (default 1), or 'all'"
+    )
     p.add_argument("--out", help="output folder (default runs/eval/<model>_<benchmark>_<split>)")
     p.add_argument(
         "--retain-eval",
         help="evaluation folder of a retain model (its forget.jsonl), for Forget Quality",
     )
-    p.add_argument("--config", help="YAML file; its eval/data/model sections are used")
     p.add_argument("--no-cache", action="store_true", help="recompute even if cached")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. eval.ds_size=40")
     p.set_defaults(func=run)
 
 
-def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """Defaults <- --config <- dotted overrides <- explicit flags."""
-    from unlearnkit.config import load_config, validate
-
-    cfg = load_config(args.config, list(args.overrides))
-    cfg.model.name = args.model
-    if args.benchmark:
-        cfg.data.benchmark = args.benchmark
-    if args.split:
-        cfg.data.split = args.split
-    if args.retain_eval:
-        cfg.eval.retain_eval = args.retain_eval
-    if args.no_cache:
-        cfg.eval.use_cache = False
-    return validate(cfg)
-
-
-def parse_task(value: str | None, default: int) -> int | None:
+def parse_task(value: str | None, default: int | None) -> int | None:
     """--task: a positive integer, 'all' (None: every task), or the config's task when absent."""
     if value is None:
         return default
@@ -86,8 +72,16 @@ def run(args: argparse.Namespace) -> int:
     from unlearnkit.eval.runner import evaluate
     from unlearnkit.models.loading import load_model
 
-    cfg = config_from_args(args)
-    task = parse_task(args.task, cfg.data.task)
+    flag_task = parse_task(args.task_or_all, None)  # checked before anything else; None: absent/all
+    cfg = config_from_args(
+        args,
+        {
+            **({"data.task": flag_task} if flag_task is not None else {}),
+            **({"eval.use_cache": False} if args.no_cache else {}),
+        },
+    )
+    every_task = args.task_or_all is not None and args.task_or_all.lower() == "all"
+    task = None if every_task else cfg.data.task
     bench = open_benchmark(cfg.data.benchmark)
     if isinstance(bench, RealWorldBenchmark):
         eval_sets = bench.eval_sets(task=task)

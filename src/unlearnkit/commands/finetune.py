@@ -1,14 +1,15 @@
 """``unlearn finetune``: build the model to unlearn (TOFU protocol).
 
 The target model is trained on every fictitious author (``finetune_set``); with
-``--retain-model`` only the authors outside ``--split`` are used (the retain model that anchors
-Forget Quality). Defaults from TOFU: lr 1e-5, 5 epochs, batch 32, weight decay 0.01.
+``--retain-model`` on every author but those of ``--split``'s task 1 (or ``data.task``): the
+retain model that anchors Forget Quality, as TOFU's retain99/95/90. Defaults from TOFU: lr
+1e-5, 5 epochs, batch 32, weight decay 0.01.
 
 Examples::
 
     unlearn finetune --model smollm2-135m --benchmark tofu --out runs/target
     unlearn finetune --model smollm2-135m --benchmark tofu --split forget01 --retain-model \\
-        --out runs/retain90
+        --out runs/retain99
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from unlearnkit.commands.unlearn import add_common_arguments, config_from_args, default_out
+from unlearnkit.commands._config import config_from_args
+from unlearnkit.commands.unlearn import add_common_arguments, default_out
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--retain-model",
         action="store_true",
-        help="train only on the authors outside --split (the retain model of Forget Quality)",
+        help="train on every author but those of --split's task (the retain model of Forget "
+        "Quality)",
     )
     p.set_defaults(func=run)
 
@@ -47,7 +50,11 @@ def run(args: argparse.Namespace) -> int:
             f"finetune needs a fictitious benchmark in TOFU layout (tofu, synthetic or a folder); "
             f"'{cfg.data.benchmark}' is a {bench.kind} benchmark"
         )
-    items = bench.retain_model_set(cfg.data.split) if args.retain_model else bench.finetune_set()
+    items = (
+        bench.retain_model_set(cfg.data.split, cfg.data.task)
+        if args.retain_model
+        else bench.finetune_set()
+    )
     out = Path(args.out) if args.out else default_out(cfg, "finetune")
     path = run_finetune(cfg, items, out, resume=args.resume)
     if is_main_process():

@@ -48,6 +48,7 @@ def _is_output_dir(path: Path) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     from unlearnkit.report.build import build_report
+    from unlearnkit.report.explain import explain_tables
     from unlearnkit.report.store import ResultsStore
     from unlearnkit.report.tables import report_markdown, scenario_tables
 
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
     store = ResultsStore(db or out / "results.db")
     records = store.query() if not runs else store.query(run_dir=_indexed(runs))
-    print(report_markdown(scenario_tables(records), compact=not args.full))
+    print(report_markdown(explain_tables(scenario_tables(records)), compact=not args.full))
     print(f"Full tables: {out / 'report.md'}")
     print(f"HTML report: {page}")
     return 0

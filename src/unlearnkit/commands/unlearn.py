@@ -19,16 +19,15 @@ is given; the effective batch is the same either way: train.batch_size.)
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from unlearnkit.commands._config import add_config_arguments, config_from_args
 from unlearnkit.config import RunConfig
 
 
 def add_common_arguments(p: argparse.ArgumentParser) -> None:
-    """Options shared by ``finetune`` and ``unlearn`` (flags win over the YAML file, dotted
-    overrides win over flags)."""
-    p.add_argument("--config", help="YAML experiment file (see configs/)")
+    """Options shared by ``finetune`` and ``unlearn`` (precedence: commands/_config.py)."""
+    add_config_arguments(p)
     p.add_argument("--model", help="packaged alias, model folder or hub id")
     p.add_argument("--benchmark", help="tofu, real_world, synthetic or a folder in TOFU layout")
     p.add_argument("--split", help="forget01, forget05 or forget10")
@@ -36,31 +35,6 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--resume", action="store_true", help="continue from the last checkpoint in --out"
     )
-    p.add_argument(
-        "overrides", nargs="*", help="dotted overrides, last on the line: train.learning_rate=2e-5"
-    )
-
-
-FLAG_KEYS = {
-    "model": "model.name",
-    "benchmark": "data.benchmark",
-    "split": "data.split",
-    "task": "data.task",
-    "method": "method.name",
-}
-
-
-def config_from_args(args: argparse.Namespace) -> RunConfig:
-    """YAML file <- flags <- dotted overrides, validated once (a bad value is a one-line error)."""
-    from unlearnkit.config import load_config
-
-    flags = []
-    for attr, key in FLAG_KEYS.items():
-        value = getattr(args, attr, None)
-        if value is not None:
-            # JSON strings are YAML scalars: a path or name is kept verbatim.
-            flags.append(f"{key}={json.dumps(value) if isinstance(value, str) else value}")
-    return load_config(args.config, flags + list(args.overrides or []))
 
 
 def default_out(cfg: RunConfig, stage: str) -> Path:

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from unlearnkit.data.records import QAItem
+from unlearnkit.utils import UnreadableFileError, read_text
 
 
-class DataError(ValueError):
+class DataError(UnreadableFileError):
     """A data file is missing, empty or malformed."""
 
 
@@ -67,7 +68,7 @@ def load_qa_file(path: str | Path) -> list[QAItem]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     if not text.strip():
         raise DataError(f"{path}: file is empty")
     stripped = text.lstrip()
@@ -104,7 +105,7 @@ def load_refusals(path: str | Path | None = None) -> list[str]:
     if not path.is_file():
         raise DataError(f"{path}: refusal file not found")
     out = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
         line = line.strip()
         if not line:
             continue

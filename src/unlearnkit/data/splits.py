@@ -113,10 +113,15 @@ class TofuBenchmark:
         """Every author: forget10 task 1 plus retain90 (the TOFU target model's training set)."""
         return self.forget("forget10", 1) + _read(self.root, "retain90.json")
 
-    def retain_model_set(self, split: str) -> list[QAItem]:
-        """Only the authors outside the split (the retain model of Forget Quality)."""
-        self._check_split(split)
-        return _read(self.root, f"{FORGET_SPLITS[split]}.json")
+    def retain_model_set(self, split: str, task: int = 1) -> list[QAItem]:
+        """The retain model's training set (Forget Quality): every author but those of ``task``.
+
+        TOFU's retain model for a forget set is trained on its complement (retain99/95/90 for
+        forget01/05/10): here :meth:`finetune_set` less the task's rows (for task 1, exactly
+        ``retain(split, 1)``: retainYY plus the split's other tasks).
+        """
+        forget = {(it.question, it.answer) for it in self.forget(split, task)}
+        return [it for it in self.finetune_set() if (it.question, it.answer) not in forget]
 
 
 class RealWorldBenchmark:

@@ -11,13 +11,12 @@ their reasons, timings per phase). See docs/DESIGN.md, section Evaluation.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ from unlearnkit.eval.generation import Generation, generate_answers
 from unlearnkit.eval.scoring import score_split
 from unlearnkit.eval.split_specs import SplitSpec, split_spec, validate_split
 from unlearnkit.models.loading import ensure_pad_token, load_model
-from unlearnkit.utils import atomic_write_json, read_jsonl, write_jsonl
+from unlearnkit.utils import atomic_write_json, read_json, read_jsonl, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +131,7 @@ def load_retain_truth_ratios(retain_eval: str | Path, forget: list[QAItem]) -> l
 def _aux_now_available(cached: Path, cfg: EvalConfig) -> bool:
     """True when a cached result lacks a metric whose auxiliary model can be loaded now (e.g. the
     NLI model was offline then): the result is then recomputed rather than reused."""
-    missing = json.loads((cached / "summary.json").read_text(encoding="utf-8")).get("missing", {})
+    missing = read_json(cached / "summary.json").get("missing", {})
     loaders = {
         "cosine_similarity": lambda: M.get_embedding_scorer(cfg.embedding_model),
         "entailment": lambda: M.get_entailment_scorer(cfg.nli_model),
@@ -383,7 +382,7 @@ def evaluate(
         if hit is not None and not _aux_now_available(hit, cfg):
             log.info("evaluation unchanged (key %s): reusing %s", key[:12], hit)
             result_cache.copy_result(hit, out, list(sets))
-            return json.loads((out / "summary.json").read_text(encoding="utf-8"))
+            return read_json(out / "summary.json")
 
     missing: dict[str, str] = {}
     embedder, nli = _load_aux(cfg, timer, missing)
@@ -473,7 +472,7 @@ def evaluate(
         "empty_generations": empty,
         "timings": {},
         "timings_per_split": dict(timer.per_split),
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "unlearnkit_version": unlearnkit.__version__,
     }
     with timer.phase("write"):

@@ -2,7 +2,7 @@
 
 Inputs are logits ``(B, T, V)`` with labels ``(B, T)`` (``-100`` = not counted; position t
 predicts label t + 1), or per-sequence summed NLLs ``(B,)`` from :func:`sequence_nll`.
-Every function computes in float32 and returns a float32 tensor.
+Every function computes in float32 (float64 for float64 inputs) and returns that dtype.
 """
 
 from unlearnkit.losses.field import (

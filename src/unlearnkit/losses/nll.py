@@ -7,9 +7,10 @@ Conventions (the same as Hugging Face causal-LM losses and the TOFU / Yuan et al
 - Position ``t`` of the logits predicts ``labels[:, t + 1]`` (shift by one), so the last logit
   row is never used and ``labels[:, 0]`` is never predicted.
 - A *counted position* is a shifted position whose target label is not ``-100``.
-- Everything is computed in float32, whatever the dtype of the logits (bf16 logits are upcast
-  row by row after the counted rows are selected, so no full ``(B, T, V)`` float32 copy of the
-  whole batch is made when most positions are masked).
+- Everything is computed in float32, or in float64 for float64 logits (:func:`upcast`; bf16
+  logits are upcast row by row after the counted rows are selected, so no full ``(B, T, V)``
+  float32 copy of the whole batch is made when most positions are masked). float64 models exist
+  for exact comparisons (tests whose tolerance is derived from float64 rounding).
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ import torch.nn.functional as F
 from torch import Tensor
 
 IGNORE_INDEX = -100
+
+
+def upcast(t: Tensor) -> Tensor:
+    """``t`` in its loss-computation dtype: float32, or its own dtype when wider (float64)."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
 
 
 def check_logits_labels(logits: Tensor, labels: Tensor) -> None:
@@ -46,7 +52,7 @@ def counted_rows(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor
     shift_logits = logits[:, :-1, :]  # (B, T-1, V) view, no copy
     shift_labels = labels[:, 1:]  # (B, T-1)
     mask = shift_labels != IGNORE_INDEX  # (B, T-1)
-    rows = shift_logits[mask].float()  # (N, V) float32
+    rows = upcast(shift_logits[mask])  # (N, V) float32 (float64 for float64 logits)
     targets = shift_labels[mask]  # (N,)
     batch_index = mask.nonzero(as_tuple=True)[0]  # (N,)
     return rows, targets, batch_index
@@ -73,7 +79,7 @@ def sequence_nll(logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
     rows, targets, batch_index = counted_rows(logits, labels)  # (N, V), (N,), (N,)
     token_nll = F.cross_entropy(rows, targets, reduction="none")  # (N,) float32
     batch = logits.shape[0]
-    nll = torch.zeros(batch, dtype=torch.float32, device=logits.device)  # (B,)
+    nll = torch.zeros(batch, dtype=token_nll.dtype, device=logits.device)  # (B,)
     nll = nll.index_add(0, batch_index, token_nll)  # (B,)
     count = torch.bincount(batch_index, minlength=batch)  # (B,) int64
     return nll, count

@@ -11,6 +11,7 @@ from unlearnkit.losses.nll import (
     check_logits_labels,
     check_same_shape,
     counted_rows,
+    upcast,
 )
 
 
@@ -89,4 +90,4 @@ def ap_loss(nll_ans: Tensor, nll_idk: Tensor, beta: float) -> Tensor:
     """
     check_beta(beta)
     check_same_shape(nll_ans=nll_ans, nll_idk=nll_idk)
-    return -(1.0 / beta) * F.logsigmoid(beta * (nll_idk.float() - nll_ans.float())).mean()
+    return -(1.0 / beta) * F.logsigmoid(beta * (upcast(nll_idk) - upcast(nll_ans))).mean()

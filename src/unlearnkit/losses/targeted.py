@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from unlearnkit.losses.nll import batch_token_nll, check_beta, check_same_shape
+from unlearnkit.losses.nll import batch_token_nll, check_beta, check_same_shape, upcast
 
 
 def idk_loss(logits: Tensor, labels: Tensor) -> Tensor:
@@ -60,6 +60,6 @@ def dpo_loss(
     check_same_shape(
         nll_ans=nll_ans, nll_idk=nll_idk, ref_nll_ans=ref_nll_ans, ref_nll_idk=ref_nll_idk
     )
-    policy = nll_ans.float() - nll_idk.float()  # (B,) log pi(idk) - log pi(ans)
-    reference = ref_nll_ans.detach().float() - ref_nll_idk.detach().float()  # (B,)
+    policy = upcast(nll_ans) - upcast(nll_idk)  # (B,) log pi(idk) - log pi(ans)
+    reference = (ref_nll_ans.detach() - ref_nll_idk.detach()).to(policy.dtype)  # (B,)
     return -(2.0 / beta) * F.logsigmoid(beta * (policy - reference)).mean()

@@ -19,6 +19,7 @@ from unlearnkit.losses.nll import (
     check_beta,
     check_logits_labels,
     check_same_shape,
+    upcast,
 )
 
 # Rows of the (N, V) counted logits processed at a time by ME: 8 x 49152 x 4 B = 1.5 MiB, so a
@@ -67,7 +68,8 @@ class _MaxEntropyKL(torch.autograd.Function):
         vocab = flat.shape[-1]
         runs = _contiguous_runs(index)
         keep_exp = flat.dtype == torch.float32
-        lse = torch.empty(flat.shape[0], 1, dtype=torch.float32, device=flat.device)  # (B*T, 1)
+        work_dtype = torch.promote_types(flat.dtype, torch.float32)  # float64 stays float64
+        lse = torch.empty(flat.shape[0], 1, dtype=work_dtype, device=flat.device)  # (B*T, 1)
         buf = None
         inv_sum = torch.empty_like(lse)  # (B*T, 1), float32 path only
         if keep_exp:
@@ -77,7 +79,7 @@ class _MaxEntropyKL(torch.autograd.Function):
                 buf[prev:a] = 0
                 prev = b
             buf[prev:] = 0
-        total = torch.zeros((), dtype=torch.float32, device=flat.device)
+        total = torch.zeros((), dtype=work_dtype, device=flat.device)
         for a, b in _chunks(runs):
             rows = flat[a:b]  # (C, V) view
             if keep_exp:
@@ -90,7 +92,7 @@ class _MaxEntropyKL(torch.autograd.Function):
                 inv_sum[a:b] = row_sum.reciprocal_()
                 mean = rows.mean(dim=-1, keepdim=True)
             else:
-                up = rows.float()
+                up = upcast(rows)
                 lse[a:b] = up.logsumexp(dim=-1, keepdim=True)
                 mean = up.mean(dim=-1, keepdim=True)
             total = total + (lse[a:b] - mean).sum()
@@ -106,7 +108,7 @@ class _MaxEntropyKL(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):  # type: ignore[override]
-        g = grad_out.float()  # 0-dim; a tensor, so no device sync
+        g = upcast(grad_out)  # 0-dim; a tensor, so no device sync
         if ctx.keep_exp:
             if ctx.consumed:
                 raise RuntimeError(
@@ -124,7 +126,7 @@ class _MaxEntropyKL(torch.autograd.Function):
         vocab = flat.shape[-1]
         grad = torch.zeros_like(flat)  # (B*T, V): rows that do not count get no gradient
         for a, b in _chunks(ctx.runs):
-            probs = (flat[a:b].float() - lse[a:b]).exp_()  # (C, V) softmax
+            probs = (upcast(flat[a:b]) - lse[a:b]).exp_()  # (C, V) softmax
             grad[a:b] = (probs - 1.0 / vocab).mul_(g).to(grad.dtype)
         return grad.view_as(logits), None
 
@@ -169,7 +171,8 @@ def npo_loss(nll: Tensor, ref_nll: Tensor, beta: float) -> Tensor:
     """
     check_beta(beta)
     check_same_shape(nll=nll, ref_nll=ref_nll)
-    neg_log_ratio = nll.float() - ref_nll.detach().float()  # (B,)
+    nll = upcast(nll)
+    neg_log_ratio = nll - ref_nll.detach().to(nll.dtype)  # (B,)
     return -(2.0 / beta) * F.logsigmoid(beta * neg_log_ratio).mean()
 
 
@@ -205,7 +208,7 @@ def me_loss(logits: Tensor, labels: Tensor) -> Tensor:
     counted[:, :-1] = labels[:, 1:] != IGNORE_INDEX
     index = counted.reshape(-1).nonzero(as_tuple=True)[0]  # (N,) flat row indices
     if index.numel() == 0:
-        return logits.float().sum() * 0.0  # zero loss, zero gradient, still in the graph
+        return upcast(logits).sum() * 0.0  # zero loss, zero gradient, still in the graph
     total = _MaxEntropyKL.apply(logits, index)
     return total / index.numel()
 

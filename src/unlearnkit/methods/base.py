@@ -270,5 +270,5 @@ class StepContext:
         """Reference NLL per sequence: (B,). Read from the per-task cache when present."""
         key = ref_nll_key(view)
         if key in self.batch:
-            return self.batch[key].float()
+            return self.batch[key]  # float64; the losses convert it to their dtype
         return sequence_nll(self.ref_logits(view), self.labels(view))[0]

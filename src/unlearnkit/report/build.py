@@ -10,22 +10,28 @@ Output folder layout::
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
+from unlearnkit.report.explain import explain_table
 from unlearnkit.report.html import Generations, ScenarioSection, render_html
 from unlearnkit.report.plots import (
-    last_stage_per_run,
     plot_continual,
     plot_loss_curves,
     plot_metric_bars,
     plot_mu_fe,
     table_splits,
 )
-from unlearnkit.report.store import ResultsStore, find_run_dirs, run_stages
-from unlearnkit.report.tables import SPLITS, ScenarioTable, report_markdown, scenario_tables, to_csv
+from unlearnkit.report.store import ResultsStore, find_run_dirs, read_jsonl_lenient, run_stages
+from unlearnkit.report.tables import (
+    SPLITS,
+    ScenarioTable,
+    last_stage_per_run,
+    report_markdown,
+    scenario_tables,
+    to_csv,
+)
 from unlearnkit.utils import atomic_write_text
 
 RETAIN_SIDE_SPLITS = ("retain", "neighbor")
@@ -33,23 +39,6 @@ RETAIN_SIDE_SPLITS = ("retain", "neighbor")
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "x"
-
-
-def read_jsonl_lenient(path: Path) -> list[dict[str, Any]]:
-    """JSON lines, skipping lines that do not parse (a killed run may leave a partial line)."""
-    if not path.is_file():
-        return []
-    rows = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(obj, dict):
-            rows.append(obj)
-    return rows
 
 
 def sample_indices(n_items: int, k: int) -> list[int]:
@@ -225,6 +214,7 @@ def build_report(
     sections = []
     for t in tables:
         t.notes.extend(_missing_notes(t))
+        t.explanations = explain_table(t)
         csv_name = f"table_{_slug(t.scenario)}.csv"
         atomic_write_text(out_dir / csv_name, to_csv(t))
         sections.append(

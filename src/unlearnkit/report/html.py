@@ -157,6 +157,10 @@ def render_html(
         t = s.table
         out.append(f'<h2 id="scenario-{_esc(t.scenario)}">Scenario: {_esc(t.scenario)}</h2>')
         out.append(table_html(t))
+        if t.explanations:
+            out.append("<h3>What happened</h3><ul>")
+            out += [f"<li>{_esc(e)}</li>" for e in t.explanations]
+            out.append("</ul>")
         out.append(f'<p class="note">Raw values: {_esc(s.csv_name)}</p>')
         out += [f'<p class="note">{_esc(n)}</p>' for n in t.notes]
         for caption, path in s.plots:

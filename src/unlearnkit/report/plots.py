@@ -17,8 +17,14 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from unlearnkit.report.store import stage_sort_key, stage_task
-from unlearnkit.report.tables import METRICS, SPLITS, ScenarioTable, row_value
+from unlearnkit.report.store import stage_task
+from unlearnkit.report.tables import (
+    METRICS,
+    SPLITS,
+    ScenarioTable,
+    last_stage_per_run,
+    row_value,
+)
 from unlearnkit.utils import atomic_write_bytes
 
 MU_LABEL = "Model Utility (higher = more kept)"
@@ -29,6 +35,20 @@ def _new_figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
+
+
+def set_unit_axis(ax: Any, axis: str = "y", room: float = 0.0) -> None:
+    """Fix ``axis`` ("x" or "y") of ``ax`` to the [0, 1] range of a bounded metric (MU, FE, FQ's
+    p-value and every per-split metric), with a small margin so points on 0 or 1 stay visible
+    and ``room`` more above 1 (for value labels). A fixed range keeps reports comparable and never
+    stretches a change of 0.002 into a climb across the whole plot."""
+    lo, hi = -0.03, 1.03 + room
+    if axis == "x":
+        ax.set_xlim(lo, hi)
+    elif axis == "y":
+        ax.set_ylim(lo, hi)
+    else:
+        raise ValueError(f"axis must be 'x' or 'y', got {axis!r}")
 
 
 def save_figure(fig: Figure, path: Path) -> Path:
@@ -42,16 +62,6 @@ def _colors(names: list[str]) -> dict[str, Any]:
 
     cmap = colormaps["tab10"]
     return {name: cmap(i % 10) for i, name in enumerate(dict.fromkeys(names))}
-
-
-def last_stage_per_run(table: ScenarioTable) -> list[dict[str, Any]]:
-    """Table rows keeping only the latest stage of each run (continual: the last task)."""
-    latest: dict[tuple[str, bool], dict[str, Any]] = {}
-    for r in table.rows:
-        key = (r["run_dir"], r["is_before"])
-        if key not in latest or stage_sort_key(r["stage"]) > stage_sort_key(latest[key]["stage"]):
-            latest[key] = r
-    return [r for r in table.rows if latest.get((r["run_dir"], r["is_before"])) is r]
 
 
 def plot_mu_fe(table: ScenarioTable, path: Path) -> Path | None:
@@ -92,10 +102,8 @@ def plot_mu_fe(table: ScenarioTable, path: Path) -> Path | None:
     ax.set_ylabel(MU_LABEL)
     ax.set_title(f"{table.scenario}: Model Utility vs Forget Efficacy (top right is best)")
     ax.grid(True, alpha=0.3)
-    # Both aggregates live in [0, 1]: fixed axes keep runs comparable across reports and avoid
-    # offset tick labels when all points are close together.
-    ax.set_xlim(-0.03, 1.03)
-    ax.set_ylim(-0.03, 1.03)
+    set_unit_axis(ax, "x")
+    set_unit_axis(ax, "y")
     ax.legend(loc="best", fontsize=8, title="method", title_fontsize=8)
     return save_figure(fig, path)
 
@@ -130,7 +138,7 @@ def plot_metric_bars(table: ScenarioTable, split: str, path: Path) -> Path | Non
             ax.text(0 if v is None else v, y, f" {text}", va="center", fontsize=7)
         ax.set_yticks(ypos, labels, fontsize=8)
         ax.set_title(METRICS.get(metric, metric) + f" ({metric})", fontsize=9)
-        ax.set_xlim(0.0, 1.15)  # every metric is in [0, 1]; room on the right for the labels
+        set_unit_axis(ax, "x", room=0.12)  # every metric is in [0, 1]; room for the labels
         ax.grid(True, axis="x", alpha=0.3)
     axes[0][0].invert_yaxis()  # the y axis is shared: invert once, table order top to bottom
     for j in range(len(metrics), nrows * ncols):
@@ -140,13 +148,16 @@ def plot_metric_bars(table: ScenarioTable, split: str, path: Path) -> Path | Non
 
 
 def plot_continual(table: ScenarioTable, path: Path) -> Path | None:
-    """Model Utility and Forget Efficacy after each task, one line per run; None if no tasks."""
+    """Model Utility and Forget Efficacy after each task, one line per run starting at task 0:
+    the model before unlearning (the table's ``before`` row of the run's benchmark and split,
+    when it was evaluated). None if no run has tasks."""
     series: dict[str, list[dict[str, Any]]] = {}
     for r in table.rows:
         if not r["is_before"] and stage_task(r["stage"]) is not None:
             series.setdefault(r["run_dir"], []).append(r)
     if not series:
         return None
+    befores = {(r.get("benchmark"), r.get("split")): r for r in table.rows if r["is_before"]}
     names = [rows[0].get("method") or rows[0]["label"] for rows in series.values()]
     colors = _colors(names)
     fig = _new_figure(11, 4.5)
@@ -155,27 +166,32 @@ def plot_continual(table: ScenarioTable, path: Path) -> Path | None:
         (axes[0], "model_utility", MU_LABEL),
         (axes[1], "forget_efficacy", FE_LABEL),
     ):
+        drew_before = False
         for rows, name in zip(series.values(), names, strict=True):
             rows = sorted(rows, key=lambda r: stage_task(r["stage"]) or 0)
+            before = befores.get((rows[0].get("benchmark"), rows[0].get("split")))
             pts = [(stage_task(r["stage"]), row_value(r, key)) for r in rows]
+            if before is not None:
+                pts.insert(0, (0, row_value(before, key)))
             pts = [(t, v) for t, v in pts if v is not None]
             if pts:
                 ax.plot(
                     *zip(*pts, strict=True), marker="o", color=colors[name], label=rows[0]["label"]
                 )
-        befores = [row_value(r, key) for r in table.rows if r["is_before"]]
-        if befores and befores[0] is not None:  # the original model, drawn at task 0
-            ax.scatter(
-                [0],
-                [befores[0]],
-                marker="*",
-                s=160,
-                color="black",
-                zorder=3,
-                label="before unlearning",
-            )
-        ax.set_xlabel("task (0 = before unlearning)")
+            if pts and pts[0][0] == 0:  # the original model, marked at task 0
+                ax.scatter(
+                    [0],
+                    [pts[0][1]],
+                    marker="*",
+                    s=160,
+                    color="black",
+                    zorder=3,
+                    label=None if drew_before else "before unlearning",
+                )
+                drew_before = True
+        ax.set_xlabel("task (0 = before unlearning)" if drew_before else "task")
         ax.set_ylabel(ylabel)
+        set_unit_axis(ax, "y")
         ax.grid(True, alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
     axes[0].set_title("Model Utility after each task")

@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from unlearnkit.utils import read_json
+
 SCHEMA_VERSION = 1
 
 # Scalar columns besides the JSON ones, in table order. Filters of query() use these names.
@@ -104,6 +106,23 @@ def stage_sort_key(stage: str) -> tuple[int, int, str]:
     if stage == "final":
         return (3, 0, stage)
     return (4, 0, stage)
+
+
+def read_jsonl_lenient(path: Path) -> list[dict[str, Any]]:
+    """JSON lines, skipping lines that do not parse (a killed run may leave a partial line)."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(obj, dict):
+            rows.append(obj)
+    return rows
 
 
 def read_run_config(run_dir: Path) -> dict[str, Any]:
@@ -275,10 +294,7 @@ class ResultsStore:
         rows = []
         for stage in run_stages(run_dir):
             path = run_dir / "eval" / stage / "summary.json"
-            try:
-                summary = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}: not valid JSON: {exc}") from None
+            summary = read_json(path)
             if not isinstance(summary, dict):
                 raise ValueError(f"{path}: expected a JSON object")
             mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)

@@ -55,6 +55,7 @@ class ScenarioTable:
     rows: list[dict[str, Any]]  # store rows + "label" + "is_before"
     show_stage: bool = False
     notes: list[str] = field(default_factory=list)
+    explanations: list[str] = field(default_factory=list)  # a sentence per run (report.explain)
 
 
 def format_value(value: Any) -> str:
@@ -196,6 +197,16 @@ def scenario_tables(records: list[dict[str, Any]]) -> list[ScenarioTable]:
     return tables
 
 
+def last_stage_per_run(table: ScenarioTable) -> list[dict[str, Any]]:
+    """Table rows keeping only the latest stage of each run (continual: the last task)."""
+    latest: dict[tuple[str, bool], dict[str, Any]] = {}
+    for r in table.rows:
+        key = (r["run_dir"], r["is_before"])
+        if key not in latest or stage_sort_key(r["stage"]) > stage_sort_key(latest[key]["stage"]):
+            latest[key] = r
+    return [r for r in table.rows if latest.get((r["run_dir"], r["is_before"])) is r]
+
+
 def _md_escape(text: str) -> str:
     return text.replace("|", "\\|")
 
@@ -247,5 +258,7 @@ def report_markdown(tables: list[ScenarioTable], compact: bool = False) -> str:
     for t in tables:
         parts.append(f"## Scenario: {t.scenario}\n")
         parts.append(to_markdown(t, COMPACT_COLUMNS if compact else None))
+        if t.explanations:
+            parts.append("What happened:\n\n" + "".join(f"- {e}\n" for e in t.explanations))
         parts.extend(f"\n_{note}_\n" for note in t.notes)
     return "\n".join(parts)

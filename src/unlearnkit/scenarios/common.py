@@ -44,6 +44,20 @@ def items_fingerprint(items: list[QAItem]) -> str:
     return h.hexdigest()[:16]
 
 
+def has_progress(out_dir: Path) -> bool:
+    """Whether a training folder holds work to continue: a checkpoint or the finished model.
+
+    Scenarios resume their own stages on their own (a killed sequence continues where it
+    stopped); they ask the trainer to resume only when there is something to resume, so no
+    "--resume: no checkpoint" warning reaches a user who asked for no resume.
+    """
+    from unlearnkit.train.callbacks import last_checkpoint
+    from unlearnkit.train.common import RunPaths
+
+    paths = RunPaths.of(out_dir)
+    return (paths.model / "config.json").is_file() or last_checkpoint(paths.checkpoints) is not None
+
+
 def finetune_config(cfg: RunConfig) -> RunConfig:
     """The TOFU fine-tuning recipe: the run's training settings with the target's lr/epochs."""
     ft = copy.deepcopy(cfg)
@@ -81,7 +95,8 @@ def _finetuned(cfg: RunConfig, items: list[QAItem], role: str) -> Path:
             return model_dir
     log(f"fine-tuning the {role} model on {len(items)} QA pairs ({ft.train.epochs:g} epochs)")
     t0 = time.time()
-    model_dir = run_finetune(ft, items, base, resume=True)  # a killed fine-tune continues
+    # A killed fine-tune continues from its checkpoint.
+    model_dir = run_finetune(ft, items, base, resume=has_progress(base))
     done.write_text(str(model_dir))
     log(f"{role} model ready in {time.time() - t0:.0f} s: {model_dir}")
     return Path(model_dir)
@@ -97,10 +112,12 @@ def target_model(cfg: RunConfig, bench: Benchmark) -> str:
 
 
 def retain_model(cfg: RunConfig, bench: Benchmark) -> str | None:
-    """The retain model of Forget Quality: trained only on the authors outside the split."""
+    """The retain model of Forget Quality: trained on every author but the forget task's."""
     if not (cfg.target.retain_model and hasattr(bench, "retain_model_set")):
         return None
-    return str(_finetuned(cfg, bench.retain_model_set(cfg.data.split), f"retain-{cfg.data.split}"))
+    split, task = cfg.data.split, cfg.data.task
+    items = bench.retain_model_set(split, task)
+    return str(_finetuned(cfg, items, f"retain-{split}-task{task}"))
 
 
 def evaluate_model(
@@ -159,6 +176,7 @@ def is_done(rdir: Path) -> bool:
 
 __all__ = [
     "evaluate_model",
+    "has_progress",
     "is_done",
     "log",
     "mark_done",

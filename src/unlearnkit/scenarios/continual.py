@@ -2,8 +2,10 @@
 
 Each task starts from the previous task's result; the retain set shrinks as tasks are unlearned
 (retainYY plus the tasks not yet unlearned); the reference model is the previous task's result,
-or the original model with ``method.fix_ref_model``. A killed sequence resumes at the task where
-it stopped: finished tasks are recorded in ``continual_state.json``.
+or the original model with ``method.fix_ref_model``. With ``target.eval_before`` the original
+model is evaluated first (stage ``before``, on the first task's evaluation sets: task 0 of the
+report's curves). A killed sequence resumes at the task where it stopped: finished tasks are
+recorded in ``continual_state.json``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from unlearnkit.config import RunConfig
 from unlearnkit.scenarios.common import (
     evaluate_model,
+    has_progress,
     is_done,
     log,
     mark_done,
@@ -49,6 +52,12 @@ def run_continual(cfg: RunConfig, resume: bool = True) -> Path:
     current = state.get("model") or original
     if state["completed"]:
         log(f"resuming after task(s) {state['completed']} from {current}")
+    if cfg.target.eval_before and not (rdir / "eval" / "before" / "summary.json").is_file():
+        log(f"evaluating the original model before unlearning ({original})")
+        before = evaluate_model(
+            original, cfg, bench.eval_sets(split, tasks[0]), rdir / "eval" / "before", bench.kind
+        )
+        record(cfg, rdir, "before", before, tasks[0])
     for i, task in enumerate(tasks, start=1):
         if task in state["completed"]:
             continue
@@ -57,7 +66,13 @@ def run_continual(cfg: RunConfig, resume: bool = True) -> Path:
         log(f"task {task} ({i}/{len(tasks)}): {len(forget)} forget, {len(retain)} retain items")
         tdir = rdir / f"task{task}"
         model_dir = run_unlearning(
-            cfg, forget, retain, tdir, current, ref_model_path=ref, resume=resume
+            cfg,
+            forget,
+            retain,
+            tdir,
+            current,
+            ref_model_path=ref,
+            resume=resume and has_progress(tdir),
         )
         summary = evaluate_model(
             str(model_dir),

@@ -1,10 +1,13 @@
 """``unlearn demo``: the whole story offline on the packaged SmolLM2-135M.
 
 Generate the synthetic benchmark, pull and convert the model, fine-tune it on the invented
-authors (cached: a second run reuses it), unlearn one forget split with the paper's two methods
-(ME+GD, IDK+AP) and two baselines (GA+GD, IDK+GD), evaluate all, print the table and write the
-HTML report. Sizes are chosen to finish within 15 minutes on a 2-core CPU; ``--quick`` runs the
-same code path with smaller sizes (CI).
+authors and a retain model on every author but the forget task's (both cached: a second run
+reuses them; the retain model anchors Forget Quality), unlearn one forget task with the paper's
+two methods (ME+GD, IDK+AP) and two baselines (GA+GD, IDK+GD), evaluate all (the target's and
+the retain model's evaluations are computed once and reused from the evaluation cache), print the
+table with one sentence per method saying what happened, and write the HTML report. Sizes are
+chosen to finish within 15 minutes on a 2-core CPU; ``--quick`` runs the same code path with
+smaller sizes (CI).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from unlearnkit.config import RunConfig, load_config, validate
-from unlearnkit.scenarios.common import log
+from unlearnkit.scenarios.common import log, open_benchmark, retain_model, target_model
 from unlearnkit.utils import cache_root
 
 DEMO_METHODS = ["ME+GD", "IDK+AP", "GA+GD", "IDK+GD"]
@@ -36,8 +39,9 @@ class DemoSizes:
     perturbed: int  # perturbed answers per synthetic item (TOFU: 5; fewer is faster to score)
 
 
+# Two fine-tuning epochs at 2e-4 (not three at 1e-4) leave time for the retain model.
 FULL = DemoSizes(
-    authors=15, questions=4, split="forget10", finetune_epochs=3, finetune_lr=1e-4,
+    authors=15, questions=4, split="forget10", finetune_epochs=2, finetune_lr=2e-4,
     unlearn_epochs=3, unlearn_lr=3e-4, batch_size=4, eval_items=10, max_new_tokens=32,
     perturbed=3,
 )  # fmt: skip
@@ -66,6 +70,7 @@ def demo_config(
             f"train.per_device_batch_size={sizes.batch_size}",
             "train.warmup_epochs=1",
             "target.finetune=true",
+            "target.retain_model=true",
             f"target.epochs={sizes.finetune_epochs}",
             f"target.learning_rate={sizes.finetune_lr}",
             f"eval.ds_size={sizes.eval_items}",
@@ -83,6 +88,7 @@ def run_demo(
     from unlearnkit.data.synth import generate_synthetic
     from unlearnkit.models.packaged import pull
     from unlearnkit.report.build import build_report
+    from unlearnkit.report.explain import explain_tables
     from unlearnkit.report.store import ResultsStore
     from unlearnkit.report.tables import report_markdown, scenario_tables
     from unlearnkit.scenarios.fictitious import run_fictitious
@@ -93,8 +99,8 @@ def run_demo(
     log(
         f"demo ({'quick' if quick else 'full'}): {sizes.authors} invented authors x "
         f"{sizes.questions} questions, unlearn {sizes.split} task 1 with "
-        f"{', '.join(DEMO_METHODS)}; "
-        f"fine-tune {sizes.finetune_epochs:g} epochs (lr {sizes.finetune_lr:g}), unlearn "
+        f"{', '.join(DEMO_METHODS)}; fine-tune the target and a retain model (every author but "
+        f"the forget task's) {sizes.finetune_epochs:g} epochs (lr {sizes.finetune_lr:g}), unlearn "
         f"{sizes.unlearn_epochs:g} epochs (lr {sizes.unlearn_lr:g}: the paper's 1e-5 moves a "
         "135M model too little in the few steps a 15-minute demo allows), "
         f"evaluate the first {sizes.eval_items} items per split"
@@ -114,6 +120,15 @@ def run_demo(
     model_path = str(pull(model)) if "/" not in model and not Path(model).is_dir() else model
     timings["model"] = time.time() - t
     out_dir = Path(out_dir)
+    # The two fine-tunes first (each run below then reuses them from the cache), timed apart.
+    first = demo_config(sizes, data_dir, out_dir, model_path, DEMO_METHODS[0])
+    bench = open_benchmark(first.data.benchmark)
+    t = time.time()
+    target_model(first, bench)
+    timings["target fine-tune"] = time.time() - t
+    t = time.time()
+    retain_model(first, bench)
+    timings["retain-model fine-tune"] = time.time() - t
     runs = []
     for method in DEMO_METHODS:
         cfg = demo_config(sizes, data_dir, out_dir, model_path, method)
@@ -126,11 +141,13 @@ def run_demo(
         runs.append(run_fictitious(cfg))
         timings[method] = time.time() - t
     report_dir = out_dir / "report"
+    t = time.time()
     page = build_report(runs, None, report_dir)
+    timings["report"] = time.time() - t
     store = ResultsStore(report_dir / "results.db")
     rows = store.query(run_dir=[str(r.resolve()) for r in runs])
     print()
-    print(report_markdown(scenario_tables(rows), compact=True))
+    print(report_markdown(explain_tables(scenario_tables(rows)), compact=True))
     total = time.time() - t0
     log(
         "timings: "

@@ -6,6 +6,7 @@ Fine-tune (or load) the target, optionally a retain model for Forget Quality, ev
 
 from __future__ import annotations
 
+import copy
 import shutil
 from pathlib import Path
 
@@ -42,8 +43,11 @@ def run_fictitious(cfg: RunConfig, resume: bool = False) -> Path:
     retain_eval = None
     rmodel = retain_model(cfg, bench)
     if rmodel is not None:
-        log("evaluating the retain model (reference for Forget Quality)")
-        evaluate_model(rmodel, cfg, eval_sets, rdir / "eval" / "retain_model", bench.kind)
+        # Forget Quality reads only the retain model's forget-set truth ratios.
+        log("evaluating the retain model on the forget set (reference for Forget Quality)")
+        forget_only = copy.deepcopy(cfg)
+        forget_only.eval.splits = ["forget"]
+        evaluate_model(rmodel, forget_only, eval_sets, rdir / "eval" / "retain_model", bench.kind)
         retain_eval = str(rdir / "eval" / "retain_model")
     if cfg.target.eval_before:
         log(f"evaluating the target model before unlearning ({target})")

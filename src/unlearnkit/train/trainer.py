@@ -3,7 +3,8 @@
 A :class:`transformers.Trainer` subclass whose ``compute_loss`` delegates to a *loss function*
 object (an unlearning :class:`~unlearnkit.methods.Method`, or plain NLL for fine-tuning). So
 gradient accumulation, mixed precision, DeepSpeed/FSDP, ``report_to`` logging, checkpointing and
-resuming all come from the Hugging Face engine. Each loss part is logged as ``loss_<part>``.
+resuming all come from the Hugging Face engine. Each loss part is logged as ``loss_<part>``; the
+terminal shows a progress bar and one compact line per logging step (:mod:`.progress`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from transformers import Trainer, TrainingArguments
 
 from unlearnkit.config import TrainConfig
 from unlearnkit.train.callbacks import check_finite_parts
+from unlearnkit.train.progress import install_progress
 
 
 class LossFunction(Protocol):
@@ -43,6 +45,8 @@ class UnlearnTrainer(Trainer):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        name = getattr(loss_fn, "name", None)
+        install_progress(self, f"unlearning {name}" if name else "fine-tuning")
         self.loss_fn = loss_fn
         self.ref_model = ref_model
         self._part_sums: dict[str, Tensor] = {}
