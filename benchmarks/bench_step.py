@@ -76,10 +76,8 @@ def build_batches(
     ours = UnlearningCollator(method.pad_id)([dataset[i] for i in range(n)])
     naive = {}
     for view in ("forget", "retain"):
-        feats = [
-            formatter.encode(*dataset.pair(i, view), mask_question=method.mask_question)
-            for i in range(n)
-        ]
+        mask = dataset.view_masks_question(view)  # only the forget view may be unmasked
+        feats = [formatter.encode(*dataset.pair(i, view), mask_question=mask) for i in range(n)]
         naive[view] = pad_fixed(feats, TRAIN_LENGTH, method.pad_id)  # (n, 500)
     return method, dataset, ours, naive
 

@@ -30,7 +30,7 @@ from benchmarks.common import (  # noqa: E402
     machine_info,
 )
 
-ITEMS = ("me_loss", "step", "eval", "scaling", "rss")
+ITEMS = ("me_loss", "step", "eval", "scaling", "rss", "threads")
 
 
 def _item(name: str) -> Callable[[BenchContext], list[Result]]:

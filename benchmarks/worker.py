@@ -19,6 +19,10 @@ def main(argv: list[str]) -> int:
         from benchmarks.bench_rss import worker
 
         out = worker(quick=args[0] == "quick", out_dir=args[1], model=args[2])
+    elif item == "eval_threads":
+        from benchmarks.bench_threads import worker as threads_worker
+
+        out = threads_worker(args[0], int(args[1]), args[2])
     else:
         raise SystemExit(f"unknown worker item '{item}'")
     print(json.dumps(out))

@@ -7,8 +7,11 @@ field's type (``model.name=yes`` stays the string ``yes``; YAML 1.1's yes/no/on/
 booleans only where the field is one). The resolved configuration is written beside every
 run's outputs (:func:`save_config`).
 
-Defaults come from the paper (Yuan et al., ICLR 2025) and TOFU: lr 1e-5, 5 epochs, effective
-batch 32, AdamW weight decay 0.01, one warm-up epoch, beta 0.1.
+Defaults (the ``default`` profile) come from the paper (Yuan et al., ICLR 2025) and TOFU: lr
+1e-5, 5 epochs, effective batch 32, AdamW weight decay 0.01, one warm-up epoch, beta 0.1. The
+``paper`` profile changes the defaults that differ from the paper's code
+(:mod:`unlearnkit.profiles`, ``docs/paper-differences.md``); keys set in the YAML file or by an
+override always win.
 """
 
 from __future__ import annotations
@@ -58,7 +61,17 @@ class DataConfig:
     prompt_preset: str = "chat"  # chat | llama2 | llama3 | plain
     # None = no system message passed (a chat template may insert its own default)
     system_prompt: str | None = None
-    max_length: int = 512  # truncation of training sequences (no fixed padding)
+    max_length: int = 512  # truncation of training sequences (and the fixed length below)
+    # How forget item i meets its retain item and refusals: "epoch" = retain side redrawn every
+    # epoch (cyclic permutations); "index" = a generator seeded by i, the same every epoch
+    # (the paper's code).
+    pairing: str = "epoch"
+    # Pad unmasked views (and KL's retain view) with EOS to max_length, padding labelled where
+    # the view's labels are unmasked (the paper's code); False = dynamic padding, never counted.
+    fixed_padding: bool = False
+    # TOFU layout: the last N authors of retain90 become a holdout split (membership-inference
+    # non-members); no fine-tuning or retain set then contains them. 0 = none.
+    holdout_authors: int = 0
 
 
 @dataclass
@@ -81,6 +94,11 @@ class MethodConfig:
     mask_question: bool | None = None  # None = paper default (False for ME+GD, True otherwise)
     fix_ref_model: bool = False  # continual: reference = original model, not previous task's
     mismatch_coeff: float = 1.0  # LLMU only: weight of the mismatched-answer NLL term
+    # KL averaged over the "counted" answer positions, or over "all" B x T positions of the
+    # (fixed-length) batch, padding included (the paper's code)
+    kl_positions: str = "counted"
+    # ME: 0 = the exact closed form of KL(U || p); > 0 = sum U (log U - log(p + eps)) (paper 1e-12)
+    me_epsilon: float = 0.0
 
 
 @dataclass
@@ -102,6 +120,10 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     seed: int = 0
     max_steps: int = -1  # >0 overrides epochs (tests, smoke runs)
+    # "epochs": every epoch ends with a (possibly partial) step, warm-up warmup_epochs epochs;
+    # "paper": floor(epochs * n / batch) full steps, one warm-up epoch only if an epoch has more
+    # than one step (train/schedule.py)
+    schedule: str = "epochs"
     save_checkpoints: bool = False  # keep checkpoints after the run (resume always uses them)
     checkpoint_every: int = 0  # steps; 0 = once per epoch
     eval_every_epoch: bool = False
@@ -109,7 +131,8 @@ class TrainConfig:
     report_to: list[str] = field(default_factory=list)  # e.g. ["tensorboard", "wandb"]
     mixed_precision: str = "auto"  # auto (bf16 where the accelerator has it) | no | bf16 | fp16
     gradient_checkpointing: bool = False
-    max_grad_norm: float = 1.0  # the Hugging Face Trainer default, as in the paper's code
+    # The Hugging Face Trainer default; 0 = no clipping (the paper's DeepSpeed config sets none)
+    max_grad_norm: float = 1.0
     deepspeed: str | None = None  # path to a DeepSpeed JSON config (passed to the HF Trainer)
     fsdp: str = ""  # e.g. "full_shard auto_wrap" (passed to the HF Trainer)
 
@@ -137,6 +160,12 @@ class EvalConfig:
     retain_eval: str | None = None  # saved evaluation of a retain model (Forget Quality)
     splits: list[str] | None = None  # None = every split of the benchmark
     use_cache: bool = True
+    # GradNorm attack (with a holdout split): one backward pass per forget and holdout item, the
+    # costliest of the privacy metrics; false leaves mia_gradnorm missing with the reason.
+    mia_gradnorm: bool = True
+    # CPU threads of the evaluation; None = automatic: at most the free physical cores, so a
+    # concurrent job costs about 2x rather than collapsing both (eval/threads.py).
+    threads: int | None = None
 
 
 @dataclass
@@ -383,8 +412,21 @@ def validate(cfg: RunConfig) -> RunConfig:
         )
     if cfg.profile not in PROFILES:
         raise ConfigError(f"unknown profile '{cfg.profile}'; choose from {', '.join(PROFILES)}")
+    for where, value, choices in (
+        ("data.pairing", cfg.data.pairing, ("epoch", "index")),
+        ("method.kl_positions", cfg.method.kl_positions, ("counted", "all")),
+        ("train.schedule", cfg.train.schedule, ("epochs", "paper")),
+    ):
+        if value not in choices:
+            raise ConfigError(f"unknown {where} '{value}'; choose from {', '.join(choices)}")
+    finite_nonneg(cfg.method.me_epsilon, "method.me_epsilon")
+    finite_nonneg(cfg.train.max_grad_norm, "train.max_grad_norm")
     if cfg.data.task < 1:
         raise ConfigError(f"data.task must be >= 1, got {cfg.data.task}")
+    if cfg.eval.threads is not None and cfg.eval.threads < 1:
+        raise ConfigError(f"eval.threads must be >= 1 or null, got {cfg.eval.threads}")
+    if cfg.data.holdout_authors < 0:
+        raise ConfigError(f"data.holdout_authors must be >= 0, got {cfg.data.holdout_authors}")
     return cfg
 
 
@@ -431,34 +473,41 @@ def load_config(
     values: dict[str, Any] | None = None,
 ) -> T:
     """Defaults < YAML file < ``values`` (typed, e.g. the commands' flags) < dotted overrides,
+    then the profile's defaults for every key none of those set (:mod:`unlearnkit.profiles`),
     then :func:`validate` (for RunConfig)."""
     cfg: Any = cls() if path is None else read_yaml_config(path, cls)
+    explicit: set[str] = set()
+    if path is not None:
+        from unlearnkit.utils import read_text
+
+        data = yaml.safe_load(read_text(Path(path))) or {}  # valid: read_yaml_config parsed it
+        explicit |= _dotted_keys(data)
     if values:
         cfg = set_values(cfg, values)
+        explicit |= set(values)
     if overrides:
         cfg = apply_overrides(cfg, overrides)
+        explicit |= {item.split("=", 1)[0].strip() for item in overrides}
     if isinstance(cfg, RunConfig):
+        from unlearnkit.profiles import resolve_profile
+
+        cfg = resolve_profile(cfg, explicit)
         validate(cfg)
         # A sweep resolves each of its methods' rates itself (scenarios/sweep.py).
-        explicit = _sets_learning_rate(path, values or {}, overrides or [])
-        if cfg.scenario != "sweep" and not explicit:
+        if cfg.scenario != "sweep" and "train.learning_rate" not in explicit:
             _apply_method_learning_rate(cfg)
     return cfg
 
 
-def _sets_learning_rate(
-    path: str | Path | None, values: dict[str, Any], overrides: list[str]
-) -> bool:
-    """Whether the YAML file, a flag or an override gives ``train.learning_rate`` explicitly."""
-    key = "train.learning_rate"
-    if key in values or any(o.split("=", 1)[0].strip() == key for o in overrides):
-        return True
-    if path is None:
-        return False
-    from unlearnkit.utils import read_text
-
-    data = yaml.safe_load(read_text(Path(path))) or {}  # already read and checked once
-    return isinstance(data.get("train"), dict) and "learning_rate" in data["train"]
+def _dotted_keys(data: dict[str, Any], prefix: str = "") -> set[str]:
+    """Every key a (nested) mapping sets, dotted: ``{"train": {"lr": 1}}`` -> ``{"train.lr"}``."""
+    keys: set[str] = set()
+    for key, value in data.items():
+        where = f"{prefix}{key}"
+        keys.add(where)
+        if isinstance(value, dict):
+            keys |= _dotted_keys(value, where + ".")
+    return keys
 
 
 def _apply_method_learning_rate(cfg: RunConfig) -> None:

@@ -1,27 +1,73 @@
-"""Small shared helpers: atomic writes, JSON lines, seeding."""
+"""Small shared helpers: atomic writes, JSON lines, seeding, the test-only crash points."""
 
 from __future__ import annotations
 
 import json
 import os
 import random
+import signal
 import tempfile
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+KILL_ENV = "UNLEARNKIT_TEST_KILL_AT"
+_crash_hits: Counter[str] = Counter()
+
+
+def crash_point(name: str) -> None:
+    """Test hook: with ``UNLEARNKIT_TEST_KILL_AT=<name>:<n>`` the process SIGKILLs itself the
+    n-th time it reaches the point ``name`` (no cleanup, no ``finally``: a real crash).
+
+    Points: ``checkpoint`` (a checkpoint half written), ``final-model`` (the model folder half
+    written), ``write:<file name>`` (an atomic write half done). Without the variable this is a
+    dictionary look-up.
+    """
+    spec = os.environ.get(KILL_ENV)
+    if not spec:
+        return
+    point, _, count = spec.rpartition(":")
+    if point != name:
+        return
+    _crash_hits[name] += 1
+    if str(_crash_hits[name]) == count.strip():
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new entry in the folder ``path`` durable (no-op where unsupported)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass  # e.g. Windows, some network file systems
+    finally:
+        os.close(fd)
+
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that a crash never leaves a half-written file."""
+    """Write ``data`` to ``path`` so that a crash never leaves a half-written file.
+
+    A temporary file in the same folder is written, flushed to disk and renamed over ``path``.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            half = len(data) // 2
+            fh.write(data[:half])
+            fh.flush()
+            crash_point(f"write:{path.name}")
+            fh.write(data[half:])
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

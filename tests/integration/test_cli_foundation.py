@@ -14,7 +14,10 @@ def test_ls_lists_every_kind(capsys):
     listing = json.loads(capsys.readouterr().out)
     assert {"ME+GD", "IDK+AP", "NPO+KL", "GA", "LLMU"} <= set(listing["methods"])
     assert {"rouge_l", "probability", "truth_ratio", "token_entropy", "cosine_similarity",
-            "entailment"} == set(listing["metrics"])  # fmt: skip
+            "entailment", "rouge1", "exact_memorization", "extraction_strength", "mia_loss",
+            "mia_zlib", "mia_min_k", "mia_min_k_plus_plus", "mia_reference", "mia_gradnorm",
+            "privacy_leakage", "model_utility", "model_utility_open_unlearning", "forget_efficacy",
+            "forget_quality", "model_utility_retain"} == set(listing["metrics"])  # fmt: skip
     assert {"tofu", "real_world", "synthetic"} <= set(listing["benchmarks"])
     assert "smollm2-135m" in listing["models"]
     assert main(["ls", "methods"]) == 0

@@ -193,8 +193,15 @@ def test_demo_path_on_the_tiny_model(tmp_path, tiny_model_dir, capsys, caplog):
     for path in summaries:
         fq = json.loads(path.read_text())["aggregates"]["forget_quality"]
         assert fq is not None and 0.0 <= fq <= 1.0
+    # the demo's benchmark has holdout authors: its table shows the Min-K% AUC and privacy
+    # leakage, against the retain model's own AUC
+    assert "| MIA Min-K | PrivLeak |" in out
+    for path in summaries:
+        privacy = json.loads(path.read_text())["privacy"]
+        assert "retain model evaluation" in privacy["auc_retain_source"]
     html = (tmp_path / "d" / "report" / "index.html").read_text()
     assert "ME+GD" in html and "data:image/png;base64" in html and "What happened" in html
+    assert "MIA Min-K++" in html and "PrivLeak" in html
 
 
 def test_eval_after_every_epoch(tmp_path, synth, tiny_model_dir):

@@ -79,17 +79,21 @@ def test_tofu_split_arithmetic(shared_data, split, n_tasks, per_task, retain_nam
     assert tofu.task_ids(split) == list(range(1, n_tasks + 1))
     total = len(tofu.finetune_set())
     assert total == 4000
+    everything = {(it.question, it.answer) for it in tofu.finetune_set()}
     for task in (1, 2, n_tasks):
         forget = tofu.forget(split, task)
-        retain = tofu.retain(split, task)
         assert len(forget) == per_task
-        # retainYY plus the tasks not yet unlearned
-        assert len(retain) == retain_rows + per_task * (n_tasks - task)
         pairs_f = {(it.question, it.answer) for it in forget}
+        # a single task: retainYY plus every other task = the complement of its forget set
+        alone = {(it.question, it.answer) for it in tofu.retain(split, task)}
+        assert len(tofu.retain(split, task)) == retain_rows + per_task * (n_tasks - 1)
+        assert alone | pairs_f == everything and not alone & pairs_f
+        # continual, tasks 1..task unlearned so far: retainYY plus the tasks not yet unlearned
+        retain = tofu.retain(split, task, unlearned=list(range(1, task + 1)))
+        assert len(retain) == retain_rows + per_task * (n_tasks - task)
         pairs_r = {(it.question, it.answer) for it in retain}
         assert not pairs_f & pairs_r
     # task 1 alone: retain is exactly the complement of the forget set
-    everything = {(it.question, it.answer) for it in tofu.finetune_set()}
     f1 = {(it.question, it.answer) for it in tofu.forget(split, 1)}
     r1 = {(it.question, it.answer) for it in tofu.retain(split, 1)}
     assert f1 | r1 == everything and len(f1) + len(r1) == len(everything)
@@ -114,6 +118,17 @@ def test_retain_model_set_is_the_complement_of_the_forget_task(tmp_path):
     assert sorted(
         (it.question, it.answer) for it in bench.retain_model_set("forget10", 1)
     ) == sorted(pairs)
+
+
+def test_retain_set_excludes_unlearned_tasks_in_any_order(shared_data):
+    """Continual order 3, 1: while unlearning task 1, task 3 (done) is out, task 2 is in."""
+    tofu = TofuBenchmark(shared_data / "tofu")
+    retain = tofu.retain("forget01", 1, unlearned=[3, 1])
+    pairs = {(it.question, it.answer) for it in retain}
+    for task, inside in ((1, False), (2, True), (3, False), (10, True)):
+        rows = {(it.question, it.answer) for it in tofu.forget("forget01", task)}
+        assert (rows <= pairs) is inside and (not (rows & pairs)) is (not inside)
+    assert len(retain) == 3600 + 40 * 8
 
 
 def test_tofu_eval_sets(shared_data):

@@ -471,3 +471,29 @@ def test_report_command(runs: Path, capsys: pytest.CaptureFixture[str]) -> None:
         assert "ME+GD: Forgot much of the forget set" in (runs / "report" / page).read_text()
     assert f"HTML report: {runs / 'report' / 'index.html'}" in printed
     assert (runs / "results.db").is_file() and (runs / "report" / "index.html").is_file()
+
+
+def test_tables_show_mia_privacy_and_both_utilities_when_present(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    plain = _summary(0.7, 0.2, None, forget=0.9)
+    with_mia = _summary(0.5, 0.5, None, forget=0.2)
+    with_mia["aggregates"].update(
+        {"mia_loss": 0.75, "mia_min_k": 0.625, "privacy_leakage": -25.0,
+         "model_utility_open_unlearning": 0.41, "mia_reference": None}
+    )  # fmt: skip
+    with_mia["splits"]["forget"].update({"exact_memorization": 0.3, "rouge1": 0.2})
+    _write_run(out, "a", stages={"final": plain})
+    _write_run(out, "b", method="GA", stages={"final": with_mia})
+    store = ResultsStore(tmp_path / "r.db")
+    store.index_runs(out)
+    (table,) = scenario_tables(store.query())
+    md = to_markdown(table)
+    header = md.splitlines()[0]
+    for label in ("MU", "MU (OU, 9)", "PrivLeak", "MIA LOSS", "MIA Min-K", "Forget EM",
+                  "Forget ROUGE-1"):  # fmt: skip
+        assert f"| {label} |" in header, label
+    assert "MIA Ref" not in header  # no run has a value for it
+    row_b = next(line for line in md.splitlines() if line.startswith("| GA"))
+    assert "| 0.750 |" in row_b and "| -25.000 |" in row_b and "| 0.410 |" in row_b
+    (only_plain,) = scenario_tables(store.query(method="ME+GD"))
+    assert "MIA" not in to_markdown(only_plain).splitlines()[0]

@@ -154,7 +154,8 @@ def test_loaders_and_benchmark_read_the_folder(small: tuple[Path, dict[str, int]
     assert bench.task_ids("forget01") == [1, 2, 3, 4]
     assert len(bench.finetune_set()) == 400
     assert len(bench.forget("forget05", 3)) == 20  # 2 authors x 10 questions
-    assert len(bench.retain("forget05", 3)) == 400 - 3 * 20
+    assert len(bench.retain("forget05", 3)) == 400 - 20  # task 3 alone: its complement
+    assert len(bench.retain("forget05", 3, unlearned=[1, 2, 3])) == 400 - 3 * 20  # continual
     sets = bench.eval_sets("forget10", 2)
     assert len(sets["forget"]) == 40 and len(sets["retain"]) == 40
     report = validate_folder(root)  # `unlearn data validate`

@@ -15,6 +15,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--questions", type=int, default=10, help="questions per author")
     s.add_argument("--tasks", type=int, default=10, help="continual-unlearning tasks per split")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument(
+        "--holdout-authors",
+        type=int,
+        default=0,
+        help="also write holdout.json: this many authors in no other file (membership-inference "
+        "non-members; default 0)",
+    )
     s.set_defaults(func=run_synth)
     v = dsub.add_parser("validate", help="check a benchmark folder and print a summary")
     v.add_argument("path", help="folder in TOFU or real-world layout")
@@ -27,12 +34,15 @@ def run_synth(args: argparse.Namespace) -> int:
     for name in ("authors", "questions", "tasks"):
         if getattr(args, name) <= 0:
             raise ValueError(f"--{name} must be > 0")
+    if args.holdout_authors < 0:
+        raise ValueError("--holdout-authors must be >= 0")
     counts = generate_synthetic(
         Path(args.out),
         n_authors=args.authors,
         questions_per_author=args.questions,
         seed=args.seed,
         n_tasks=args.tasks,
+        n_holdout=args.holdout_authors,
     )
     print(f"wrote {args.out}:")
     for name, n in counts.items():

@@ -69,8 +69,9 @@ def default_out(cfg: RunConfig, task: int | None) -> Path:
 def run(args: argparse.Namespace) -> int:
     from unlearnkit.data.formatting import PromptFormatter
     from unlearnkit.data.splits import RealWorldBenchmark, open_benchmark
-    from unlearnkit.eval.runner import evaluate
+    from unlearnkit.eval.data_parallel import evaluate_data_parallel
     from unlearnkit.models.loading import load_model
+    from unlearnkit.train.common import init_processes, run_device
 
     flag_task = parse_task(args.task_or_all, None)  # checked before anything else; None: absent/all
     cfg = config_from_args(
@@ -82,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
     )
     every_task = args.task_or_all is not None and args.task_or_all.lower() == "all"
     task = None if every_task else cfg.data.task
-    bench = open_benchmark(cfg.data.benchmark)
+    bench = open_benchmark(cfg.data.benchmark, cfg.data.holdout_authors)
     if isinstance(bench, RealWorldBenchmark):
         eval_sets = bench.eval_sets(task=task)
     else:
@@ -90,11 +91,15 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_out(cfg, task)
 
     device = None if cfg.model.device == "auto" else cfg.model.device
+    if init_processes(run_device(cfg)) > 1:  # several processes: each on its own device
+        from accelerate import PartialState
+
+        device = str(PartialState().device)
     model, tokenizer = load_model(
         cfg.model.name, device=device, dtype=cfg.model.dtype, cache_dir=cfg.model.cache_dir
     )
     formatter = PromptFormatter(tokenizer, cfg.data.prompt_preset, cfg.data.system_prompt)
-    summary = evaluate(
+    summary = evaluate_data_parallel(
         model,
         tokenizer,
         eval_sets,
@@ -105,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
         model_name=cfg.model.name,
         progress=not args.quiet,
     )
+    if summary is None:  # not the main process of a several-process launch
+        return 0
     print(format_summary(summary))
     print(f"results: {out}")
     return 0
@@ -116,25 +123,24 @@ def _fmt(value: Any) -> str:
 
 def format_summary(summary: dict[str, Any]) -> str:
     """A plain-text table of the split metrics, the aggregates, missing metrics and timings."""
-    from unlearnkit.eval.metrics import METRIC_NAMES
+    from unlearnkit.eval.metrics import METRIC_SPECS, metric_label
 
-    short = {
-        "rouge_l": "ROUGE",
-        "probability": "Prob",
-        "truth_ratio": "TR",
-        "token_entropy": "TE",
-        "cosine_similarity": "Cos",
-        "entailment": "ES",
-    }
+    present = {m for values in summary["splits"].values() for m in values}
+    names = [m for m in METRIC_SPECS if m in present]  # registry order: the paper's six first
     width = max(len(s) for s in summary["splits"]) + 2
-    lines = [" " * width + " ".join(f"{short[m]:>6s}" for m in METRIC_NAMES)]
+    cell = max(6, *(len(metric_label(m)) for m in names))
+    lines = [" " * width + " ".join(f"{metric_label(m):>{cell}s}" for m in names)]
     for split, values in summary["splits"].items():
-        lines.append(f"{split:<{width}}" + " ".join(_fmt(values.get(m)) for m in METRIC_NAMES))
+        row = " ".join(f"{_fmt(values.get(m)):>{cell}s}" for m in names)
+        lines.append(f"{split:<{width}}" + row)
     agg = summary["aggregates"]
     lines.append("")
-    for name in ("model_utility", "model_utility_retain", "forget_efficacy", "forget_quality"):
-        if name in agg:
-            lines.append(f"{name:<22s}{_fmt(agg[name])}")
+    for name, spec in METRIC_SPECS.items():
+        if spec.kind in ("aggregate", "mia") and name in agg:
+            lines.append(f"{name:<30s}{spec.label:<14s}{_fmt(agg[name])}")
+    privacy = summary.get("privacy") or {}
+    if privacy:
+        lines.append(f"privacy leakage: {privacy['attack']} AUC vs {privacy['auc_retain_source']}")
     for metric, reason in summary.get("missing", {}).items():
         lines.append(f"missing {metric}: {reason}")
     timings = ", ".join(f"{k} {v:.1f}s" for k, v in summary.get("timings", {}).items())

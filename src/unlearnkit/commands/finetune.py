@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     from unlearnkit.train.finetune import run_finetune
 
     cfg = config_from_args(args)
-    bench = open_benchmark(cfg.data.benchmark)
+    bench = open_benchmark(cfg.data.benchmark, cfg.data.holdout_authors)
     if not isinstance(bench, TofuBenchmark):
         raise ValueError(
             f"finetune needs a fictitious benchmark in TOFU layout (tofu, synthetic or a folder); "

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from unlearnkit.train.unlearn import run_unlearning
 
     cfg = config_from_args(args)
-    bench = open_benchmark(cfg.data.benchmark)
+    bench = open_benchmark(cfg.data.benchmark, cfg.data.holdout_authors)
     forget = bench.forget(cfg.data.split, cfg.data.task)
     retain = bench.retain(cfg.data.split, cfg.data.task)
     out = Path(args.out) if args.out else default_out(cfg, "unlearn")

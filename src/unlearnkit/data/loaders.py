@@ -63,11 +63,37 @@ def _parse_row(obj: Any, path: Path, lineno: int) -> QAItem:
     return QAItem(**kwargs)
 
 
+TABLE_SUFFIXES = (".parquet", ".arrow")
+QA_SUFFIXES = (".json", ".jsonl", *TABLE_SUFFIXES)
+
+
+def load_qa_table(path: Path) -> list[QAItem]:
+    """Rows of a Parquet file (the hub's converted datasets) or of an Arrow file written by
+    ``datasets`` (its download cache, ``save_to_disk``); errors name the file and the row."""
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            rows = pq.read_table(path).to_pylist()
+        else:
+            from datasets import Dataset
+
+            rows = Dataset.from_file(str(path)).to_list()
+    except Exception as exc:  # truncated or foreign file: name it, keep one line
+        msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise DataError(f"{path}: not a readable {path.suffix[1:]} file ({msg})") from None
+    if not rows:
+        raise DataError(f"{path}: file has no records")
+    return [_parse_row(obj, path, i) for i, obj in enumerate(rows, start=1)]
+
+
 def load_qa_file(path: str | Path) -> list[QAItem]:
-    """Read a JSON-lines QA file (a JSON array is accepted too)."""
+    """Read a JSON-lines QA file (a JSON array is accepted too), or a Parquet / Arrow table."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
+    if path.suffix in TABLE_SUFFIXES:
+        return load_qa_table(path)
     text = read_text(path)
     if not text.strip():
         raise DataError(f"{path}: file is empty")

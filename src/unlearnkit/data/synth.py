@@ -16,7 +16,9 @@ task, the authors are laid out in one order and every forget split takes a prefi
 * forget05/10 hold ``n_tasks`` tasks, fewer when authors run out (at least one author always stays
   outside each split, so TOFU's forget10 has 9 tasks of 20);
 * retainYY (YY = 100 - XX) = the authors outside all tasks of forgetXX;
-* retain_perturbed = every row of the authors outside all forget tasks.
+* retain_perturbed = every row of the authors outside all forget tasks;
+* holdout (optional, :func:`generate_holdout`): further authors that are in no other file, so a
+  target fine-tuned on the benchmark never sees them: the non-members of membership inference.
 
 With ``n_authors=200, n_tasks=10`` this reproduces TOFU's task counts and sizes exactly
 (10 x 2, 10 x 10 and 9 x 20 authors; retain90/50/10 = 180/100/20 authors).
@@ -39,6 +41,7 @@ FORGET_TO_RETAIN = {"forget01": "retain90", "forget05": "retain50", "forget10": 
 # not *.json: validators read every *.json file of a benchmark folder as QA data
 META_FILE = "synth_meta.yaml"
 MAX_PERTURBED = 5
+HOLDOUT_FILE = "holdout.json"
 
 
 @dataclass(frozen=True)
@@ -229,11 +232,19 @@ def _wrong_values(rng: random.Random, fact: _Fact, author: dict[str, str], n: in
     raise RuntimeError(f"could not draw {n} wrong values for '{fact.key}'")  # pools are large
 
 
-def _make_authors(rng: random.Random, n: int) -> list[dict[str, str]]:
-    names = rng.sample([f"{f} {last}" for f in W.FIRST_NAMES for last in W.LAST_NAMES], n)
+def _make_authors(
+    rng: random.Random,
+    n: int,
+    taken_names: frozenset[str] = frozenset(),
+    used_titles: set[str] | None = None,
+) -> list[dict[str, str]]:
+    """``n`` authors whose names are not in ``taken_names`` and whose book titles are not in
+    ``used_titles`` (updated)."""
+    pool = [f"{f} {last}" for f in W.FIRST_NAMES for last in W.LAST_NAMES]
+    names = rng.sample([x for x in pool if x not in taken_names], n)
     n_days = (_LAST_DAY - _FIRST_DAY).days + 1
     birthdays = [_FIRST_DAY + dt.timedelta(days=d) for d in rng.sample(range(n_days), n)]
-    used_titles: set[str] = set()
+    used_titles = set() if used_titles is None else used_titles
     authors = []
     for name, born in zip(names, birthdays, strict=True):
         n_books = rng.choice([2, 3])
@@ -340,11 +351,13 @@ def generate_synthetic(
     seed: int = 0,
     n_tasks: int = 10,
     n_perturbed: int = 5,
+    n_holdout: int = 0,
 ) -> dict[str, int]:
     """Write a TOFU-layout benchmark of invented authors to ``out_dir``; returns rows per file.
 
     Same arguments give byte-identical files. Also writes ``README.md`` and ``synth_meta.yaml``
-    (the spec, the split plan and the authors' attributes).
+    (the spec, the split plan and the authors' attributes), and with ``n_holdout`` > 0 the
+    holdout file of :func:`generate_holdout` (the other files do not depend on it).
     """
     spec = SynthSpec(n_authors, questions_per_author, seed, n_tasks, n_perturbed)
     spec.check()
@@ -389,7 +402,37 @@ def generate_synthetic(
         out_dir / META_FILE, yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=100)
     )
     atomic_write_text(out_dir / "README.md", _readme(spec, plan, counts))
+    if n_holdout:
+        counts[HOLDOUT_FILE] = generate_holdout(out_dir, n_holdout)
     return counts
+
+
+def generate_holdout(out_dir: Path, n_authors: int) -> int:
+    """Write ``holdout.json``: ``n_authors`` new authors of the benchmark in ``out_dir`` (names
+    and book titles unlike any of its authors), in no other file, with the benchmark's questions
+    per author and perturbed answers; returns the number of rows. Deterministic given the
+    benchmark's seed. The authors are recorded in ``synth_meta.yaml`` under ``holdout``."""
+    if n_authors <= 0:
+        raise ValueError(f"holdout authors must be > 0, got {n_authors}")
+    out_dir = Path(out_dir)
+    meta_path = out_dir / META_FILE
+    if not meta_path.is_file():
+        raise ValueError(f"{out_dir}: no {META_FILE}; generate the benchmark first")
+    meta = yaml.safe_load(meta_path.read_text(encoding="utf-8"))
+    spec = SynthSpec(**meta["spec"])
+    authors = meta["authors"]
+    taken = frozenset(a["name"] for a in authors)
+    titles = {t for a in authors for t in a["books"].split(" | ")}
+    rng = random.Random(f"{spec.seed}/holdout")  # its own stream: the other files stay as they are
+    new = _make_authors(rng, n_authors, taken, titles)
+    rows = [r for a in new for r in _qa_rows(rng, a, spec.questions_per_author, spec.n_perturbed)]
+    write_jsonl(out_dir / HOLDOUT_FILE, rows)
+    meta["holdout"] = new
+    meta["rows"][HOLDOUT_FILE] = len(rows)
+    atomic_write_text(
+        meta_path, yaml.safe_dump(meta, sort_keys=False, allow_unicode=True, width=100)
+    )
+    return len(rows)
 
 
 def _readme(spec: SynthSpec, plan: dict[str, list[list[int]]], counts: dict[str, int]) -> str:

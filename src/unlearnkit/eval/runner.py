@@ -29,9 +29,11 @@ from unlearnkit.data.formatting import PromptFormatter
 from unlearnkit.data.records import QAItem
 from unlearnkit.eval import cache as result_cache
 from unlearnkit.eval import metrics as M
+from unlearnkit.eval import registered_metrics as R
 from unlearnkit.eval.generation import Generation, generate_answers
 from unlearnkit.eval.scoring import score_split
 from unlearnkit.eval.split_specs import SplitSpec, split_spec, validate_split
+from unlearnkit.eval.threads import with_eval_threads
 from unlearnkit.models.loading import ensure_pad_token, load_model
 from unlearnkit.utils import atomic_write_json, read_json, read_jsonl, write_jsonl
 
@@ -313,6 +315,7 @@ def _by_split(records: dict[str, list[Any]], flat: list[float]) -> dict[str, lis
     return out
 
 
+@with_eval_threads
 def evaluate(
     model_or_path: PreTrainedModel | str | Path,
     tokenizer: PreTrainedTokenizerBase | None,
@@ -354,34 +357,46 @@ def evaluate(
     formatter = formatter or PromptFormatter(tokenizer)
 
     sets = select_splits(eval_sets, cfg)
+    # The holdout split (non-members of the membership-inference attacks) is only scored,
+    # against the forget split.
+    holdout = sets.pop(R.HOLDOUT_SPLIT, None)
+    holdout = holdout if "forget" in sets else None
+    saved_splits = [*sets, *([R.HOLDOUT_SPLIT] if holdout else [])]
     specs = {name: split_spec(benchmark_kind, name) for name in sets}
     for name, items in sets.items():
         validate_split(name, items, specs[name])
     retain_ratios = None
     if cfg.retain_eval and "forget" in sets:
         retain_ratios = load_retain_truth_ratios(cfg.retain_eval, sets["forget"])
+    reference = R.load_retain_reference(cfg.retain_eval) if cfg.retain_eval else None
 
     with timer.phase("fingerprint"):
         fingerprint = result_cache.weights_fingerprint(model)
     settings = {
         k: v
         for k, v in dataclasses.asdict(cfg).items()
-        if k not in ("use_cache", "prompt_cache_mib")
+        if k not in ("use_cache", "prompt_cache_mib", "threads")
     }
     settings["retain_eval"] = None  # the path does not matter, its truth ratios do (below)
     key = result_cache.cache_key(
         fingerprint,
         settings,
         formatter.template_info(),
-        {name: [it.to_dict() for it in items] for name, items in sets.items()},
+        {
+            name: [it.to_dict() for it in items]
+            for name, items in {**sets, R.HOLDOUT_SPLIT: holdout or []}.items()
+        },
         benchmark_kind,
-        extra={"retain_truth_ratios": retain_ratios},
+        extra={
+            "retain_truth_ratios": retain_ratios,
+            "retain_reference": reference.to_key() if reference else None,
+        },
     )
     if cfg.use_cache:
-        hit = result_cache.lookup(key, list(sets))
+        hit = result_cache.lookup(key, saved_splits)
         if hit is not None and not _aux_now_available(hit, cfg):
             log.info("evaluation unchanged (key %s): reusing %s", key[:12], hit)
-            result_cache.copy_result(hit, out, list(sets))
+            result_cache.copy_result(hit, out, saved_splits)
             return read_json(out / "summary.json")
 
     missing: dict[str, str] = {}
@@ -389,6 +404,7 @@ def evaluate(
     records: dict[str, list[dict[str, Any]]] = {}
     values: dict[str, dict[str, float | None]] = {}
     ratios: dict[str, list[float]] = {}
+    privacy: R.PrivacyResult | None = None
     was_training = model.training
     model.eval()
     try:
@@ -407,6 +423,20 @@ def evaluate(
                 timer,
                 progress,
             )
+        with timer.phase("registered_metrics"):
+            R.add_generation_metrics(records, values)
+            if "forget" in sets:
+                privacy = R.memorization_and_privacy(
+                    model,
+                    formatter,
+                    sets["forget"],
+                    holdout,
+                    batch_size=cfg.batch_size,
+                    pad_id=pad_id,
+                    reference=reference,
+                    gradnorm=cfg.mia_gradnorm,
+                    progress=progress,
+                )
     finally:
         model.train(was_training)
 
@@ -452,7 +482,17 @@ def evaluate(
         forget_truth_ratios=ratios.get("forget") if retain_ratios is not None else None,
         retain_truth_ratios=retain_ratios,
     )
-    empty = {n: sum(1 for r in recs if not r["generation"]) for n, recs in records.items()}
+    R.open_unlearning_utility(values, aggregates)
+    if privacy is not None:
+        for r, extra in zip(records["forget"], privacy.forget_items, strict=True):
+            r.update(extra)
+        values["forget"].update(privacy.forget_values)
+        aggregates.update(privacy.aggregates)
+        aggregates["computed_over"].update(privacy.computed_over)
+        missing.update(privacy.missing)
+        if privacy.holdout_records:
+            records[R.HOLDOUT_SPLIT] = privacy.holdout_records
+    empty = {n: sum(1 for r in records[n] if not r["generation"]) for n in sets}
     for name, count in empty.items():
         if count:
             log.warning("%s: %d of %d generations are empty", name, count, len(records[name]))
@@ -468,6 +508,7 @@ def evaluate(
         "n_items": {n: len(items) for n, items in sets.items()},
         "splits": values,
         "aggregates": aggregates,
+        "privacy": privacy.details if privacy is not None else {},
         "missing": missing,
         "empty_generations": empty,
         "timings": {},
@@ -483,7 +524,7 @@ def evaluate(
         atomic_write_json(out / "summary.json", summary)  # written last: marks a complete result
         if cfg.use_cache:
             folder = result_cache.cache_dir(key)
-            for name in sets:
+            for name in saved_splits:
                 write_jsonl(folder / f"{name}.jsonl", records[name])
             atomic_write_json(folder / "summary.json", summary)
     return summary

@@ -21,7 +21,7 @@ from unlearnkit.losses.nll import (
     sequence_nll,
     token_entropy_next,
 )
-from unlearnkit.losses.regularizers import ap_loss, gd_loss, kl_loss
+from unlearnkit.losses.regularizers import ap_loss, gd_loss, kl_loss, kl_loss_all_positions
 from unlearnkit.losses.targeted import dpo_loss, idk_loss
 from unlearnkit.losses.untargeted import ga_loss, me_loss, mismatch_loss, npo_loss
 
@@ -36,6 +36,7 @@ __all__ = [
     "gd_loss",
     "idk_loss",
     "kl_loss",
+    "kl_loss_all_positions",
     "logit_margin_loss",
     "me_loss",
     "mean_token_nll",

@@ -67,6 +67,35 @@ def kl_loss(logits: Tensor, ref_logits: Tensor, labels: Tensor) -> Tensor:
     return kl.sum() / max(kl.numel(), 1)
 
 
+def kl_loss_all_positions(logits: Tensor, ref_logits: Tensor) -> Tensor:
+    """KL(p_ref || p_theta) averaged over *every* position of the batch, labels ignored.
+
+    Equation (B sequences of T positions, padding and question included)::
+
+        L_KL_all = (1 / (B * T)) * sum_{b, t} sum_v p_ref,b,t(v) (log p_ref,b,t(v) - log p_b,t(v))
+
+    This is the reduction of the paper's code (``kl_div(..., reduction="batchmean")`` on the
+    ``(B * T, V)`` rows of a batch padded to a fixed length), used by the ``paper`` profile
+    (``method.kl_positions=all``). Its value depends on the padding: with fixed-length padding most
+    of the mass sits on padded positions.
+
+    Args:
+        logits: ``(B, T, V)`` of the model being trained; ref_logits: the reference's, same shape.
+
+    Returns:
+        A float32 (float64 for float64 inputs) scalar >= 0.
+    """
+    if logits.dim() != 3 or ref_logits.shape != logits.shape:
+        raise ValueError(
+            f"logits and ref_logits must have one (B, T, V) shape; got {tuple(logits.shape)} "
+            f"and {tuple(ref_logits.shape)}"
+        )
+    vocab = logits.shape[-1]
+    log_p = F.log_softmax(upcast(logits).reshape(-1, vocab), dim=-1)  # (B*T, V)
+    log_p_ref = F.log_softmax(upcast(ref_logits.detach()).reshape(-1, vocab), dim=-1)  # (B*T, V)
+    return F.kl_div(log_p, log_p_ref, reduction="batchmean", log_target=True)
+
+
 def ap_loss(nll_ans: Tensor, nll_idk: Tensor, beta: float) -> Tensor:
     """Answer Preservation (AP; Yuan et al. 2025, "A Closer Look at Machine Unlearning for LLMs").
 

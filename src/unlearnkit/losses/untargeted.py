@@ -176,7 +176,7 @@ def npo_loss(nll: Tensor, ref_nll: Tensor, beta: float) -> Tensor:
     return -(2.0 / beta) * F.logsigmoid(beta * neg_log_ratio).mean()
 
 
-def me_loss(logits: Tensor, labels: Tensor) -> Tensor:
+def me_loss(logits: Tensor, labels: Tensor, epsilon: float = 0.0) -> Tensor:
     """Maximizing Entropy (ME; Yuan et al. 2025, "A Closer Look at Machine Unlearning for LLMs").
 
     Mean over counted positions of the KL divergence from the uniform distribution U over the
@@ -193,11 +193,15 @@ def me_loss(logits: Tensor, labels: Tensor) -> Tensor:
     ``softmax(z_t) - 1/V`` directly into the logits' gradient. Counted positions are those
     predicting a label != -100 (question tokens count when the question is not masked, as in
     ME+GD's default; padding never does).
-    The paper's code evaluates ``sum U (log U - log(p + 1e-12))``; the closed form is the exact
-    value (the two differ only where some p_t(v) is below ~1e-12). Minimum 0 at uniform logits.
+    The paper's code evaluates ``sum U (log U - log(p + 1e-12))`` instead; ``epsilon > 0`` selects
+    that form (the ``paper`` profile): ``(1/N) sum_t [-log V - (1/V) sum_v log(p_t(v) + eps)]``.
+    The two differ where some p_t(v) is below ~eps, which a confident model has: the eps form
+    caps each ``-log p`` at ``-log eps`` and so lowers both the value and the gradient's scale.
+    Minimum 0 at uniform logits.
 
     Args:
         logits: ``(B, T, V)`` logits on the forget batch; labels: ``(B, T)``, ``-100`` = ignored.
+        epsilon: 0 = the closed form; > 0 = the paper's ``log(p + epsilon)`` form.
 
     Returns:
         A float32 scalar >= 0 (0 when no position is counted).
@@ -209,6 +213,12 @@ def me_loss(logits: Tensor, labels: Tensor) -> Tensor:
     index = counted.reshape(-1).nonzero(as_tuple=True)[0]  # (N,) flat row indices
     if index.numel() == 0:
         return upcast(logits).sum() * 0.0  # zero loss, zero gradient, still in the graph
+    if epsilon > 0:
+        rows = upcast(logits.reshape(-1, logits.shape[-1])[index])  # (N, V)
+        vocab = rows.shape[-1]
+        log_p_eps = (F.softmax(rows, dim=-1) + epsilon).log()  # (N, V)
+        kl = -math.log(vocab) - log_p_eps.mean(dim=-1)  # (N,) KL(U || p + eps)
+        return kl.sum() / index.numel()
     total = _MaxEntropyKL.apply(logits, index)
     return total / index.numel()
 

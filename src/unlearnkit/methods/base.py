@@ -172,10 +172,14 @@ class StepContext:
         beta: float | None = None,
         pad_id: int = 0,
         *,
+        kl_positions: str = "counted",
+        me_epsilon: float = 0.0,
         layer: int | str | None = None,
         seed: int = 0,
     ) -> None:
         self.model = model
+        self.kl_positions = kl_positions
+        self.me_epsilon = me_epsilon
         self.batch = batch
         self.ref_model = ref_model
         self.views = views

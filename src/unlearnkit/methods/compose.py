@@ -6,10 +6,11 @@ The training loss is::
     L = forget_coeff * L_forget + regularization_coeff * L_regularizer
 
 (LLMU: ``forget_coeff * L_GA + mismatch_coeff * L_mismatch + regularization_coeff * L_KL``).
-Paper defaults (Yuan et al. 2025): ``forget_coeff`` 0.1 and no question masking for ME+GD,
-1.0 with question masking for every other method of that paper; a part from another paper
-brings its paper's coefficient (SimNPO 0.125, SatImp 0.1) and settings (``Part.settings``:
-``method.beta`` etc. left unset mean each part's own default).
+Defaults of the paper's TOFU scripts: ``forget_coeff`` 0.1 and no question masking for ME+GD,
+1.0 with question masking for every other method (the ``paper`` profile adds its per-scenario
+values, :mod:`unlearnkit.profiles`). Masking applies to the forget view only.
+A part from another paper brings its paper's coefficient (SimNPO 0.125, SatImp 0.1) and
+settings (``Part.settings``: ``method.beta`` etc. left unset mean each part's own default).
 """
 
 from __future__ import annotations
@@ -66,6 +67,8 @@ class Method:
     mask_question: bool
     pad_id: int = 0
     skipped: list[str] = field(default_factory=list)  # parts with coefficient 0 (not computed)
+    kl_positions: str = "counted"  # KL averaged over counted answer positions, or "all" B x T
+    me_epsilon: float = 0.0  # ME: 0 = closed form; > 0 = log(p + eps) (the paper's 1e-12)
     layer: int | str | None = None  # the layer whose activations parts read (RMU)
     trainable_params: str | None = None  # regex of the parameters to train (None: all)
     learning_rate: float | None = None  # the paper's default when the user sets none
@@ -73,6 +76,22 @@ class Method:
     # Per-term state that evolves with training (PD's multiplier), saved with checkpoints;
     # keys starting with "_" are transient (this step's running sums) and never saved.
     state: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def reads_all_positions(self) -> tuple[str, ...]:
+        """Views whose every position counts in some term (KL with ``kl_positions="all"``)."""
+        if self.kl_positions != "all":
+            return ()
+        return tuple(v for t in self.terms if t.part.name == "KL" for v in t.part.views)
+
+    def fixed_length_views(self) -> tuple[str, ...]:
+        """Views whose padding changes the loss, so fixed-length padding must be built for them:
+        the forget view when its question is unmasked (its labels cover the padding) and the
+        views KL averages over every position. Other views are numerically unaffected."""
+        views = set(self.reads_all_positions)
+        if not self.mask_question and "forget" in self.views:
+            views.add("forget")
+        return tuple(v for v in VIEWS if v in views)
 
     @property
     def views(self) -> tuple[str, ...]:
@@ -106,7 +125,16 @@ class Method:
     ) -> tuple[Tensor, dict[str, Tensor]]:
         """Total loss and each (unweighted) part: ``sum_k coeff_k * part_k``."""
         ctx = StepContext(
-            model, batch, ref_model, self.views, None, self.pad_id, layer=self.layer, seed=self.seed
+            model,
+            batch,
+            ref_model,
+            self.views,
+            None,
+            self.pad_id,
+            kl_positions=self.kl_positions,
+            me_epsilon=self.me_epsilon,
+            layer=self.layer,
+            seed=self.seed,
         )
         parts: dict[str, Tensor] = {}
         total: Tensor | None = None
@@ -145,6 +173,9 @@ class Method:
             "settings": {t.key: dict(t.settings) for t in self.terms if t.settings},
             "beta": self.beta,
             "mask_question": self.mask_question,
+            "mask_question_views": ["forget"],
+            "kl_positions": self.kl_positions,
+            "me_epsilon": self.me_epsilon,
             "needs_reference": self.needs_reference,
             "cached_ref_views": list(self.cached_ref_views),
             "skipped_zero_coeff": list(self.skipped),
@@ -288,6 +319,12 @@ def build_method(cfg: MethodConfig, pad_id: int = 0) -> Method:
             f"every coefficient of method '{name}' is 0, so nothing would be trained; "
             "set method.forget_coeff > 0"
         )
+    if cfg.kl_positions not in ("counted", "all"):
+        raise ValueError(
+            f"unknown method.kl_positions '{cfg.kl_positions}'; choose from counted, all"
+        )
+    if not math.isfinite(cfg.me_epsilon) or cfg.me_epsilon < 0:
+        raise ValueError(f"method.me_epsilon must be a finite number >= 0, got {cfg.me_epsilon}")
     layers = {t.settings.get("layer") for t in terms if t.part.hidden_views}
     if len(layers) > 1:  # every part reads method.layer, so only differing defaults get here
         raise ValueError(f"the parts of {name} read different layers {sorted(map(str, layers))}")
@@ -300,6 +337,8 @@ def build_method(cfg: MethodConfig, pad_id: int = 0) -> Method:
         mask_question=mask,
         pad_id=pad_id,
         skipped=skipped,
+        kl_positions=cfg.kl_positions,
+        me_epsilon=float(cfg.me_epsilon),
         layer=next(iter(layers)) if layers else None,
         trainable_params=cfg.trainable_params,
         learning_rate=default_learning_rate(cfg.name),

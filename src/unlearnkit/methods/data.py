@@ -1,15 +1,22 @@
 """The paired unlearning dataset, its collator, and the per-task reference-NLL cache.
 
-Each example ``i`` pairs forget item ``i`` with a retain item and a refusal template. Pairings
-are drawn from NumPy generators seeded by ``(seed, purpose[, epoch])`` only, so they are the same
-in every process of a multi-process run and whatever the number of processes (the sampler then
-shards example indices; it never changes what an index holds).
+Each example ``i`` pairs forget item ``i`` with a retain item and refusal templates. Two pairing
+rules (``data.pairing``), both functions of the index (and seed) only, so they are the same in
+every process of a multi-process run whatever the number of processes (the sampler then shards
+example indices; it never changes what an index holds):
 
-- Forget-side pairings (``forget_idk`` refusal, ``forget_mismatch`` answer) are fixed for the
-  task, so the reference model's NLLs on them can be computed once and cached.
-- Retain-side pairings (``retain``, ``retain_idk``) are redrawn every epoch (``set_epoch``, called
-  by the training loop), so a small forget set still meets many retain items, as in the paper's
-  code which draws a random retain item per access.
+- ``"epoch"`` (default): NumPy generators seeded by ``(seed, purpose[, epoch])``. Forget-side
+  pairings (``forget_idk`` refusal, ``forget_mismatch`` answer) are fixed for the task, so the
+  reference model's NLLs on them can be cached once; retain-side pairings (``retain``,
+  ``retain_idk``) are redrawn every epoch (``set_epoch``, called by the training loop), so a small
+  forget set meets many retain items over a run.
+- ``"index"`` (the paper's code, P:dataset/data_module.py:105-108): a torch generator seeded by
+  ``i`` draws ``retain = (i + randint(R)) mod R`` then one refusal ``randint(K)``; the same retain
+  item and the same refusal (shared by ``forget_idk`` and ``retain_idk``) come back every epoch,
+  and the mismatch answer is the paired retain item's answer. ``data``'s seed plays no part.
+
+Question masking (``mask_question``) applies to the ``forget`` view only; the retain, refusal
+and mismatch views always mask the question.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from unlearnkit.data.collator import pad_batch
+from unlearnkit.data.collator import pad_batch, pad_fixed
 from unlearnkit.data.formatting import PromptFormatter
 from unlearnkit.data.records import QAItem
 from unlearnkit.losses import sequence_nll
@@ -63,8 +70,14 @@ class UnlearningDataset(Dataset):
         mask_question: bool = True,
         max_length: int | None = None,
         seed: int = 0,
+        pairing: str = "epoch",
+        fixed_length_views: Sequence[str] = (),
         alternates: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
+        if pairing not in ("epoch", "index"):
+            raise ValueError(f"unknown pairing '{pairing}'; choose from epoch, index")
+        if fixed_length_views and max_length is None:
+            raise ValueError("fixed-length padding needs max_length")
         unknown = [v for v in views if v not in VIEWS]
         if unknown:
             raise ValueError(f"unknown data view(s) {unknown}; choose from {', '.join(VIEWS)}")
@@ -87,7 +100,14 @@ class UnlearningDataset(Dataset):
         self.mask_question = mask_question
         self.max_length = max_length
         self.seed = seed
+        self.pairing = pairing
+        self.fixed_length_views = frozenset(fixed_length_views)
         n = len(self.forget)
+        if pairing == "index":
+            self._index_pairing(n)
+            self.ref_nll: dict[str, Tensor] = {}
+            self.epoch = 0
+            return
         # Fixed forget-side pairings (cached reference NLLs depend on them).
         self.forget_refusal = (
             cyclic_permutation(n, len(self.refusals), _rng(seed, "forget_idk"))
@@ -116,10 +136,31 @@ class UnlearningDataset(Dataset):
         self.epoch = -1
         self.set_epoch(0)
 
+    def _index_pairing(self, n: int) -> None:
+        """Pairings drawn from a torch generator seeded by the example index (never redrawn)."""
+        n_retain, n_refusals = len(self.retain), len(self.refusals)
+        retain_index = np.zeros(n, dtype=np.int64)
+        refusal = np.zeros(n, dtype=np.int64)
+        gen = torch.Generator()
+        for i in range(n):
+            gen.manual_seed(i)
+            # Both draws are made even when a list is empty, so the second one does not shift.
+            r = int(torch.randint(0, max(n_retain, 1), (1,), generator=gen).item())
+            k = int(torch.randint(0, max(n_refusals, 1), (1,), generator=gen).item())
+            retain_index[i] = (i + r) % max(n_retain, 1)
+            refusal[i] = k
+        self.retain_index = retain_index
+        self.mismatch = retain_index
+        self.forget_refusal = refusal
+        self.retain_refusal = refusal
+
     def set_epoch(self, epoch: int) -> None:
-        """Redraw the retain-side pairings for ``epoch`` (deterministic per seed and epoch)."""
+        """Redraw the retain-side pairings for ``epoch`` (deterministic per seed and epoch).
+
+        A no-op under index pairing, whose pairings never change.
+        """
         epoch = int(epoch)
-        if epoch == self.epoch:
+        if self.pairing == "index" or epoch == self.epoch:
             return
         self.epoch = epoch
         n = len(self.forget)
@@ -157,10 +198,19 @@ class UnlearningDataset(Dataset):
             return r.question, self.refusals[int(self.retain_refusal[i])]
         raise ValueError(f"unknown view '{view}'")
 
+    def view_masks_question(self, view: str) -> bool:
+        """Only the forget view follows ``mask_question``; every other view masks the question."""
+        return self.mask_question if view == "forget" else True
+
     def encode(self, i: int, view: str) -> dict[str, list[int]]:
         question, answer = self.pair(i, view)
+        mask = self.view_masks_question(view)
+        if view in self.fixed_length_views:
+            assert self.max_length is not None  # checked in __init__
+            full = self.formatter.encode(question, answer, mask_question=mask, max_length=None)
+            return pad_fixed(full, self.max_length, self.formatter.eos_id, label_padding=not mask)
         return self.formatter.encode(
-            question, answer, mask_question=self.mask_question, max_length=self.max_length
+            question, answer, mask_question=mask, max_length=self.max_length
         )
 
     def __getitem__(self, i: int) -> dict[str, list[int] | float]:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from unlearnkit.losses import kl_loss
+from unlearnkit.losses import kl_loss, kl_loss_all_positions
 from unlearnkit.methods.base import Part, StepContext
 from unlearnkit.registry import REGULARIZERS
 
 
 def _kl(ctx: StepContext) -> Tensor:
     # The retain partner changes every epoch, so reference logits are computed per step.
+    if ctx.kl_positions == "all":
+        return kl_loss_all_positions(ctx.logits("retain"), ctx.ref_logits("retain"))
     return kl_loss(ctx.logits("retain"), ctx.ref_logits("retain"), ctx.labels("retain"))
 
 

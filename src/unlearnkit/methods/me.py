@@ -10,7 +10,7 @@ from unlearnkit.registry import FORGET_OBJECTIVES
 
 
 def _me(ctx: StepContext) -> Tensor:
-    return me_loss(ctx.logits("forget"), ctx.labels("forget"))
+    return me_loss(ctx.logits("forget"), ctx.labels("forget"), epsilon=ctx.me_epsilon)
 
 
 ME = Part(

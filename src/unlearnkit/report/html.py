@@ -13,8 +13,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from unlearnkit.eval.metrics.specs import METRIC_SPECS
 from unlearnkit.report.tables import (
     METRICS,
+    OPTIONAL_AGGREGATES,
     SPLITS,
     ScenarioTable,
     format_value,
@@ -118,7 +120,8 @@ def _legend() -> str:
         "FQ": "Forget Quality: KS-test p-value of forget-set truth ratios against a retain "
         "model (needs eval.retain_eval)",
     }
-    items = [f"<li><b>{k}</b>: {_esc(v)}</li>" for k, v in aggs.items()]
+    aggs.update({label: METRIC_SPECS[key].description for key, label in OPTIONAL_AGGREGATES})
+    items = [f"<li><b>{_esc(k)}</b>: {_esc(v)}</li>" for k, v in aggs.items()]
     metrics = ", ".join(f"{_esc(short)} = {_esc(key)}" for key, short in METRICS.items())
     splits = ", ".join(_esc(v) for v in SPLITS.values())
     items.append(f"<li>Per-split metrics ({splits}): {metrics}</li>")

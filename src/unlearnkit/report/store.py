@@ -26,7 +26,7 @@ import yaml
 
 from unlearnkit.utils import read_json
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the profile column (added in place to version-1 stores)
 
 # Scalar columns besides the JSON ones, in table order. Filters of query() use these names.
 KEY_COLUMNS: dict[str, str] = {
@@ -34,6 +34,7 @@ KEY_COLUMNS: dict[str, str] = {
     "stage": "TEXT NOT NULL",
     "run_dir": "TEXT NOT NULL",
     "scenario": "TEXT",
+    "profile": "TEXT",  # default | paper (None: a run recorded before profiles existed)
     "method": "TEXT",
     "benchmark": "TEXT",
     "split": "TEXT",
@@ -144,6 +145,7 @@ def run_meta_from_config(config: dict[str, Any]) -> dict[str, Any]:
     train = config.get("train") or {}
     return {
         "scenario": config.get("scenario"),
+        "profile": config.get("profile"),
         "method": method.get("name"),
         "benchmark": data.get("benchmark"),
         # real_world has no split (data.split is ignored there), as in scenarios' own records
@@ -190,6 +192,10 @@ class ResultsStore:
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         with self._transaction() as conn:
             conn.execute(_CREATE)
+            have = {row[1] for row in conn.execute("PRAGMA table_info(results)")}
+            for name, decl in KEY_COLUMNS.items():
+                if name not in have:  # a store written by an older version: add the column
+                    conn.execute(f"ALTER TABLE results ADD COLUMN {name} {decl}")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @contextmanager
@@ -236,6 +242,7 @@ class ResultsStore:
             "stage": stage,
             "run_dir": str(run_dir),
             "scenario": run_meta.get("scenario"),
+            "profile": run_meta.get("profile"),
             "method": run_meta.get("method"),
             "benchmark": run_meta.get("benchmark") or summary.get("benchmark"),
             "split": run_meta.get("split"),

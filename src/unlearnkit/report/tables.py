@@ -15,22 +15,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unlearnkit.eval.metrics.specs import METRIC_SPECS, metric_label
 from unlearnkit.report.store import stage_sort_key, stage_task
 
 MISSING = "–"
 
+# Labels come from the metric registry (unlearnkit.eval.metrics.specs).
 AGGREGATES: list[tuple[str, str]] = [
-    ("model_utility", "MU"),
-    ("forget_efficacy", "FE"),
-    ("forget_quality", "FQ"),
+    (k, metric_label(k)) for k in ("model_utility", "forget_efficacy", "forget_quality")
+]
+# Shown after MU/FE/FQ when any row of the table has a value: the other Model Utility, MUSE's
+# privacy leakage and every membership-inference AUC.
+OPTIONAL_AGGREGATES: list[tuple[str, str]] = [
+    (s.name, s.label)
+    for s in METRIC_SPECS.values()
+    if s.kind == "mia" or s.name in ("model_utility_open_unlearning", "privacy_leakage")
 ]
 METRICS: dict[str, str] = {
-    "rouge_l": "ROUGE-L",
-    "probability": "Prob",
-    "truth_ratio": "TR",
-    "token_entropy": "TE",
-    "cosine_similarity": "CS",
-    "entailment": "ES",
+    s.name: s.label
+    for s in METRIC_SPECS.values()
+    if s.kind in ("paper", "generation", "answer_tokens")
 }
 SPLITS: dict[str, str] = {
     "forget": "Forget",
@@ -39,7 +43,9 @@ SPLITS: dict[str, str] = {
     "real_authors": "Real Authors",
     "world_facts": "World Facts",
 }
-META_COLUMNS = ["run", "method", "stage", "benchmark", "split", "task", "seed", "lr", "run_dir"]
+META_COLUMNS = [
+    "run", "profile", "method", "stage", "benchmark", "split", "task", "seed", "lr", "run_dir",
+]  # fmt: skip
 
 
 @dataclass
@@ -78,8 +84,12 @@ def format_lr(value: Any) -> str:
 
 
 def row_value(row: dict[str, Any], key: str) -> float | None:
-    """A value column of a store row: an aggregate column or ``<split>/<metric>``."""
-    value = row.get(key) if "/" not in key else (row.get("metrics") or {}).get(key)
+    """A value column of a store row: an aggregate (a column of its own, else read from the
+    ``aggregates`` JSON) or ``<split>/<metric>``."""
+    if "/" in key:
+        value = (row.get("metrics") or {}).get(key)
+    else:
+        value = row[key] if key in row else (row.get("aggregates") or {}).get(key)
     if value is None:
         return None
     v = float(value)
@@ -133,7 +143,7 @@ def _labels(rows: list[dict[str, Any]]) -> list[str]:
     """Method names, with the facts that differ between runs (split, lr, seed...) appended."""
     varying = [
         k
-        for k in ("benchmark", "split", "lr", "seed")
+        for k in ("profile", "benchmark", "split", "lr", "seed")
         if len({r.get(k) for r in rows}) > 1 and any(r.get(k) is not None for r in rows)
     ]
 
@@ -147,6 +157,8 @@ def _labels(rows: list[dict[str, Any]]) -> list[str]:
                 parts.append(f"lr={format_lr(v)}")
             elif k == "seed":
                 parts.append(f"seed={v}")
+            elif k == "profile":
+                parts.append(f"profile={v}")
             else:  # a benchmark may be a folder path: its name is enough
                 parts.append(Path(str(v)).name or str(v))
         name = r.get("method") or r["run"]
@@ -192,8 +204,13 @@ def scenario_tables(records: list[dict[str, Any]]) -> list[ScenarioTable]:
             tagged.append(dict(b, label=b["method"] + tag, is_before=True))
         rows = tagged + rows
         show_stage = any(r["stage"] not in ("final", "before") for r in rows)
-        columns = [Column(k, h) for k, h in AGGREGATES] + metric_columns(rows)
-        tables.append(ScenarioTable(scenario, columns, rows, show_stage))
+        optional = [
+            (k, h) for k, h in OPTIONAL_AGGREGATES if any(row_value(r, k) is not None for r in rows)
+        ]
+        columns = [Column(k, h) for k, h in AGGREGATES + optional] + metric_columns(rows)
+        profiles = sorted({str(r.get("profile") or "default") for r in chosen})
+        notes = [f"Profile: {', '.join(profiles)} (docs/paper-differences.md)"] if profiles else []
+        tables.append(ScenarioTable(scenario, columns, rows, show_stage, notes))
     return tables
 
 
@@ -234,6 +251,8 @@ COMPACT_COLUMNS = [
     "model_utility",
     "forget_efficacy",
     "forget_quality",
+    "privacy_leakage",  # these two only where a run has a holdout split
+    "mia_min_k",
     "forget/rouge_l",
     "retain/rouge_l",
     "neighbor/rouge_l",

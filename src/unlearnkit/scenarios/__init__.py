@@ -16,7 +16,7 @@ def run_scenario(cfg: RunConfig, resume: bool = False) -> Path | list[Path]:
     if cfg.scenario == "continual":
         from unlearnkit.scenarios.continual import run_continual
 
-        return run_continual(cfg, resume=True)
+        return run_continual(cfg, resume=resume)
     if cfg.scenario == "real_world":
         from unlearnkit.scenarios.real_world import run_real_world
 

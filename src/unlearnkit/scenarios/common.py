@@ -13,7 +13,7 @@ from typing import Any
 from unlearnkit.config import RunConfig, save_config, to_dict
 from unlearnkit.data.records import QAItem
 from unlearnkit.data.splits import Benchmark, open_benchmark
-from unlearnkit.utils import atomic_write_json, cache_root
+from unlearnkit.utils import atomic_write_json, atomic_write_text, cache_root
 
 
 def log(msg: str) -> None:
@@ -26,7 +26,8 @@ def run_name(cfg: RunConfig) -> str:
     bench = Path(cfg.data.benchmark).name or cfg.data.benchmark
     split = "" if cfg.scenario == "real_world" else f"-{cfg.data.split}"
     lr, seed = cfg.train.learning_rate, cfg.train.seed
-    raw = f"{cfg.scenario}-{bench}{split}-{cfg.method.name}-lr{lr:g}-s{seed}"
+    profile = "" if cfg.profile == "default" else f"-{cfg.profile}"
+    raw = f"{cfg.scenario}-{bench}{split}-{cfg.method.name}-lr{lr:g}-s{seed}{profile}"
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", raw)
 
 
@@ -42,20 +43,6 @@ def items_fingerprint(items: list[QAItem]) -> str:
         h.update(it.answer.encode())
         h.update(b"\x01")
     return h.hexdigest()[:16]
-
-
-def has_progress(out_dir: Path) -> bool:
-    """Whether a training folder holds work to continue: a checkpoint or the finished model.
-
-    Scenarios resume their own stages on their own (a killed sequence continues where it
-    stopped); they ask the trainer to resume only when there is something to resume, so no
-    "--resume: no checkpoint" warning reaches a user who asked for no resume.
-    """
-    from unlearnkit.train.callbacks import last_checkpoint
-    from unlearnkit.train.common import RunPaths
-
-    paths = RunPaths.of(out_dir)
-    return (paths.model / "config.json").is_file() or last_checkpoint(paths.checkpoints) is not None
 
 
 def finetune_config(cfg: RunConfig) -> RunConfig:
@@ -95,9 +82,8 @@ def _finetuned(cfg: RunConfig, items: list[QAItem], role: str) -> Path:
             return model_dir
     log(f"fine-tuning the {role} model on {len(items)} QA pairs ({ft.train.epochs:g} epochs)")
     t0 = time.time()
-    # A killed fine-tune continues from its checkpoint.
-    model_dir = run_finetune(ft, items, base, resume=has_progress(base))
-    done.write_text(str(model_dir))
+    model_dir = run_finetune(ft, items, base, resume="auto")  # a killed fine-tune continues
+    atomic_write_text(done, str(model_dir))
     log(f"{role} model ready in {time.time() - t0:.0f} s: {model_dir}")
     return Path(model_dir)
 
@@ -152,6 +138,7 @@ def record(
 
     meta = {
         "scenario": cfg.scenario,
+        "profile": cfg.profile,
         "method": cfg.method.name,
         "benchmark": cfg.data.benchmark,
         "split": cfg.data.split if cfg.scenario != "real_world" else None,
@@ -176,7 +163,6 @@ def is_done(rdir: Path) -> bool:
 
 __all__ = [
     "evaluate_model",
-    "has_progress",
     "is_done",
     "log",
     "mark_done",

@@ -1,11 +1,13 @@
 """Continual unlearning: forget tasks 1..N of a split in sequence, evaluating after each.
 
 Each task starts from the previous task's result; the retain set shrinks as tasks are unlearned
-(retainYY plus the tasks not yet unlearned); the reference model is the previous task's result,
-or the original model with ``method.fix_ref_model``. With ``target.eval_before`` the original
-model is evaluated first (stage ``before``, on the first task's evaluation sets: task 0 of the
-report's curves). A killed sequence resumes at the task where it stopped: finished tasks are
-recorded in ``continual_state.json``.
+(retainYY plus the split's tasks outside those unlearned so far, whatever their order); the
+reference model is the previous task's result, or the original model with
+``method.fix_ref_model``. With ``target.eval_before`` the original model is evaluated first
+(stage ``before``, on the first task's evaluation sets: task 0 of the report's curves). A killed
+sequence always continues (with or without ``--resume``) at the task where it stopped, from that
+task's newest complete checkpoint: finished tasks are recorded in
+``continual_state.json``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from pathlib import Path
 from unlearnkit.config import RunConfig
 from unlearnkit.scenarios.common import (
     evaluate_model,
-    has_progress,
     is_done,
     log,
     mark_done,
@@ -30,11 +31,15 @@ from unlearnkit.scenarios.common import (
 from unlearnkit.utils import atomic_write_json
 
 
-def run_continual(cfg: RunConfig, resume: bool = True) -> Path:
+def run_continual(cfg: RunConfig, resume: bool = False) -> Path:
+    """Unlearn ``cfg.tasks`` in sequence; ``resume`` only decides whether a fresh sequence says
+    that there was nothing to resume (an interrupted one continues either way)."""
     from unlearnkit.train.unlearn import run_unlearning
 
-    bench = open_benchmark(cfg.data.benchmark)
+    bench = open_benchmark(cfg.data.benchmark, cfg.data.holdout_authors)
     split = cfg.data.split
+    if hasattr(bench, "check_continual"):
+        bench.check_continual(split)  # the hub's TOFU layout has no tasks: a one-line error
     available = bench.task_ids(split)
     tasks = cfg.tasks or available
     unknown = [t for t in tasks if t not in available]
@@ -44,6 +49,8 @@ def run_continual(cfg: RunConfig, resume: bool = True) -> Path:
     if is_done(rdir):
         log(f"{rdir} is already finished; skipping")
         return rdir
+    if resume and not any(rdir.glob("task*")):
+        log(f"--resume: nothing to resume in {rdir}; starting with task {tasks[0]}")
     rdir.mkdir(parents=True, exist_ok=True)
     save_run_config(cfg, rdir)
     state_path = rdir / "continual_state.json"
@@ -61,18 +68,14 @@ def run_continual(cfg: RunConfig, resume: bool = True) -> Path:
     for i, task in enumerate(tasks, start=1):
         if task in state["completed"]:
             continue
-        forget, retain = bench.forget(split, task), bench.retain(split, task)
+        # retain: everything outside the tasks unlearned so far (this one included)
+        forget = bench.forget(split, task)
+        retain = bench.retain(split, task, unlearned=list(tasks[:i]))
         ref = original if cfg.method.fix_ref_model else current
         log(f"task {task} ({i}/{len(tasks)}): {len(forget)} forget, {len(retain)} retain items")
         tdir = rdir / f"task{task}"
         model_dir = run_unlearning(
-            cfg,
-            forget,
-            retain,
-            tdir,
-            current,
-            ref_model_path=ref,
-            resume=resume and has_progress(tdir),
+            cfg, forget, retain, tdir, current, ref_model_path=ref, resume="auto"
         )
         summary = evaluate_model(
             str(model_dir),

@@ -77,6 +77,7 @@ def demo_config(
             f"eval.max_new_tokens={sizes.max_new_tokens}",
             "eval.batch_size=8",
             "eval.nli_model=null",
+            "eval.mia_gradnorm=false",  # a backward pass per item: too slow for the demo's budget
         ],
     )
     return validate(cfg)
@@ -85,7 +86,7 @@ def demo_config(
 def run_demo(
     out_dir: Path, quick: bool = False, model: str = "smollm2-135m", nli_model: str | None = None
 ) -> Path:
-    from unlearnkit.data.synth import generate_synthetic
+    from unlearnkit.data.synth import HOLDOUT_FILE, generate_holdout, generate_synthetic
     from unlearnkit.models.packaged import pull
     from unlearnkit.report.build import build_report
     from unlearnkit.report.explain import explain_tables
@@ -115,6 +116,8 @@ def run_demo(
             seed=0,
             n_perturbed=sizes.perturbed,
         )
+    if not (data_dir / HOLDOUT_FILE).is_file():  # MIA non-members, in no training set
+        generate_holdout(data_dir, max(2, sizes.authors // 5))
     log(f"synthetic benchmark: {data_dir}")
     t = time.time()
     model_path = str(pull(model)) if "/" not in model and not Path(model).is_dir() else model

@@ -28,7 +28,7 @@ from unlearnkit.scenarios.common import (
 def run_fictitious(cfg: RunConfig, resume: bool = False) -> Path:
     from unlearnkit.train.unlearn import run_unlearning
 
-    bench = open_benchmark(cfg.data.benchmark)
+    bench = open_benchmark(cfg.data.benchmark, cfg.data.holdout_authors)
     split, task = cfg.data.split, cfg.data.task
     rdir = run_dir(cfg)
     if is_done(rdir):
@@ -43,10 +43,11 @@ def run_fictitious(cfg: RunConfig, resume: bool = False) -> Path:
     retain_eval = None
     rmodel = retain_model(cfg, bench)
     if rmodel is not None:
-        # Forget Quality reads only the retain model's forget-set truth ratios.
+        # Forget Quality reads only the retain model's forget-set truth ratios; privacy leakage
+        # and the Reference attack its membership AUC and NLLs on the forget and holdout sets.
         log("evaluating the retain model on the forget set (reference for Forget Quality)")
         forget_only = copy.deepcopy(cfg)
-        forget_only.eval.splits = ["forget"]
+        forget_only.eval.splits = ["forget", *(["holdout"] if "holdout" in eval_sets else [])]
         evaluate_model(rmodel, forget_only, eval_sets, rdir / "eval" / "retain_model", bench.kind)
         retain_eval = str(rdir / "eval" / "retain_model")
     if cfg.target.eval_before:
@@ -69,7 +70,8 @@ def run_fictitious(cfg: RunConfig, resume: bool = False) -> Path:
         str(model_dir), cfg, eval_sets, rdir / "eval" / "final", bench.kind, retain_eval
     )
     record(cfg, rdir, "final", final, task)
+    # Done first: a kill between the two lines must not leave a run that trains again.
+    mark_done(rdir, {"stages": ["before", "final"] if cfg.target.eval_before else ["final"]})
     if not cfg.train.save_checkpoints:
         shutil.rmtree(model_dir, ignore_errors=True)
-    mark_done(rdir, {"stages": ["before", "final"] if cfg.target.eval_before else ["final"]})
     return rdir

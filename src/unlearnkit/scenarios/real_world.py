@@ -46,7 +46,7 @@ def general_accuracy(model_path: str, cfg: RunConfig, out_dir: Path) -> dict[str
 def run_real_world(cfg: RunConfig, resume: bool = False) -> Path:
     from unlearnkit.train.unlearn import run_unlearning
 
-    bench = open_benchmark(cfg.data.benchmark)
+    bench = open_benchmark(cfg.data.benchmark, cfg.data.holdout_authors)
     if bench.kind != "real_world":
         raise ValueError(
             f"the real_world scenario needs a real-world benchmark (forget.json + neighbor.json); "

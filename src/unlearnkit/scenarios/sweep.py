@@ -12,6 +12,7 @@ import itertools
 from pathlib import Path
 
 from unlearnkit.config import RunConfig, validate
+from unlearnkit.profiles import resolve_profile
 from unlearnkit.scenarios.common import is_done, log, run_dir
 
 
@@ -32,15 +33,30 @@ def expand_sweep(cfg: RunConfig) -> list[RunConfig]:
         sub = copy.deepcopy(cfg)
         sub.scenario = s.scenario
         sub.name = None
+        paper_lr = default_learning_rate(method) if lr is None else None
         if lr is None:
-            lr = default_learning_rate(method) or cfg.train.learning_rate
+            lr = paper_lr or cfg.train.learning_rate
         sub.method.name, sub.train.learning_rate, sub.data.split, sub.train.seed = (
             method,
             lr,
             split,
             seed,
         )
-        runs.append(validate(sub))
+        # Per-scenario/per-method profile defaults follow the grid point; swept keys are explicit.
+        swept = {
+            key
+            for key, values in (
+                ("method.name", s.methods),
+                ("train.learning_rate", s.learning_rates),
+                ("data.split", s.splits),
+                ("train.seed", s.seeds),
+            )
+            if values
+        }
+        explicit = set(getattr(cfg, "_explicit_keys", frozenset())) | swept
+        if paper_lr is not None:  # the method's own paper rate (UNDIAL) is not a profile default
+            explicit.add("train.learning_rate")
+        runs.append(validate(resolve_profile(sub, explicit)))
     return runs
 
 

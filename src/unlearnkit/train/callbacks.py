@@ -10,20 +10,17 @@ from typing import Any
 import torch
 from torch import Tensor
 from transformers import TrainerCallback, TrainerControl, TrainerState, TrainingArguments
-from transformers.trainer_utils import get_last_checkpoint
+
+from unlearnkit.train.checkpoints import newest_complete_checkpoint
+from unlearnkit.utils import atomic_write_text
 
 
 class NonFiniteLossError(ValueError):
     """Training produced a NaN or infinite loss (or gradient); the run was stopped."""
 
 
-def last_checkpoint(checkpoint_dir: str | Path) -> str | None:
-    d = Path(checkpoint_dir)
-    return get_last_checkpoint(str(d)) if d.is_dir() else None
-
-
 def non_finite_message(step: int, part: str, value: float, checkpoint_dir: str | Path) -> str:
-    last = last_checkpoint(checkpoint_dir)
+    last = newest_complete_checkpoint(checkpoint_dir)
     kept = (
         f"the last good checkpoint is kept at {last} (continue with --resume)"
         if last
@@ -101,7 +98,8 @@ class JsonlLogCallback(TrainerCallback):
                         kept.append(line)
                 except json.JSONDecodeError:
                     continue
-        self.path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        # Atomic: a kill here must not lose the rows kept from before the resumed step.
+        atomic_write_text(self.path, "".join(line + "\n" for line in kept))
 
     def on_log(
         self,

@@ -2,7 +2,9 @@
 
 Run folder layout (DESIGN.md): ``config.yaml`` (resolved), ``train_log.jsonl``, ``model/`` (a
 plain Hugging Face folder: weights + tokenizer, LoRA merged), ``checkpoints/`` while training
-(removed after success unless ``train.save_checkpoints``).
+(removed after success unless ``train.save_checkpoints``). Checkpoints and ``model/`` appear only
+once complete (staged, then renamed; :mod:`unlearnkit.train.checkpoints`), so a run killed at
+any moment continues with ``resume=True`` and reaches the weights of an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -24,11 +26,27 @@ from unlearnkit.train.callbacks import (
     GradientGuard,
     JsonlLogCallback,
     MethodStateCallback,
-    last_checkpoint,
     load_method_state,
 )
+from unlearnkit.train.checkpoints import (
+    STAGING_PREFIX,
+    Resume,
+    check_resume,
+    clean_interrupted,
+    is_complete_model,
+    newest_complete_checkpoint,
+    publish,
+    remove_tree,
+)
 from unlearnkit.train.lora import apply_lora, is_peft_model, merge_lora
-from unlearnkit.train.trainer import BatchPlan, LossFunction, UnlearnTrainer, training_arguments
+from unlearnkit.train.trainer import (
+    BatchPlan,
+    LossFunction,
+    UnlearnTrainer,
+    mixed_precision_flags,
+    training_arguments,
+)
+from unlearnkit.utils import crash_point
 
 logger = logging.getLogger(__name__)
 
@@ -106,19 +124,42 @@ def run_dtype(cfg: RunConfig, device: str) -> torch.dtype:
     return parse_dtype(cfg.model.dtype, device)
 
 
-def check_out_dir(paths: RunPaths, resume: bool) -> bool:
+def trained_dtype(cfg: RunConfig, device: str) -> torch.dtype:
+    """The dtype of the weights being trained: float32 whenever mixed precision is on.
+
+    Under bf16/fp16 mixed precision the engine runs the forward pass under autocast and AdamW
+    updates float32 master weights, as DeepSpeed's bf16 mode does. Loading the trained model in
+    bf16 instead would make the optimizer update bf16 weights in place, where most updates at
+    lr 1e-5 round away (benchmarks/gpu_bf16_check.py). Frozen models (reference, evaluation)
+    keep ``model.dtype``.
+    """
+    bf16, fp16 = mixed_precision_flags(cfg.train, device)
+    if bf16 or fp16:
+        return torch.float32
+    dtype = run_dtype(cfg, device)
+    if dtype in (torch.bfloat16, torch.float16):
+        logger.warning(
+            "training %s weights without mixed precision: the optimizer updates them in place, "
+            "so small updates round away; set train.mixed_precision=bf16 to keep float32 "
+            "master weights",
+            dtype,
+        )
+    return dtype
+
+
+def check_out_dir(paths: RunPaths, resume: Resume) -> bool:
     """Refuse to overwrite finished or unfinished work. True when the run is already done."""
+    resume = check_resume(resume)
     if paths.root.exists() and not paths.root.is_dir():
         raise ValueError(f"--out {paths.root} is a file; choose a folder")
-    done = (paths.model / "config.json").is_file()
-    if done:
+    if is_complete_model(paths.model):
         if resume:
             return True
         raise ValueError(
             f"{paths.model} already holds a trained model; choose another --out, "
             "remove that folder, or pass --resume to reuse it"
         )
-    if not resume and last_checkpoint(paths.checkpoints):
+    if not resume and newest_complete_checkpoint(paths.checkpoints):
         raise ValueError(
             f"{paths.checkpoints} holds checkpoints of an unfinished run; pass --resume to "
             "continue it, or choose another --out"
@@ -151,12 +192,16 @@ def fit(
     plan: BatchPlan,
     paths: RunPaths,
     device: str,
-    resume: bool,
+    resume: Resume,
     ref_model: torch.nn.Module | None = None,
     extra_callbacks: list[TrainerCallback] | None = None,
 ) -> Path:
     """Train with the engine, then save a plain model folder to ``paths.model`` and return it."""
     args = training_arguments(cfg.train, plan, paths.checkpoints, device)
+    if plan.max_steps > 0:
+        from unlearnkit.train.schedule import EpochOrderDataset
+
+        dataset = EpochOrderDataset(dataset, plan.max_steps * plan.effective, seed=cfg.train.seed)
     trainer = UnlearnTrainer(
         model=model,
         args=args,
@@ -177,14 +222,18 @@ def fit(
         ref_model.to(args.device)
         ref_model.eval()
         ref_model.requires_grad_(False)
-    resume_from = last_checkpoint(paths.checkpoints) if resume else None
-    if resume and resume_from is None:
+    if is_main_process():
+        clean_interrupted(paths.checkpoints)
+    wait_for_everyone()
+    resume_from = newest_complete_checkpoint(paths.checkpoints) if resume else None
+    if resume is True and resume_from is None and is_main_process():
         logger.warning(
-            "--resume: no checkpoint in %s; starting from the beginning", paths.checkpoints
+            "--resume: nothing to resume in %s (no complete checkpoint); training from the start",
+            paths.root,
         )
     if resume_from is not None and hasattr(loss_fn, "end_step"):
         load_method_state(loss_fn, resume_from)
-    trainer.train(resume_from_checkpoint=resume_from)
+    trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     save_model_folder(trainer, tokenizer, paths.model)
     if is_main_process() and not cfg.train.save_checkpoints:
         shutil.rmtree(paths.checkpoints, ignore_errors=True)
@@ -193,13 +242,14 @@ def fit(
 
 
 def save_model_folder(trainer: UnlearnTrainer, tokenizer: Tokenizer, model_dir: Path) -> None:
-    """Write weights + tokenizer to ``model_dir`` atomically (a temp folder renamed at the end).
+    """Write weights + tokenizer to ``model_dir`` atomically: a staging folder, flushed to disk
+    and renamed at the end, so ``model_dir`` exists only once complete.
 
     LoRA adapters are merged first, so the folder loads as a plain model.
     """
-    tmp = model_dir.with_name(model_dir.name + ".tmp")
-    if is_main_process() and tmp.exists():
-        shutil.rmtree(tmp)
+    tmp = model_dir.with_name(STAGING_PREFIX + model_dir.name)
+    if is_main_process():
+        remove_tree(tmp)
     wait_for_everyone()
     unwrapped = trainer.accelerator.unwrap_model(trainer.model)
     if is_peft_model(unwrapped):
@@ -212,7 +262,6 @@ def save_model_folder(trainer: UnlearnTrainer, tokenizer: Tokenizer, model_dir: 
     wait_for_everyone()
     if is_main_process():
         (tmp / "training_args.bin").unlink(missing_ok=True)
-        if model_dir.exists():
-            shutil.rmtree(model_dir)
-        tmp.replace(model_dir)
+        crash_point("final-model")  # test hook: the weights are written, not yet published
+        publish(tmp, model_dir)
     wait_for_everyone()

@@ -19,6 +19,7 @@ from unlearnkit.data.records import QAItem
 from unlearnkit.losses import gd_loss
 from unlearnkit.methods.data import QADataset, UnlearningCollator
 from unlearnkit.models.loading import load_model
+from unlearnkit.train.checkpoints import Resume
 from unlearnkit.train.common import (
     RunPaths,
     check_out_dir,
@@ -26,7 +27,7 @@ from unlearnkit.train.common import (
     init_processes,
     maybe_lora,
     run_device,
-    run_dtype,
+    trained_dtype,
     write_config,
 )
 from unlearnkit.train.trainer import plan_batches
@@ -55,13 +56,14 @@ def run_finetune(
     train_items: Sequence[QAItem],
     out_dir: str | Path,
     *,
-    resume: bool = False,
+    resume: Resume = False,
     extra_callbacks: list[TrainerCallback] | None = None,
 ) -> Path:
     """Fine-tune ``cfg.model.name`` on ``train_items``; returns ``<out_dir>/model``.
 
     Question tokens are masked unless ``cfg.method.mask_question`` is False. Raises a one-line
-    ``ValueError`` for bad input before anything is written.
+    ``ValueError`` for bad input before anything is written. ``resume`` as in
+    :func:`unlearnkit.train.unlearn.run_unlearning`.
     """
     device = run_device(cfg)
     processes = init_processes(device)
@@ -71,7 +73,10 @@ def run_finetune(
         return paths.model
     seed_everything(cfg.train.seed)
     model, tok = load_model(
-        cfg.model.name, device="cpu", dtype=run_dtype(cfg, device), cache_dir=cfg.model.cache_dir
+        cfg.model.name,
+        device="cpu",
+        dtype=trained_dtype(cfg, device),
+        cache_dir=cfg.model.cache_dir,
     )
     formatter = PromptFormatter(tok, cfg.data.prompt_preset, cfg.data.system_prompt)
     mask = True if cfg.method.mask_question is None else bool(cfg.method.mask_question)

@@ -5,11 +5,14 @@ object (an unlearning :class:`~unlearnkit.methods.Method`, or plain NLL for fine
 gradient accumulation, mixed precision, DeepSpeed/FSDP, ``report_to`` logging, checkpointing and
 resuming all come from the Hugging Face engine. Each loss part is logged as ``loss_<part>``; the
 terminal shows a progress bar and one compact line per logging step (:mod:`.progress`).
+Checkpoints are staged and published by rename (:mod:`unlearnkit.train.checkpoints`), so a killed
+run never leaves a half-written ``checkpoint-N``.
 """
 
 from __future__ import annotations
 
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,10 +20,13 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 from transformers import Trainer, TrainingArguments
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from unlearnkit.config import TrainConfig
 from unlearnkit.train.callbacks import check_finite_parts
+from unlearnkit.train.checkpoints import STAGING_PREFIX, publish, rotate
 from unlearnkit.train.progress import install_progress
+from unlearnkit.utils import crash_point
 
 
 class LossFunction(Protocol):
@@ -36,6 +42,8 @@ class UnlearnTrainer(Trainer):
 
     # Our losses are means over their own batch; the engine divides by the accumulation steps.
     loss_is_scaled_for_ga = False
+    # While a checkpoint is written: the staging folder the engine writes into.
+    _staging_dir: Path | None = None
 
     def __init__(
         self,
@@ -69,6 +77,33 @@ class UnlearnTrainer(Trainer):
             return loss, {"parts": parts}
         return loss
 
+    def _save_checkpoint(self, model: torch.nn.Module, trial: Any) -> None:
+        """The engine writes ``.tmp-checkpoint-N/checkpoint-N``; once every process is done, the
+        main one flushes it to disk, renames it to ``checkpoint-N`` and drops old checkpoints."""
+        root = Path(self.args.output_dir)
+        name = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        staging = root / f"{STAGING_PREFIX}{name}"
+        self._staging_dir = staging
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self._staging_dir = None
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            publish(staging / name, root / name)
+            shutil.rmtree(staging, ignore_errors=True)
+            rotate(root, self.args.save_total_limit)
+        self.accelerator.wait_for_everyone()
+
+    def _get_output_dir(self, trial: Any) -> str:
+        if self._staging_dir is not None:
+            return str(self._staging_dir)
+        return super()._get_output_dir(trial)
+
+    def _save_optimizer_and_scheduler(self, output_dir: str) -> None:
+        crash_point("checkpoint")  # test hook: the weights are written, the optimizer is not
+        super()._save_optimizer_and_scheduler(output_dir)
+
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         # Training-step logs come from every process at once (the engine gathers "loss"
         # collectively right before), so reducing the part means across processes is safe here.
@@ -92,6 +127,9 @@ class BatchPlan:
     grad_accum: int
     steps_per_epoch: int
     warmup_steps: int
+    # train.schedule=paper: this many full steps over epochs laid end to end, read in order
+    # (train/schedule.py); -1 = epoch-based training
+    max_steps: int = -1
 
 
 def num_processes() -> int:
@@ -125,8 +163,24 @@ def plan_batches(
     if cfg.max_steps <= 0 and not (math.isfinite(cfg.epochs) and cfg.epochs > 0):
         raise ValueError(f"train.epochs must be > 0 (or set train.max_steps), got {cfg.epochs}")
     grad_accum = cfg.batch_size // (per_device * processes)
+    if cfg.schedule == "paper":
+        from unlearnkit.train.schedule import paper_schedule
+
+        sched = paper_schedule(n_examples, cfg.batch_size, cfg.epochs)
+        max_steps = cfg.max_steps if cfg.max_steps > 0 else sched.max_steps
+        return BatchPlan(
+            cfg.batch_size,
+            per_device,
+            processes,
+            grad_accum,
+            sched.steps_per_epoch,
+            sched.warmup_steps,
+            max_steps,
+        )
+    if cfg.schedule != "epochs":
+        raise ValueError(f"unknown train.schedule '{cfg.schedule}'; choose from epochs, paper")
     steps_per_epoch = max(1, math.ceil(n_examples / cfg.batch_size))
-    # The paper warms up for one epoch; 0 warm-up epochs means none.
+    # Epoch schedule: warmup_epochs epochs of warm-up (at least one step); 0 means none.
     warmup = round(cfg.warmup_epochs * steps_per_epoch) if cfg.warmup_epochs > 0 else 0
     if cfg.warmup_epochs > 0:
         warmup = max(1, warmup)
@@ -136,6 +190,8 @@ def plan_batches(
 def mixed_precision_flags(cfg: TrainConfig, device: str) -> tuple[bool, bool]:
     """``(bf16, fp16)`` for the engine; ``auto`` = bf16 on accelerators that support it."""
     choice = cfg.mixed_precision
+    if choice in ("False", "false"):  # YAML reads an unquoted `no` as a boolean
+        choice = "no"
     if choice not in ("auto", "no", "bf16", "fp16"):
         raise ValueError(
             f"unknown train.mixed_precision '{choice}'; choose from auto, no, bf16, fp16"
@@ -159,14 +215,16 @@ def training_arguments(
         output_dir=str(checkpoint_dir),
         per_device_train_batch_size=plan.per_device,
         gradient_accumulation_steps=plan.grad_accum,
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps if cfg.max_steps > 0 else -1,
+        num_train_epochs=cfg.epochs if plan.max_steps <= 0 else 1,
+        max_steps=plan.max_steps
+        if plan.max_steps > 0
+        else (cfg.max_steps if cfg.max_steps > 0 else -1),
         learning_rate=cfg.learning_rate,
         weight_decay=cfg.weight_decay,
         warmup_steps=plan.warmup_steps,
         lr_scheduler_type="linear",
         optim="adamw_torch",
-        max_grad_norm=cfg.max_grad_norm,
+        max_grad_norm=cfg.max_grad_norm,  # 0 = no clipping
         logging_strategy="steps",
         logging_steps=cfg.logging_steps,
         save_strategy="steps" if cfg.checkpoint_every > 0 else "epoch",
@@ -183,6 +241,8 @@ def training_arguments(
         deepspeed=cfg.deepspeed,
         fsdp=cfg.fsdp or None,
         remove_unused_columns=False,  # our batches carry one tensor group per data view
+        # the paper's schedule lays its epochs out in the dataset itself (EpochOrderDataset)
+        train_sampling_strategy="sequential" if plan.max_steps > 0 else "random",
         dataloader_num_workers=0,  # the dataset's epoch-dependent pairing lives in this process
         disable_tqdm=False,
         ddp_find_unused_parameters=False,

@@ -33,6 +33,7 @@ from unlearnkit.methods.data import (
     save_reference_cache,
 )
 from unlearnkit.models.loading import load_model, resolve_model_path
+from unlearnkit.train.checkpoints import Resume
 from unlearnkit.train.common import (
     RunPaths,
     check_out_dir,
@@ -42,6 +43,7 @@ from unlearnkit.train.common import (
     maybe_lora,
     run_device,
     run_dtype,
+    trained_dtype,
     write_config,
 )
 from unlearnkit.train.trainer import plan_batches
@@ -122,14 +124,16 @@ def run_unlearning(
     model_path: str | Path,
     ref_model_path: str | Path | None = None,
     *,
-    resume: bool = False,
+    resume: Resume = False,
     extra_callbacks: list[TrainerCallback] | None = None,
 ) -> Path:
     """Unlearn ``forget`` from ``model_path`` with ``cfg.method``; returns ``<out_dir>/model``.
 
     ``ref_model_path`` is the frozen reference (None = ``model_path``); see
     :func:`reference_for_task` for continual unlearning. Every bad input raises a one-line
-    ``ValueError`` saying what to change, before anything is written.
+    ``ValueError`` saying what to change, before anything is written. ``resume``: True continues
+    from the newest complete checkpoint in ``out_dir`` (said once when there is none), ``"auto"``
+    the same without a word when there is nothing to resume, False refuses an unfinished run.
     """
     method = build_method(cfg.method)  # pad id set once the tokenizer is loaded
     method.seed = cfg.train.seed
@@ -174,7 +178,10 @@ def run_unlearning(
         ref_model = _load_reference(method, ref_path, cfg, dtype)
 
     model, tok = load_model(
-        str(model_path), device="cpu", dtype=dtype, cache_dir=cfg.model.cache_dir
+        str(model_path),
+        device="cpu",
+        dtype=trained_dtype(cfg, device),
+        cache_dir=cfg.model.cache_dir,
     )
     method.pad_id = int(tok.pad_token_id)
     formatter = PromptFormatter(tok, cfg.data.prompt_preset, cfg.data.system_prompt)
@@ -188,6 +195,8 @@ def run_unlearning(
         mask_question=method.mask_question,
         max_length=cfg.data.max_length,
         seed=cfg.train.seed,
+        pairing=cfg.data.pairing,
+        fixed_length_views=method.fixed_length_views() if cfg.data.fixed_padding else (),
         alternates=alternates,
     )
     if method.trainable_params is not None:
@@ -207,6 +216,8 @@ def run_unlearning(
             "n_forget": len(forget),
             "n_retain": len(retain),
             "n_refusals": len(refusals),
+            "profile": cfg.profile,
+            "fixed_length_views": sorted(dataset.fixed_length_views),
             "batch": {
                 "effective": plan.effective,
                 "per_device": plan.per_device,
@@ -214,6 +225,7 @@ def run_unlearning(
                 "grad_accum": plan.grad_accum,
                 "steps_per_epoch": plan.steps_per_epoch,
                 "warmup_steps": plan.warmup_steps,
+                "max_steps": plan.max_steps,
             },
         },
     )

@@ -1,4 +1,5 @@
-"""The six metrics of Yuan et al. 2025 and their aggregates, as plain functions.
+"""The six metrics of Yuan et al. 2025, the field's privacy and memorization metrics, and their
+aggregates, as plain functions registered in :mod:`unlearnkit.eval.metrics.specs`.
 
 Likelihood metrics take per-item mean token NLLs (arrays in, number out; ``*_per_item`` variants
 return per-example values). Generation metrics take strings or token ids. The auxiliary-model
@@ -14,6 +15,7 @@ from unlearnkit.eval.metrics.aggregate import (
     forget_quality,
     model_utility,
 )
+from unlearnkit.eval.metrics.answer_tokens import AnswerTokens
 from unlearnkit.eval.metrics.entailment import (
     ROUGE_GATE,
     EntailmentScorer,
@@ -22,6 +24,9 @@ from unlearnkit.eval.metrics.entailment import (
     get_entailment_scorer,
 )
 from unlearnkit.eval.metrics.entropy import token_entropy
+from unlearnkit.eval.metrics.memorization import exact_memorization, extraction_strength
+from unlearnkit.eval.metrics.mia import MIN_K, mia_auc
+from unlearnkit.eval.metrics.privacy import NO_RETAIN_AUC, PRIVACY_ATTACK, privacy_leakage
 from unlearnkit.eval.metrics.probability import (
     normalized_probability,
     normalized_probability_per_item,
@@ -36,14 +41,34 @@ from unlearnkit.eval.metrics.similarity import (
     get_embedding_scorer,
     resolve_embedding_model,
 )
-from unlearnkit.eval.metrics.specs import METRIC_NAMES, METRIC_SPECS, MetricSpec
+from unlearnkit.eval.metrics.specs import (
+    METRIC_NAMES,
+    METRIC_SPECS,
+    MetricSpec,
+    metric_label,
+    metrics_of_kind,
+    register_metric,
+)
 from unlearnkit.eval.metrics.truth_ratio import (
     truth_ratio,
     truth_ratio_per_item,
     truth_ratio_scores,
 )
+from unlearnkit.eval.metrics.utility import model_utility_open_unlearning
 
 __all__ = [
+    "model_utility_open_unlearning",
+    "register_metric",
+    "metrics_of_kind",
+    "metric_label",
+    "privacy_leakage",
+    "PRIVACY_ATTACK",
+    "NO_RETAIN_AUC",
+    "mia_auc",
+    "MIN_K",
+    "extraction_strength",
+    "exact_memorization",
+    "AnswerTokens",
     "DEFAULT_EMBEDDING_MODEL",
     "EFFICACY_METRICS",
     "METRIC_NAMES",

@@ -10,7 +10,7 @@ import numpy as np
 from scipy.stats import ks_2samp
 
 from unlearnkit.eval.metrics._arrays import as_1d
-from unlearnkit.eval.metrics.specs import METRIC_NAMES
+from unlearnkit.eval.metrics.specs import METRIC_NAMES, MetricSpec, add_metric_spec, register_metric
 
 FORGET_SPLIT = "forget"
 # Splits whose metrics make up Model Utility, per benchmark kind (any other non-forget split that
@@ -25,6 +25,15 @@ RETAIN_SPLIT = "retain"
 EFFICACY_METRICS: tuple[str, ...] = tuple(m for m in METRIC_NAMES if m != "token_entropy")
 
 
+@register_metric(
+    "model_utility",
+    label="MU",
+    higher_is_better=True,
+    needs=("generation", "answer_nll", "aux_model"),
+    kind="aggregate",
+    description="the paper's Model Utility: harmonic mean of the six metrics on every non-forget "
+    "split (TOFU: 18 values)",
+)
 def model_utility(values: Sequence[float]) -> float:
     """Model Utility = harmonic mean n / sum_i (1 / v_i) of metric values in [0, 1].
 
@@ -39,12 +48,28 @@ def model_utility(values: Sequence[float]) -> float:
     return float(arr.size / np.sum(1.0 / arr))
 
 
+@register_metric(
+    "forget_efficacy",
+    label="FE",
+    higher_is_better=True,
+    needs=("generation", "answer_nll", "aux_model"),
+    kind="aggregate",
+    description="1 - mean of the forget set's metrics other than Token Entropy",
+)
 def forget_efficacy(values: Sequence[float]) -> float:
     """Forget Efficacy = 1 - mean of the forget-set metrics (all but Token Entropy)."""
     arr = as_1d(values, "forget_efficacy values")  # (n,)
     return float(1.0 - arr.mean())
 
 
+@register_metric(
+    "forget_quality",
+    label="FQ",
+    higher_is_better=True,
+    needs=("answer_nll", "reference_model"),
+    kind="aggregate",
+    description="KS-test p-value of forget-set truth ratios against a retain model's",
+)
 def forget_quality(truth_ratios: Sequence[float], retain_truth_ratios: Sequence[float]) -> float:
     """Forget Quality (TOFU) = p-value of the two-sample Kolmogorov-Smirnov test.
 
@@ -54,6 +79,19 @@ def forget_quality(truth_ratios: Sequence[float], retain_truth_ratios: Sequence[
     a = as_1d(truth_ratios, "truth_ratios")
     b = as_1d(retain_truth_ratios, "retain_truth_ratios")
     return float(ks_2samp(a, b).pvalue)
+
+
+add_metric_spec(
+    MetricSpec(
+        "model_utility_retain",
+        "MU (retain)",
+        True,
+        "Model Utility over the retain split's six metrics only",
+        ("generation", "answer_nll", "aux_model"),
+        "aggregate",
+        model_utility,
+    )
+)
 
 
 def _present(value: float | None) -> bool:

@@ -1,73 +1,155 @@
-"""The six metrics of Yuan et al. 2025: names, direction and meaning, registered in METRICS."""
+"""The metric registry: every metric once, with its computation, direction, label and needs.
+
+The paper's six metrics (Yuan et al. 2025) are computed by the runner's fused pass (one greedy
+generation, one teacher-forcing pass, the auxiliary models scoring every split at once), so their
+entries carry no ``compute``. Every other metric registers its computation here by decorator
+next to its definition (:func:`register_metric`), and the runner computes it from the entry:
+
+* ``kind="generation"``: ``compute(generations, references) -> per-item values``, on every split
+  (reference: the split's ROUGE reference), reported as the split's mean;
+* ``kind="answer_tokens"``: ``compute(tokens: AnswerTokens) -> value`` per item, from the answer's
+  token statistics (:mod:`unlearnkit.eval.token_stats`), reported on the forget split;
+* ``kind="mia"``: ``compute(tokens: AnswerTokens) -> membership score`` per item (higher = looks
+  more like a training member, None when what it needs is absent); the forget set (members) is
+  ranked against a holdout set (non-members) and the AUC is reported;
+* ``kind="aggregate"``: a value over splits or attacks, computed by the runner (listed here for
+  its label, direction and meaning).
+
+Labels everywhere (``unlearn eval``'s table, the report) come from :func:`metric_label`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Literal
 
 from unlearnkit.registry import METRICS
+
+Kind = Literal["paper", "generation", "answer_tokens", "mia", "aggregate"]
+# What a metric needs, for `unlearn ls metrics` and for the runner to know what to prepare.
+Need = Literal[
+    "generation",  # the greedy generation
+    "answer_nll",  # teacher-forced NLLs of the answer (and paraphrased / perturbed answers)
+    "token_logprobs",  # per-token log-probabilities of the answer (and their distribution)
+    "holdout",  # a holdout split of non-members
+    "gradients",  # a backward pass per item
+    "reference_model",  # a reference (retain) model's saved evaluation
+    "aux_model",  # an auxiliary model (embedding, NLI)
+]
 
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """What a metric means.
+    """What a metric means and how it is computed.
 
     ``higher_is_better`` is read on the sets the model must keep (retain, real authors, world
     facts, neighbours): higher = more knowledge kept. On the forget set the goal is the reverse,
-    which is why Forget Efficacy is 1 - mean of the forget-set values.
+    which is why Forget Efficacy is 1 - mean of the forget-set values. For an MIA AUC, higher
+    means the forget set still looks like training members (worse unlearning).
     """
 
     name: str
+    label: str  # short column header
     higher_is_better: bool
     description: str
-    needs_generation: bool  # computed from the greedy generation (vs. teacher forcing only)
+    needs: tuple[Need, ...]
+    kind: Kind = "paper"
+    compute: Callable[..., Any] | None = None
+
+    @property
+    def needs_generation(self) -> bool:
+        return "generation" in self.needs
 
 
-METRIC_SPECS: dict[str, MetricSpec] = {
-    spec.name: spec
-    for spec in (
-        MetricSpec(
-            "rouge_l",
-            True,
-            "ROUGE-L recall (stemmed) of the greedy generation against the reference answer",
-            True,
-        ),
-        MetricSpec(
-            "probability",
-            True,
-            "mean exp(-mean token NLL) of the answer; normalized against perturbed answers on "
-            "real authors / world facts",
-            False,
-        ),
-        MetricSpec(
-            "truth_ratio",
-            True,
-            "how much more likely the (paraphrased) answer is than its perturbed versions",
-            False,
-        ),
-        MetricSpec(
-            "token_entropy",
-            True,
-            "unigram entropy of the generation's tokens / log2(n): low means repetitive output",
-            True,
-        ),
-        MetricSpec(
-            "cosine_similarity",
-            True,
-            "max(0, cosine) of sentence embeddings of the generation and the reference",
-            True,
-        ),
-        MetricSpec(
-            "entailment",
-            True,
-            "share of generations an NLI model labels as entailment with the reference "
-            "(ROUGE-L recall < 0.1 counts as not entailed)",
-            True,
-        ),
-    )
-}
+METRIC_SPECS: dict[str, MetricSpec] = {}
 
-METRIC_NAMES: tuple[str, ...] = tuple(METRIC_SPECS)
 
-for _spec in METRIC_SPECS.values():
-    if _spec.name not in METRICS:  # importing twice (e.g. a reload) must not fail
-        METRICS.add(_spec.name, _spec, description=_spec.description)
+def add_metric_spec(spec: MetricSpec) -> None:
+    """Register ``spec`` (a duplicate name is an error)."""
+    if spec.name in METRIC_SPECS:
+        raise ValueError(f"metric '{spec.name}' is already registered")
+    METRIC_SPECS[spec.name] = spec
+    if spec.name not in METRICS:  # importing twice (e.g. a reload) must not fail
+        METRICS.add(spec.name, spec, description=spec.description)
+
+
+def register_metric(
+    name: str,
+    *,
+    label: str,
+    higher_is_better: bool,
+    needs: tuple[Need, ...],
+    kind: Kind,
+    description: str,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: register the decorated function as metric ``name``'s computation."""
+
+    def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
+        add_metric_spec(MetricSpec(name, label, higher_is_better, description, needs, kind, fn))
+        return fn
+
+    return decorator
+
+
+def metric_label(name: str) -> str:
+    """The metric's short label (the name itself for an unregistered key)."""
+    spec = METRIC_SPECS.get(name)
+    return spec.label if spec is not None else name
+
+
+def metrics_of_kind(kind: Kind) -> list[MetricSpec]:
+    """Registered metrics of one kind, in registration order."""
+    return [s for s in METRIC_SPECS.values() if s.kind == kind]
+
+
+for _spec in (
+    MetricSpec(
+        "rouge_l",
+        "ROUGE-L",
+        True,
+        "ROUGE-L recall (stemmed) of the greedy generation against the reference answer",
+        ("generation",),
+    ),
+    MetricSpec(
+        "probability",
+        "Prob",
+        True,
+        "mean exp(-mean token NLL) of the answer; normalized against perturbed answers on "
+        "real authors / world facts",
+        ("answer_nll",),
+    ),
+    MetricSpec(
+        "truth_ratio",
+        "TR",
+        True,
+        "how much more likely the (paraphrased) answer is than its perturbed versions",
+        ("answer_nll",),
+    ),
+    MetricSpec(
+        "token_entropy",
+        "TE",
+        True,
+        "unigram entropy of the generation's tokens / log2(n): low means repetitive output",
+        ("generation",),
+    ),
+    MetricSpec(
+        "cosine_similarity",
+        "CS",
+        True,
+        "max(0, cosine) of sentence embeddings of the generation and the reference",
+        ("generation", "aux_model"),
+    ),
+    MetricSpec(
+        "entailment",
+        "ES",
+        True,
+        "share of generations an NLI model labels as entailment with the reference "
+        "(ROUGE-L recall < 0.1 counts as not entailed)",
+        ("generation", "aux_model"),
+    ),
+):
+    add_metric_spec(_spec)
+
+# The paper's six, in the paper's order: Model Utility and Forget Efficacy are computed over these.
+METRIC_NAMES: tuple[str, ...] = tuple(s.name for s in metrics_of_kind("paper"))

@@ -1,0 +1,151 @@
+"""Data-parallel evaluation: several processes (``torchrun`` / ``accelerate launch``) share the
+items, the main process gathers them and writes what a one-process run writes.
+
+Process r of W evaluates items r, r + W, r + 2W, ... of every split (the holdout too) with
+:func:`unlearnkit.eval.runner.evaluate`; the per-item records are gathered on the main process
+and put back in their one-process order. Every split value is the mean of its per-item values
+(as the runner computes it), and every aggregate (Model Utility, Forget Efficacy, Forget Quality,
+the membership-inference AUCs, privacy leakage) is recomputed from the gathered per-item values,
+so the result equals a one-process run up to the float rounding of different batch compositions.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from unlearnkit.config import EvalConfig
+from unlearnkit.data.formatting import PromptFormatter
+from unlearnkit.data.records import QAItem
+from unlearnkit.eval import metrics as M
+from unlearnkit.eval import registered_metrics as R
+from unlearnkit.eval.runner import evaluate, load_retain_truth_ratios, select_splits
+from unlearnkit.utils import atomic_write_json, read_jsonl, write_jsonl
+
+
+def _mean_or_none(values: list[Any]) -> float | None:
+    return None if any(v is None for v in values) else float(np.mean(values))
+
+
+def merge_shards(
+    shards: list[tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]],
+    sets: dict[str, list[QAItem]],
+    cfg: EvalConfig,
+    benchmark_kind: str,
+) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
+    """(summary, records) of the whole evaluation from each process's (summary, records),
+    process r holding items r, r + W, ... (W = len(shards)) of every split in ``sets``."""
+    world = len(shards)
+    base = shards[0][0]
+    names = [n for n in sets if n in shards[0][1]]
+    records: dict[str, list[dict[str, Any]]] = {}
+    for name in names:
+        out: list[dict[str, Any] | None] = [None] * len(sets[name])
+        for rank, (_, recs) in enumerate(shards):
+            for j, rec in enumerate(recs[name]):
+                out[rank + j * world] = {**rec, "index": rank + j * world}
+        records[name] = out  # type: ignore[assignment]
+    splits = [n for n in names if n != R.HOLDOUT_SPLIT]
+    values = {
+        n: {k: _mean_or_none([r[k] for r in records[n]]) for k in base["splits"][n]} for n in splits
+    }
+    missing: dict[str, str] = {}
+    for summary, _ in shards:
+        missing.update(summary["missing"])
+    retain_ratios = None
+    if cfg.retain_eval and "forget" in sets:
+        retain_ratios = load_retain_truth_ratios(cfg.retain_eval, sets["forget"])
+    aggregates = M.aggregate(
+        values,
+        "tofu" if benchmark_kind == "synthetic" else benchmark_kind,
+        forget_truth_ratios=[r["truth_ratio_raw"] for r in records["forget"]]
+        if retain_ratios is not None
+        else None,
+        retain_truth_ratios=retain_ratios,
+    )
+    R.open_unlearning_utility(values, aggregates)
+    for key in base["aggregates"]:  # the attacks and PrivLeak: None unless computed below
+        aggregates.setdefault(key, None)
+    privacy: dict[str, Any] = {}
+    if R.HOLDOUT_SPLIT in records:
+        both = [*records["forget"], *records[R.HOLDOUT_SPLIT]]
+        scores = {s.name: [r[f"{s.name}_score"] for r in both] for s in M.metrics_of_kind("mia")}
+        for name in scores:
+            missing.pop(name, None)
+        reference = R.load_retain_reference(cfg.retain_eval) if cfg.retain_eval else None
+        agg, over, miss, privacy = R.mia_and_privacy(scores, len(records["forget"]), reference)
+        aggregates.update(agg)
+        aggregates["computed_over"].update(over)
+        missing.update(miss)
+    summary = {
+        **base,
+        "cache_key": None,  # each process's key covers its shard only
+        "n_items": {n: len(sets[n]) for n in splits},
+        "splits": values,
+        "aggregates": aggregates,
+        "privacy": privacy,
+        "missing": missing,
+        "empty_generations": {n: sum(1 for r in records[n] if not r["generation"]) for n in splits},
+        "timings": base["timings"],  # the main process's
+        "timings_per_process": [s["timings"] for s, _ in shards],
+        "timings_per_split": base["timings_per_split"],
+        "processes": world,
+    }
+    return summary, records
+
+
+def evaluate_data_parallel(
+    model_or_path: PreTrainedModel | str | Path,
+    tokenizer: PreTrainedTokenizerBase | None,
+    eval_sets: dict[str, list[QAItem]],
+    cfg: EvalConfig,
+    out_dir: str | Path,
+    formatter: PromptFormatter | None = None,
+    benchmark_kind: str = "tofu",
+    *,
+    model_name: str | None = None,
+    progress: bool = True,
+) -> dict[str, Any] | None:
+    """:func:`~unlearnkit.eval.runner.evaluate` over every process of the launch; one process:
+    exactly ``evaluate``. Every process must call it; the main process writes ``out_dir`` and
+    returns the summary, the others return None."""
+    from accelerate import PartialState
+
+    state = PartialState()
+    world, rank = state.num_processes, state.process_index
+    if world == 1:
+        return evaluate(model_or_path, tokenizer, eval_sets, cfg, out_dir, formatter,
+                        benchmark_kind, model_name=model_name, progress=progress)  # fmt: skip
+    sets = select_splits(eval_sets, cfg)  # ds_size and eval.splits apply before sharding
+    small = {n: len(items) for n, items in sets.items() if len(items) < world}
+    if small:
+        raise ValueError(f"data-parallel evaluation over {world} processes: splits {small} "
+                         "have fewer items than processes")  # fmt: skip
+    shard = {name: items[rank::world] for name, items in sets.items()}
+    shard_cfg = dataclasses.replace(cfg, splits=None, ds_size=None, use_cache=False)
+    with tempfile.TemporaryDirectory() as tmp:
+        summary = evaluate(model_or_path, tokenizer, shard, shard_cfg, tmp, formatter,
+                           benchmark_kind, model_name=model_name,
+                           progress=progress and state.is_main_process)  # fmt: skip
+        records = {
+            n: read_jsonl(Path(tmp) / f"{n}.jsonl")
+            for n in shard
+            if (Path(tmp) / f"{n}.jsonl").is_file()
+        }
+    import torch.distributed as dist
+
+    gathered: list[Any] | None = [None] * world if state.is_main_process else None
+    dist.gather_object((summary, records), gathered, dst=0)
+    if not state.is_main_process:
+        return None
+    merged, all_records = merge_shards(gathered, sets, cfg, benchmark_kind)  # type: ignore[arg-type]
+    out = Path(out_dir)
+    for name, recs in all_records.items():
+        write_jsonl(out / f"{name}.jsonl", recs)
+    atomic_write_json(out / "summary.json", merged)
+    return merged

@@ -1,0 +1,45 @@
+"""Exact memorization and extraction strength of an answer under teacher forcing.
+
+Both read the greedy next-token predictions along the reference answer a = (a_1 .. a_A) (its EOS
+token included): hit_t = [argmax_v p(v | q, a_<t) = a_t].
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from unlearnkit.eval.metrics.answer_tokens import AnswerTokens
+from unlearnkit.eval.metrics.specs import register_metric
+
+
+@register_metric(
+    "exact_memorization",
+    label="EM",
+    higher_is_better=True,
+    needs=("token_logprobs",),
+    kind="answer_tokens",
+    description="share of answer tokens the greedy next-token prediction gets right",
+)
+def exact_memorization(tokens: AnswerTokens) -> float:
+    """EM = 1/A sum_t hit_t (Tirumala et al. 2022, as open-unlearning reports it)."""
+    return float(np.mean(np.asarray(tokens.greedy_hit, dtype=np.float64)))
+
+
+@register_metric(
+    "extraction_strength",
+    label="ExS",
+    higher_is_better=True,
+    needs=("token_logprobs",),
+    kind="answer_tokens",
+    description="1 - (shortest answer prefix after which the rest is predicted exactly) / length",
+)
+def extraction_strength(tokens: AnswerTokens) -> float:
+    """ES = 1 - k*/A with k* = min {k in 0..A : hit_t for every t > k} (Carlini et al. 2021).
+
+    k* = 0 when every token is predicted (ES = 1); k* = A when even the last one is not (ES = 0).
+    """
+    hits = np.asarray(tokens.greedy_hit, dtype=bool)  # (A,)
+    n = hits.size
+    misses = np.flatnonzero(~hits)
+    k = 0 if misses.size == 0 else int(misses[-1]) + 1  # the suffix after the last miss is exact
+    return 1.0 - k / n
