@@ -103,6 +103,19 @@ class UnlearningDataset(Dataset):
         self.pairing = pairing
         self.fixed_length_views = frozenset(fixed_length_views)
         n = len(self.forget)
+        # forget_alt (AltPO): one alternative answer per forget item, fixed for the task.
+        self.alternate: list[str] = []
+        if "forget_alt" in self.views:
+            missing = [f.question for f in self.forget if not (alternates or {}).get(f.question)]
+            if missing:
+                raise ValueError(
+                    f"no alternative answer for {len(missing)} forget question(s), e.g. "
+                    f"{missing[0]!r}; add them to the method.alternates file"
+                )
+            rng = _rng(seed, "forget_alt")
+            for f in self.forget:
+                options = list(alternates[f.question])  # type: ignore[index]
+                self.alternate.append(options[int(rng.integers(len(options)))])
         if pairing == "index":
             self._index_pairing(n)
             self.ref_nll: dict[str, Tensor] = {}
@@ -119,19 +132,6 @@ class UnlearningDataset(Dataset):
             if self.retain
             else np.zeros(n, dtype=np.int64)
         )
-        # forget_alt (AltPO): one alternative answer per forget item, fixed for the task.
-        self.alternate: list[str] = []
-        if "forget_alt" in self.views:
-            missing = [f.question for f in self.forget if not (alternates or {}).get(f.question)]
-            if missing:
-                raise ValueError(
-                    f"no alternative answer for {len(missing)} forget question(s), e.g. "
-                    f"{missing[0]!r}; add them to the method.alternates file"
-                )
-            rng = _rng(seed, "forget_alt")
-            for f in self.forget:
-                options = list(alternates[f.question])  # type: ignore[index]
-                self.alternate.append(options[int(rng.integers(len(options)))])
         self.ref_nll: dict[str, Tensor] = {}  # view -> (N,) cached reference NLLs
         self.epoch = -1
         self.set_epoch(0)
