@@ -87,7 +87,8 @@ def coefficients(method: Any) -> dict[str, float]:
     return {
         "forget_coeff": coeff["forget"],
         "regularization_coeff": coeff.get("regularizer", 0.0),
-        "beta": method.beta,
+        # every part with a beta resolves it (the paper's parts: 0.1 unless method.beta is set)
+        "beta": next((t.settings["beta"] for t in method.terms if "beta" in t.settings), None),
     }
 
 

@@ -76,8 +76,19 @@ class DataConfig:
 
 @dataclass
 class MethodConfig:
-    name: str = "ME+GD"  # FORGET+REGULARIZER, FORGET alone, or LLMU
-    beta: float = 0.1
+    name: str = "ME+GD"  # FORGET+REGULARIZER, FORGET alone, LLMU, or a recipe (IdkDPO, AltPO, PDU)
+    # Each part's own settings; None = that part's paper default (`unlearn ls objectives`).
+    # A value set here applies to every part of the method that has the setting.
+    beta: float | None = None  # NPO, DPO, AP 0.1; SimNPO 4.5; WGA 1; SatImp beta1 5; UNDIAL 10
+    beta2: float | None = None  # SatImp's importance exponent (1)
+    delta: float | None = None  # SimNPO's margin (0)
+    ignore_first: int | None = None  # CE-U: first answer tokens left out (1)
+    steering_coeff: float | None = None  # RMU: norm of the random target activation (2)
+    layer: int | str | None = None  # RMU / ED: layer index or module name (7)
+    trainable_params: str | None = None  # regex of the parameter names to train; None = all
+    retain_eps: float | None = None  # PD: retain-loss bound; None = the first step's retain loss
+    dual_lr: float | None = None  # PD: step size of the multiplier's dual ascent (1)
+    alternates: str | None = None  # AltPO: JSON lines {question, alternate} (or a list of them)
     forget_coeff: float | None = None  # None = paper default (0.1 for ME+GD, 1.0 otherwise)
     regularization_coeff: float = 1.0
     mask_question: bool | None = None  # None = paper default (False for ME+GD, True otherwise)
@@ -482,6 +493,9 @@ def load_config(
 
         cfg = resolve_profile(cfg, explicit)
         validate(cfg)
+        # A sweep resolves each of its methods' rates itself (scenarios/sweep.py).
+        if cfg.scenario != "sweep" and "train.learning_rate" not in explicit:
+            _apply_method_learning_rate(cfg)
     return cfg
 
 
@@ -494,6 +508,18 @@ def _dotted_keys(data: dict[str, Any], prefix: str = "") -> set[str]:
         if isinstance(value, dict):
             keys |= _dotted_keys(value, where + ".")
     return keys
+
+
+def _apply_method_learning_rate(cfg: RunConfig) -> None:
+    """A method whose paper trains at another learning rate (UNDIAL: 1e-4) gets it by default."""
+    from unlearnkit.methods import default_learning_rate
+
+    try:
+        lr = default_learning_rate(cfg.method.name)
+    except ValueError:
+        return  # an unknown method name is reported where the method is built
+    if lr is not None:
+        cfg.train.learning_rate = lr
 
 
 def save_config(cfg: Any, path: str | Path, extra: dict[str, Any] | None = None) -> Path:

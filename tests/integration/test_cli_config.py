@@ -57,7 +57,7 @@ def test_unknown_method_is_named_before_the_benchmark_is_opened(tmp_path, monkey
     code = main(["unlearn", "--method", "ME+XX", "--model", "x", "--benchmark", "tofu"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
-    assert err.startswith("error: unknown regularizer 'XX'; choose from AP, GD, KL")
+    assert err.startswith("error: unknown regularizer 'XX'; choose from AP, ED, GD, KL, PD")
 
 
 @pytest.mark.parametrize(

@@ -162,7 +162,7 @@ def test_cli_finetune_learns_the_training_set(assets, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--method", "ME+XX"], "error: unknown regularizer 'XX'; choose from AP, GD, KL"),
+        (["--method", "ME+XX"], "error: unknown regularizer 'XX'; choose from AP, ED, GD, KL, PD"),
         (["--method", "NPX"], "error: unknown method 'NPX' (did you mean 'NPO'?)"),
         (["method.forget_coeff=-1"], "method.forget_coeff must be a finite number >= 0"),
         (["method.regularization_coeff=.nan"], "method.regularization_coeff must be a finite"),

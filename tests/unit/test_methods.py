@@ -79,9 +79,12 @@ def learned_model(state: dict[str, torch.Tensor]):
 
 def test_every_composition_is_registered():
     names = set(METHODS.names())
-    forgets, regs = ["GA", "NPO", "DPO", "IDK", "ME"], ["GD", "KL", "AP"]
+    forgets = ["GA", "NPO", "DPO", "IDK", "ME"]
+    forgets += ["SimNPO", "WGA", "SatImp", "UNDIAL", "CE-U", "RMU", "LMF", "AltDPO"]
+    regs = ["GD", "KL", "AP", "ED", "PD"]
     expected = set(forgets) | {f"{f}+{r}" for f in forgets for r in regs} | {"LLMU"}
-    assert names == expected  # 5 alone + 15 combos + LLMU = 21
+    expected |= {"IdkDPO", "AltPO", "PDU"}  # named recipes
+    assert names == expected  # 13 alone + 65 combos + LLMU + 3 recipes = 82
 
 
 def test_paper_defaults_me_gd_vs_others():
@@ -111,9 +114,9 @@ def test_llmu_terms_and_zero_coefficient_skipped():
 @pytest.mark.parametrize(
     "name, fragment",
     [
-        ("ME+XX", "unknown regularizer 'XX'; choose from AP, GD, KL"),
+        ("ME+XX", "unknown regularizer 'XX'; choose from AP, ED, GD, KL, PD"),
         ("NPX", "did you mean 'NPO'"),
-        ("GA+GD+KL", "must be FORGET, FORGET+REGULARIZER or LLMU"),
+        ("GA+GD+KL", "must be FORGET, FORGET+REGULARIZER, LLMU or a recipe"),
         ("XX+GD", "unknown forget objective 'XX'"),
         ("+GD", "must be FORGET"),
     ],

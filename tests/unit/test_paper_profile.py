@@ -43,6 +43,7 @@ def _items(n: int, prefix: str) -> list[QAItem]:
 def _dataset(**kw) -> UnlearningDataset:
     tok = tiny_tokenizer()
     kw.setdefault("mask_question", False)
+    kw.setdefault("alternates", {f"forget q {i}?": [f"alt {i}."] for i in range(6)})  # AltPO
     return UnlearningDataset(
         _items(6, "forget"),
         _items(5, "retain"),

@@ -369,7 +369,8 @@ def test_build_report(runs: Path, tmp_path: Path) -> None:
     html = page.read_text()
     assert html.count('src="data:image/png;base64,') == len(pngs)
     assert not re.search(r'(src|href)="(https?:|//|plots/)', html)  # self-contained
-    assert "<td>ME+GD</td>" in html and ">0.634<" in html and ">1.23e-05<" in html
+    assert 'title="resolved settings">ME+GD</a></td>' in html  # its settings a click away
+    assert ">0.634<" in html and ">1.23e-05<" in html
     assert "entailment not computed: no NLI" in html
     # side by side: question, ground truth, before, after per method; items 0 and 3 sampled
     assert "[forget] Who wrote book 0?" in html and "[forget] Who wrote book 3?" in html

@@ -4,16 +4,36 @@ Importing this package registers every part in ``FORGET_OBJECTIVES`` / ``REGULAR
 every composable name in ``METHODS``.
 """
 
-from unlearnkit.methods import ap, dpo, ga, gd, idk, kl, me, npo  # noqa: F401  (registration)
+from unlearnkit.methods import (  # noqa: F401  (registration)
+    altpo,
+    ap,
+    ceu,
+    dpo,
+    ga,
+    gd,
+    idk,
+    kl,
+    me,
+    npo,
+    pdu,
+    rmu,
+    satimp,
+    simnpo,
+    undial,
+    wga,
+)
 from unlearnkit.methods.base import VIEWS, Part, StepContext
 from unlearnkit.methods.compose import (
+    RECIPES,
     Method,
     Term,
     _register_methods,
     build_method,
     canonical_name,
+    default_learning_rate,
     paper_defaults,
     parse_method_name,
+    select_trainable,
 )
 from unlearnkit.methods.data import (
     QADataset,
@@ -26,6 +46,7 @@ from unlearnkit.methods.data import (
 _register_methods()
 
 __all__ = [
+    "RECIPES",
     "VIEWS",
     "Method",
     "Part",
@@ -38,6 +59,8 @@ __all__ = [
     "build_method",
     "canonical_name",
     "compute_reference_nlls",
+    "default_learning_rate",
     "paper_defaults",
     "parse_method_name",
+    "select_trainable",
 ]

@@ -18,5 +18,7 @@ AP = Part(
     fn=_ap,
     views=("retain", "retain_idk"),
     description="Answer Preservation: -(1/beta) mean log sigmoid(beta (nll_idk - nll_ans))",
+    paper="Yuan et al. 2025, arXiv:2410.08109",
+    settings={"beta": 0.1},
 )
-REGULARIZERS.add(AP.name, AP, description=AP.description)
+REGULARIZERS.add(AP.name, AP, description=AP.listing)

@@ -1,4 +1,5 @@
-"""Compose a method by name: ``FORGET+REGULARIZER`` (``ME+GD``), ``FORGET`` alone, or ``LLMU``.
+"""Compose a method by name: ``FORGET+REGULARIZER`` (``ME+GD``), ``FORGET`` alone, ``LLMU``, or a
+named recipe (``IdkDPO`` = ``DPO+GD``, ``AltPO``, ``PDU``, see :data:`RECIPES`).
 
 The training loss is::
 
@@ -8,12 +9,17 @@ The training loss is::
 Defaults of the paper's TOFU scripts: ``forget_coeff`` 0.1 and no question masking for ME+GD,
 1.0 with question masking for every other method (the ``paper`` profile adds its per-scenario
 values, :mod:`unlearnkit.profiles`). Masking applies to the forget view only.
+A part from another paper brings its paper's coefficient (SimNPO 0.125, SatImp 0.1) and
+settings (``Part.settings``: ``method.beta`` etc. left unset mean each part's own default).
 """
 
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -23,6 +29,23 @@ from unlearnkit.methods.base import REFUSAL_VIEWS, VIEWS, Part, StepContext
 from unlearnkit.methods.llmu import MISMATCH
 from unlearnkit.registry import FORGET_OBJECTIVES, METHODS, REGULARIZERS
 
+# Named recipes: compositions of registered parts under the name their paper gives them.
+RECIPES: dict[str, tuple[str, str, str]] = {
+    # name: (forget objective, regularizer, description)
+    "IdkDPO": ("DPO", "GD", "IdkDPO (TOFU, Maini et al. 2024): DPO with a refusal preferred + GD"),
+    "AltPO": (
+        "AltDPO",
+        "GD",
+        "AltPO (Mekala et al. 2024): DPO with an alternative answer preferred + GD",
+    ),
+    "PDU": (
+        "LMF",
+        "PD",
+        "PDU (Entesari et al. 2025): logit-margin flattening, retain NLL held <= eps by a "
+        "primal-dual multiplier",
+    ),
+}
+
 
 @dataclass(frozen=True)
 class Term:
@@ -31,6 +54,7 @@ class Term:
     key: str
     part: Part
     coeff: float
+    settings: dict[str, Any] = field(default_factory=dict)  # the part's resolved settings
 
 
 @dataclass
@@ -39,12 +63,19 @@ class Method:
 
     name: str
     terms: list[Term]
-    beta: float
+    beta: float | None
     mask_question: bool
     pad_id: int = 0
     skipped: list[str] = field(default_factory=list)  # parts with coefficient 0 (not computed)
     kl_positions: str = "counted"  # KL averaged over counted answer positions, or "all" B x T
     me_epsilon: float = 0.0  # ME: 0 = closed form; > 0 = log(p + eps) (the paper's 1e-12)
+    layer: int | str | None = None  # the layer whose activations parts read (RMU)
+    trainable_params: str | None = None  # regex of the parameters to train (None: all)
+    learning_rate: float | None = None  # the paper's default when the user sets none
+    seed: int = 0  # fixed random quantities of a part (RMU's direction) derive from it
+    # Per-term state that evolves with training (PD's multiplier), saved with checkpoints;
+    # keys starting with "_" are transient (this step's running sums) and never saved.
+    state: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def reads_all_positions(self) -> tuple[str, ...]:
@@ -98,14 +129,18 @@ class Method:
             batch,
             ref_model,
             self.views,
-            self.beta,
+            None,
             self.pad_id,
             kl_positions=self.kl_positions,
             me_epsilon=self.me_epsilon,
+            layer=self.layer,
+            seed=self.seed,
         )
         parts: dict[str, Tensor] = {}
         total: Tensor | None = None
         for term in self.terms:
+            ctx.params = term.settings
+            ctx.state = self.state.setdefault(term.key, {})
             value = term.part.fn(ctx)  # scalar
             parts[term.key] = value
             weighted = term.coeff * value
@@ -113,11 +148,29 @@ class Method:
         assert total is not None  # a method always has at least one term (checked when built)
         return total, parts
 
+    def end_step(self) -> None:
+        """After each optimizer step: let stateful parts update (PD's dual ascent)."""
+        for term in self.terms:
+            if term.part.end_step is not None:
+                term.part.end_step(self.state.setdefault(term.key, {}), term.settings)
+
+    def state_dict(self) -> dict[str, dict[str, Any]]:
+        """The saved part of the state (JSON-ready; transient keys left out)."""
+        return {
+            key: {k: v for k, v in st.items() if not k.startswith("_")}
+            for key, st in self.state.items()
+            if any(not k.startswith("_") for k in st)
+        }
+
+    def load_state_dict(self, state: Mapping[str, Mapping[str, Any]]) -> None:
+        self.state = {key: dict(st) for key, st in state.items()}
+
     def describe(self) -> dict[str, object]:
         """The resolved settings, recorded beside each run's outputs."""
         return {
             "name": self.name,
             "terms": {t.key: {"part": t.part.name, "coeff": t.coeff} for t in self.terms},
+            "settings": {t.key: dict(t.settings) for t in self.terms if t.settings},
             "beta": self.beta,
             "mask_question": self.mask_question,
             "mask_question_views": ["forget"],
@@ -126,6 +179,8 @@ class Method:
             "needs_reference": self.needs_reference,
             "cached_ref_views": list(self.cached_ref_views),
             "skipped_zero_coeff": list(self.skipped),
+            "layer": self.layer,
+            "trainable_params": self.trainable_params,
         }
 
 
@@ -151,13 +206,17 @@ def parse_method_name(name: str) -> tuple[str, str | None]:
     pieces = [p.strip() for p in name.strip().split("+")]
     if len(pieces) > 2 or any(not p for p in pieces):
         raise ValueError(
-            f"method '{name}' must be FORGET, FORGET+REGULARIZER or LLMU "
+            f"method '{name}' must be FORGET, FORGET+REGULARIZER, LLMU or a recipe "
+            f"({', '.join(RECIPES)}) "
             f"(forget: {', '.join(FORGET_OBJECTIVES.names())}; "
             f"regularizer: {', '.join(REGULARIZERS.names())})"
         )
     if len(pieces) == 1:
         if pieces[0].upper() == "LLMU":
             return "LLMU", None
+        recipe = recipe_of(pieces[0])
+        if recipe is not None:
+            return recipe
         if pieces[0] not in FORGET_OBJECTIVES and pieces[0].upper() not in FORGET_OBJECTIVES:
             METHODS.get(pieces[0])  # raises: "unknown method 'NPX' (did you mean 'NPO'?); ..."
         forget: Part = FORGET_OBJECTIVES.get(pieces[0])
@@ -167,16 +226,55 @@ def parse_method_name(name: str) -> tuple[str, str | None]:
     return forget.name, regularizer.name
 
 
+def recipe_of(name: str) -> tuple[str, str] | None:
+    """``(forget, regularizer)`` of the named recipe ``name`` (any case), else None."""
+    lowered = {k.lower(): k for k in RECIPES}
+    key = lowered.get(name.strip().lower())
+    return None if key is None else RECIPES[key][:2]
+
+
 def canonical_name(name: str) -> str:
     forget, reg = parse_method_name(name)
     return forget if reg is None else f"{forget}+{reg}"
 
 
 def paper_defaults(name: str) -> tuple[float, bool]:
-    """``(forget_coeff, mask_question)`` the paper uses for method ``name``."""
+    """``(forget_coeff, mask_question)`` the method's paper uses for method ``name``."""
+    forget, _ = parse_method_name(name)
     if canonical_name(name) == "ME+GD":
         return 0.1, False
-    return 1.0, True
+    part = FORGET_OBJECTIVES.get("GA" if forget == "LLMU" else forget)
+    return (1.0 if part.forget_coeff is None else part.forget_coeff), True
+
+
+def default_learning_rate(name: str) -> float | None:
+    """The learning rate the forget objective's paper uses (None: the general default)."""
+    forget, _ = parse_method_name(name)
+    return None if forget == "LLMU" else FORGET_OBJECTIVES.get(forget).learning_rate
+
+
+def _resolve_settings(part: Part, cfg: MethodConfig) -> dict[str, Any]:
+    """The part's settings: its paper defaults, each overridden by ``method.<name>`` when set."""
+    out: dict[str, Any] = {}
+    for key, default in part.settings.items():
+        if not hasattr(cfg, key):
+            raise RuntimeError(f"part {part.name}'s setting '{key}' has no method.{key} field")
+        value = getattr(cfg, key)
+        value = default if value is None else value
+        if key != "layer" and value is not None:
+            real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+            if not real or not math.isfinite(value):
+                raise ValueError(f"method.{key} must be a finite number, got {value!r}")
+            if key.startswith("beta") and value <= 0:
+                raise ValueError(f"method.{key} must be > 0, got {value!r}; e.g. method.{key}=1.0")
+            if isinstance(default, int) and not isinstance(default, bool):
+                if value != int(value) or value < 0:
+                    raise ValueError(f"method.{key} must be a whole number >= 0, got {value!r}")
+                value = int(value)
+            else:
+                value = float(value)
+        out[key] = value
+    return out
 
 
 def build_method(cfg: MethodConfig, pad_id: int = 0) -> Method:
@@ -192,7 +290,7 @@ def build_method(cfg: MethodConfig, pad_id: int = 0) -> Method:
     )
     reg_coeff = _check_coeff(cfg.regularization_coeff, "method.regularization_coeff")
     beta = cfg.beta
-    if isinstance(beta, bool) or not math.isfinite(beta) or beta <= 0:
+    if beta is not None and (isinstance(beta, bool) or not math.isfinite(beta) or beta <= 0):
         raise ValueError(
             f"method.beta must be a finite number > 0, got {beta!r}; e.g. method.beta=0.1"
         )
@@ -210,7 +308,11 @@ def build_method(cfg: MethodConfig, pad_id: int = 0) -> Method:
         candidates = [Term("forget", FORGET_OBJECTIVES.get(forget_name), forget_coeff)]
         if reg_name is not None:
             candidates.append(Term("regularizer", REGULARIZERS.get(reg_name), reg_coeff))
-    terms = [t for t in candidates if t.coeff > 0]
+    terms = [
+        Term(t.key, t.part, t.coeff, _resolve_settings(t.part, cfg))
+        for t in candidates
+        if t.coeff > 0
+    ]
     skipped = [t.key for t in candidates if t.coeff == 0]
     if not terms:
         raise ValueError(
@@ -223,20 +325,62 @@ def build_method(cfg: MethodConfig, pad_id: int = 0) -> Method:
         )
     if not math.isfinite(cfg.me_epsilon) or cfg.me_epsilon < 0:
         raise ValueError(f"method.me_epsilon must be a finite number >= 0, got {cfg.me_epsilon}")
+    layers = {t.settings.get("layer") for t in terms if t.part.hidden_views}
+    if len(layers) > 1:  # every part reads method.layer, so only differing defaults get here
+        raise ValueError(f"the parts of {name} read different layers {sorted(map(str, layers))}")
+    if cfg.trainable_params is not None:
+        _check_pattern(cfg.trainable_params)
     return Method(
         name=name,
         terms=terms,
-        beta=float(beta),
+        beta=None if beta is None else float(beta),
         mask_question=mask,
         pad_id=pad_id,
         skipped=skipped,
         kl_positions=cfg.kl_positions,
         me_epsilon=float(cfg.me_epsilon),
+        layer=next(iter(layers)) if layers else None,
+        trainable_params=cfg.trainable_params,
+        learning_rate=default_learning_rate(cfg.name),
     )
+
+
+def _check_pattern(pattern: str) -> None:
+    import re
+
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(
+            f"method.trainable_params is not a valid regex ({exc}): {pattern!r}"
+        ) from None
+
+
+def select_trainable(model: torch.nn.Module, pattern: str) -> list[str]:
+    """Train only the parameters whose name fully matches ``pattern``; returns their names.
+
+    Raises a one-line ``ValueError`` (with a few parameter names) when nothing matches.
+    """
+    import re
+
+    names = [n for n, _ in model.named_parameters()]
+    chosen = [n for n in names if re.fullmatch(pattern, n)]
+    if not chosen:
+        raise ValueError(
+            f"method.trainable_params {pattern!r} matches no parameter; names look like "
+            f"{', '.join(names[:3])}"
+        )
+    keep = set(chosen)
+    for n, p in model.named_parameters():
+        p.requires_grad_(n in keep)
+    return chosen
 
 
 def _register_methods() -> None:
     """List every composable name in METHODS so `unlearn ls methods` shows them."""
+    for name, (forget, reg, desc) in RECIPES.items():
+        if name not in METHODS:
+            METHODS.add(name, name, description=f"{desc} (= {forget}+{reg})")
     for forget in FORGET_OBJECTIVES.names():
         desc = FORGET_OBJECTIVES.describe()[forget]
         if forget not in METHODS:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +38,7 @@ from unlearnkit.losses import sequence_nll
 from unlearnkit.methods.base import TENSOR_KEYS, VIEWS, ref_nll_key
 
 # Distinct streams of randomness, one per pairing purpose.
-_SALT = {"forget_idk": 1, "forget_mismatch": 2, "retain": 3, "retain_idk": 4}
+_SALT = {"forget_idk": 1, "forget_mismatch": 2, "retain": 3, "retain_idk": 4, "forget_alt": 5}
 
 
 def _rng(seed: int, purpose: str, epoch: int | None = None) -> np.random.Generator:
@@ -72,6 +72,7 @@ class UnlearningDataset(Dataset):
         seed: int = 0,
         pairing: str = "epoch",
         fixed_length_views: Sequence[str] = (),
+        alternates: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         if pairing not in ("epoch", "index"):
             raise ValueError(f"unknown pairing '{pairing}'; choose from epoch, index")
@@ -102,6 +103,19 @@ class UnlearningDataset(Dataset):
         self.pairing = pairing
         self.fixed_length_views = frozenset(fixed_length_views)
         n = len(self.forget)
+        # forget_alt (AltPO): one alternative answer per forget item, fixed for the task.
+        self.alternate: list[str] = []
+        if "forget_alt" in self.views:
+            missing = [f.question for f in self.forget if not (alternates or {}).get(f.question)]
+            if missing:
+                raise ValueError(
+                    f"no alternative answer for {len(missing)} forget question(s), e.g. "
+                    f"{missing[0]!r}; add them to the method.alternates file"
+                )
+            rng = _rng(seed, "forget_alt")
+            for f in self.forget:
+                options = list(alternates[f.question])  # type: ignore[index]
+                self.alternate.append(options[int(rng.integers(len(options)))])
         if pairing == "index":
             self._index_pairing(n)
             self.ref_nll: dict[str, Tensor] = {}
@@ -175,6 +189,8 @@ class UnlearningDataset(Dataset):
             return f.question, self.refusals[int(self.forget_refusal[i])]
         if view == "forget_mismatch":
             return f.question, self.retain[int(self.mismatch[i])].answer
+        if view == "forget_alt":
+            return f.question, self.alternate[i]
         r = self.retain[int(self.retain_index[i])]
         if view == "retain":
             return r.question, r.answer

@@ -26,5 +26,7 @@ DPO = Part(
     needs_reference=True,
     cached_ref_views=("forget", "forget_idk"),
     description="Direct Preference Optimization with a refusal as the preferred answer",
+    paper="Rafailov et al. 2023, arXiv:2305.18290; TOFU, Maini et al. 2024",
+    settings={"beta": 0.1},
 )
-FORGET_OBJECTIVES.add(DPO.name, DPO, description=DPO.description)
+FORGET_OBJECTIVES.add(DPO.name, DPO, description=DPO.listing)

@@ -18,5 +18,6 @@ GA = Part(
     fn=_ga,
     views=("forget",),
     description="Gradient Ascent: minus the token-mean NLL of the forget answers",
+    paper="Jang et al. 2023, arXiv:2210.01504",
 )
-FORGET_OBJECTIVES.add(GA.name, GA, description=GA.description)
+FORGET_OBJECTIVES.add(GA.name, GA, description=GA.listing)

@@ -18,5 +18,6 @@ GD = Part(
     fn=_gd,
     views=("retain",),
     description="Gradient Descent on retain data: token-mean NLL of the retain answers",
+    paper="Liu et al. 2022; TOFU, Maini et al. 2024, arXiv:2401.06121",
 )
-REGULARIZERS.add(GD.name, GD, description=GD.description)
+REGULARIZERS.add(GD.name, GD, description=GD.listing)

@@ -18,5 +18,6 @@ IDK = Part(
     fn=_idk,
     views=("forget_idk",),
     description="IDK fine-tuning: NLL of a refusal given the forget question",
+    paper="TOFU, Maini et al. 2024, arXiv:2401.06121",
 )
-FORGET_OBJECTIVES.add(IDK.name, IDK, description=IDK.description)
+FORGET_OBJECTIVES.add(IDK.name, IDK, description=IDK.listing)

@@ -22,5 +22,6 @@ KL = Part(
     views=("retain",),
     needs_reference=True,
     description="KL(p_ref || p) of next-token distributions on retain data",
+    paper="TOFU, Maini et al. 2024, arXiv:2401.06121",
 )
-REGULARIZERS.add(KL.name, KL, description=KL.description)
+REGULARIZERS.add(KL.name, KL, description=KL.listing)

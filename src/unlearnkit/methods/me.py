@@ -18,5 +18,6 @@ ME = Part(
     fn=_me,
     views=("forget",),
     description="Maximizing Entropy: mean KL(uniform || p) over counted forget positions",
+    paper="Yuan et al. 2025, arXiv:2410.08109",
 )
-FORGET_OBJECTIVES.add(ME.name, ME, description=ME.description)
+FORGET_OBJECTIVES.add(ME.name, ME, description=ME.listing)

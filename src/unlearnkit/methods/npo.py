@@ -21,5 +21,7 @@ NPO = Part(
     needs_reference=True,
     cached_ref_views=("forget",),
     description="Negative Preference Optimization: -(2/beta) mean logsigmoid(beta (nll - ref_nll))",
+    paper="Zhang et al. 2024, arXiv:2404.05868",
+    settings={"beta": 0.1},
 )
-FORGET_OBJECTIVES.add(NPO.name, NPO, description=NPO.description)
+FORGET_OBJECTIVES.add(NPO.name, NPO, description=NPO.listing)

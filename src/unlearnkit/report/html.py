@@ -66,6 +66,15 @@ def png_data_uri(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
+def _settings_link(row: dict[str, Any]) -> str:
+    """The row's label, linked to its run's resolved configuration (every setting of the method)."""
+    config = Path(str(row.get("run_dir") or "")) / "config.yaml"
+    if not row.get("run_dir") or not config.is_file():
+        return _esc(row["label"])
+    href = config.resolve().as_uri()
+    return f'<a href="{_esc(href)}" title="resolved settings">{_esc(row["label"])}</a>'
+
+
 def table_html(table: ScenarioTable) -> str:
     head = ["Method"] + (["Stage"] if table.show_stage else []) + [c.header for c in table.columns]
     titles = [""] + ([""] if table.show_stage else []) + [c.key for c in table.columns]
@@ -74,7 +83,7 @@ def table_html(table: ScenarioTable) -> str:
     out.append("</tr></thead><tbody>")
     for r in table.rows:
         cls = ' class="before"' if r["is_before"] else ""
-        cells = [f"<td>{_esc(r['label'])}</td>"]
+        cells = [f"<td>{_settings_link(r)}</td>"]
         if table.show_stage:
             cells.append(f"<td>{_esc(r['stage'])}</td>")
         cells += [

@@ -1,5 +1,9 @@
 """A grid of runs (methods x learning rates x splits x seeds) from one config; finished runs are
-skipped, so an interrupted sweep picks up where it stopped."""
+skipped, so an interrupted sweep picks up where it stopped.
+
+With no ``sweep.learning_rates``, each method trains at its paper's learning rate where its
+paper has its own (UNDIAL: 1e-4), else at ``train.learning_rate``: a leaderboard
+(``configs/leaderboard_synth.yaml``) runs every method with its paper's defaults."""
 
 from __future__ import annotations
 
@@ -16,9 +20,11 @@ def expand_sweep(cfg: RunConfig) -> list[RunConfig]:
     s = cfg.sweep
     if s.scenario == "sweep":
         raise ValueError("sweep.scenario must be fictitious, continual or real_world")
+    from unlearnkit.methods import default_learning_rate
+
     grid = itertools.product(
         s.methods or [cfg.method.name],
-        s.learning_rates or [cfg.train.learning_rate],
+        s.learning_rates or [None],
         s.splits or [cfg.data.split],
         s.seeds or [cfg.train.seed],
     )
@@ -27,6 +33,9 @@ def expand_sweep(cfg: RunConfig) -> list[RunConfig]:
         sub = copy.deepcopy(cfg)
         sub.scenario = s.scenario
         sub.name = None
+        paper_lr = default_learning_rate(method) if lr is None else None
+        if lr is None:
+            lr = paper_lr or cfg.train.learning_rate
         sub.method.name, sub.train.learning_rate, sub.data.split, sub.train.seed = (
             method,
             lr,
@@ -45,6 +54,8 @@ def expand_sweep(cfg: RunConfig) -> list[RunConfig]:
             if values
         }
         explicit = set(getattr(cfg, "_explicit_keys", frozenset())) | swept
+        if paper_lr is not None:  # the method's own paper rate (UNDIAL) is not a profile default
+            explicit.add("train.learning_rate")
         runs.append(validate(resolve_profile(sub, explicit)))
     return runs
 

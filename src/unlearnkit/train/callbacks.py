@@ -1,4 +1,4 @@
-"""Training callbacks: the NaN/inf guard and the JSON-lines train-log writer."""
+"""Training callbacks: the NaN/inf guard, the JSON-lines train-log writer, the method state."""
 
 from __future__ import annotations
 
@@ -139,3 +139,55 @@ class EpochPairingCallback(TrainerCallback):
         if hasattr(self.dataset, "set_epoch"):
             # state.epoch is the float progress so far: n.0 when epoch n begins, n.x on resume.
             self.dataset.set_epoch(int(math.floor((state.epoch or 0.0) + 1e-6)))
+
+
+METHOD_STATE = "method_state.json"
+
+
+class MethodStateCallback(TrainerCallback):
+    """Drives a method's state that evolves with training (PD's multiplier).
+
+    After each optimizer step the method updates it (``end_step``); each log row carries its
+    values (``<term>_<name>``); each checkpoint saves it to ``method_state.json`` beside the
+    weights, and :func:`load_method_state` restores it on resume.
+    """
+
+    def __init__(self, method: Any) -> None:
+        self.method = method
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        self.method.end_step()
+
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if logs is None or "loss" not in logs:
+            return
+        for key, values in self.method.state_dict().items():
+            for name, value in values.items():
+                if isinstance(value, int | float):
+                    logs[f"{key}_{name}"] = value
+
+    def on_save(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        saved = self.method.state_dict()
+        if not state.is_world_process_zero or not saved:
+            return
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / METHOD_STATE).write_text(json.dumps(saved, indent=1), encoding="utf-8")
+
+
+def load_method_state(method: Any, checkpoint: str | Path) -> None:
+    """Restore the state :class:`MethodStateCallback` saved in ``checkpoint`` (if any)."""
+    path = Path(checkpoint) / METHOD_STATE
+    if path.is_file():
+        method.load_state_dict(json.loads(path.read_text(encoding="utf-8")))

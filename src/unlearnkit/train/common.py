@@ -21,7 +21,13 @@ from transformers import PreTrainedTokenizerBase as Tokenizer
 
 from unlearnkit.config import RunConfig, save_config
 from unlearnkit.models.loading import detect_device, parse_dtype
-from unlearnkit.train.callbacks import EpochPairingCallback, GradientGuard, JsonlLogCallback
+from unlearnkit.train.callbacks import (
+    EpochPairingCallback,
+    GradientGuard,
+    JsonlLogCallback,
+    MethodStateCallback,
+    load_method_state,
+)
 from unlearnkit.train.checkpoints import (
     STAGING_PREFIX,
     Resume,
@@ -207,6 +213,7 @@ def fit(
         callbacks=[
             GradientGuard(),
             EpochPairingCallback(dataset),
+            *([MethodStateCallback(loss_fn)] if hasattr(loss_fn, "end_step") else []),
             JsonlLogCallback(paths.train_log),
             *(extra_callbacks or []),
         ],
@@ -224,6 +231,8 @@ def fit(
             "--resume: nothing to resume in %s (no complete checkpoint); training from the start",
             paths.root,
         )
+    if resume_from is not None and hasattr(loss_fn, "end_step"):
+        load_method_state(loss_fn, resume_from)
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
     save_model_folder(trainer, tokenizer, paths.model)
     if is_main_process() and not cfg.train.save_checkpoints:

@@ -20,7 +20,8 @@ from unlearnkit.config import RunConfig
 from unlearnkit.data.formatting import PromptFormatter
 from unlearnkit.data.loaders import load_refusals
 from unlearnkit.data.records import QAItem
-from unlearnkit.methods import build_method
+from unlearnkit.methods import build_method, select_trainable
+from unlearnkit.methods.altpo import load_alternates
 from unlearnkit.methods.compose import Method
 from unlearnkit.methods.data import (
     UnlearningCollator,
@@ -135,6 +136,19 @@ def run_unlearning(
     the same without a word when there is nothing to resume, False refuses an unfinished run.
     """
     method = build_method(cfg.method)  # pad id set once the tokenizer is loaded
+    method.seed = cfg.train.seed
+    alternates = None
+    if "forget_alt" in method.views:
+        if not cfg.method.alternates:
+            raise ValueError(
+                f"method {method.name} needs alternative answers: pass method.alternates=<file> "
+                '(JSON lines {"question": ..., "alternate": ...})'
+            )
+        alternates = load_alternates(cfg.method.alternates)
+    if method.trainable_params is not None and cfg.lora.enabled:
+        raise ValueError(
+            "method.trainable_params and lora.enabled both choose what is trained; set only one"
+        )
     if not forget:
         raise ValueError("the forget set is empty; check --benchmark, --split and --task")
     if method.needs_retain and not retain:
@@ -183,7 +197,13 @@ def run_unlearning(
         seed=cfg.train.seed,
         pairing=cfg.data.pairing,
         fixed_length_views=method.fixed_length_views() if cfg.data.fixed_padding else (),
+        alternates=alternates,
     )
+    if method.trainable_params is not None:
+        chosen = select_trainable(model, method.trainable_params)
+        logger.info(
+            "training %d parameter tensors matching %s", len(chosen), method.trainable_params
+        )
     write_config(
         cfg,
         paths,
