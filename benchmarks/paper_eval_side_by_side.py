@@ -180,6 +180,8 @@ def aggregate_diff(paper_results: dict[str, float], summary: dict[str, Any]) -> 
     diffs = {}
     for split, values in summary["splits"].items():
         for metric, value in values.items():
+            if metric not in METRIC_NAMES:  # ours only (ROUGE-1, ...): the paper has no column
+                continue
             key = f"{PAPER_NAMES[split]} {METRIC_NAMES[metric]}"
             if value is not None and key in paper_results:
                 diffs[key] = abs(float(paper_results[key]) - value)
