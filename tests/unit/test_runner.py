@@ -18,7 +18,7 @@ from unlearnkit.config import EvalConfig
 from unlearnkit.data.formatting import IGNORE_INDEX, PromptFormatter
 from unlearnkit.data.records import QAItem
 from unlearnkit.eval import cache as result_cache
-from unlearnkit.eval import runner
+from unlearnkit.eval import engine, runner
 from unlearnkit.eval.generation import Generation, generate_answers, token_budget
 from unlearnkit.eval.scoring import mean_nlls, score_split, sequence_mean_nll
 from unlearnkit.eval.split_specs import split_spec, validate_split
@@ -160,11 +160,13 @@ def test_teacher_forcing_reuses_the_prompts_generation_computed(tiny) -> None:
     items = [item(i, k=3) for i in range(5)]
     questions = [it.question for it in items]
     kw = dict(max_new_tokens=4, generation_max_length=500, pad_id=tok.pad_token_id)
-    gens = generate_answers(
-        model, fmt, questions, batch_size=3, progress=False, prompt_state_bytes=2**30, **kw
-    )
-    assert all(g.prompt_state is not None for g in gens)
-    assert gens[0].prompt_state.length == len(fmt.encode_prompt(questions[0]))
+    states: list = []
+    generate_answers(
+        model, fmt, questions, batch_size=3, progress=False, prompt_state_bytes=2**30,
+        states_out=states, **kw,
+    )  # fmt: skip
+    assert len(states) == len(questions) and all(st is not None for st in states)
+    assert states[0].length == len(fmt.encode_prompt(questions[0]))
     args = (
         model, fmt, questions, [it.answer for it in items],
         [it.paraphrased_answer for it in items], [it.perturbed_answers for it in items],
@@ -174,25 +176,27 @@ def test_teacher_forcing_reuses_the_prompts_generation_computed(tiny) -> None:
         lambda mod, a, k: shapes.append(tuple(k["input_ids"].shape)), with_kwargs=True
     )
     reused = score_split(
-        *args, batch_size=5, pad_id=tok.pad_token_id, progress=False,
-        prompt_states=[g.prompt_state for g in gens],
-    )  # fmt: skip
+        *args, batch_size=5, pad_id=tok.pad_token_id, progress=False, prompt_states=states
+    )
     n_reused = len(shapes)
     fresh = score_split(*args, batch_size=5, pad_id=tok.pad_token_id, progress=False)
     hook.remove()
     assert n_reused == len(shapes) - n_reused - 1  # the same passes, minus the prompt pass
     for key in ("answer", "base", "perturbed"):
         assert np.allclose(reused[key], fresh[key], rtol=1e-5, atol=1e-6)
-    # A memory budget keeps states only while they fit; 0 keeps none.
-    one = gens[0].prompt_state.nbytes
-    small = generate_answers(
-        model, fmt, questions, batch_size=5, progress=False, prompt_state_bytes=one, **kw
-    )
-    assert 1 <= sum(g.prompt_state is not None for g in small) < 5
-    kept = sum(g.prompt_state.nbytes for g in small if g.prompt_state is not None)
+    # A memory budget keeps states only while they fit; 0 (or no states_out) keeps none.
+    one = states[0].nbytes
+    small: list = []
+    generate_answers(
+        model, fmt, questions, batch_size=5, progress=False, prompt_state_bytes=one,
+        states_out=small, **kw,
+    )  # fmt: skip
+    assert 1 <= sum(st is not None for st in small) < 5
+    kept = sum(st.nbytes for st in small if st is not None)
     assert kept <= one
-    none = generate_answers(model, fmt, questions, batch_size=5, progress=False, **kw)
-    assert all(g.prompt_state is None for g in none)
+    none: list = []
+    generate_answers(model, fmt, questions, batch_size=5, progress=False, states_out=none, **kw)
+    assert len(none) == len(questions) and all(st is None for st in none)
 
 
 def test_evaluate_with_and_without_prompt_reuse_agree(tiny, tmp_path: Path) -> None:
@@ -438,13 +442,13 @@ def test_evaluate_writes_records_consistent_with_summary(tiny, tmp_path: Path) -
 
 def _count_generation(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
-    real = runner.generate_answers
+    real = engine.generate_answers
 
     def spy(*args, **kwargs):
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(runner, "generate_answers", spy)
+    monkeypatch.setattr(engine, "generate_answers", spy)
     return calls
 
 
@@ -540,7 +544,7 @@ def test_empty_generation_scores_zero(
 ) -> None:
     model, tok, fmt = tiny
     items = [item(0), item(1)]
-    monkeypatch.setattr(runner, "generate_answers", fake_generations(["", items[1].answer]))
+    monkeypatch.setattr(engine, "generate_answers", fake_generations(["", items[1].answer]))
     # use_cache=False: the cache key cannot know that generation is faked here
     cfg = fast_cfg(use_cache=False)
     summary = runner.evaluate(model, tok, {"forget": items}, cfg, tmp_path, fmt)
@@ -588,7 +592,7 @@ def test_entailment_order_reference_and_rouge_gate_per_split(
     texts = [sets["forget"][0].answer, "zzz", "zzz", sets["retain"][1].answer]
     texts.append(sets["real_authors"][0].answer)
     monkeypatch.setattr(
-        runner, "generate_answers", lambda m, f, q, **kw: fake_generations(texts)(m, f, q)
+        engine, "generate_answers", lambda m, f, q, **kw: fake_generations(texts)(m, f, q)
     )
     cfg = fast_cfg(nli_model="fake", use_cache=False)
     summary = runner.evaluate(model, tok, sets, cfg, tmp_path, fmt)

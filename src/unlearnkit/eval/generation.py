@@ -21,7 +21,7 @@ they give the same tokens up to float rounding of differently shaped matrix prod
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
@@ -53,9 +53,6 @@ class Generation:
     prompt_len: int
     budget: int  # the number of new tokens this item was allowed
     hit_budget: bool  # True when generation stopped at the budget, not at end-of-sequence
-    # The prompt's key/value states from generation's prefill, kept (within a memory budget) so
-    # that teacher forcing does not compute the prompt again; dropped once scored.
-    prompt_state: PromptState | None = field(default=None, compare=False, repr=False)
 
 
 def token_budget(prompt_len: int, max_new_tokens: int, generation_max_length: int) -> int:
@@ -276,14 +273,16 @@ def generate_answers(
     cache_bytes: int = 4 * 2**30,
     budgets: list[int] | None = None,
     strip: bool = True,
+    states_out: list[PromptState | None] | None = None,
 ) -> list[Generation]:
     """Greedy answers to ``questions`` in the input order.
 
     Items are sorted by prompt length before batching so that left padding stays small; the
     results are returned in the original order. ``model`` must be in eval mode (the caller sets it).
     ``prune=False`` always decodes with ``model.generate`` (the reference path).
-    ``prompt_state_bytes`` > 0: keep each prompt's key/value states on its :class:`Generation`
-    (``prompt_state``) until they add up to this many bytes (for :func:`score_split`).
+    ``prompt_state_bytes`` > 0 and ``states_out`` given: ``states_out`` receives each question's
+    prompt key/value states from the prefill (:class:`PromptState`, aligned with ``questions``)
+    until they add up to this many bytes, None past that (for :func:`score_split`).
     ``batch_size`` None: :func:`auto_batch_size` for a key/value cache of ``cache_bytes``.
     ``budgets``: each question's new-token limit (e.g. :func:`batch_budgets`); default
     :func:`token_budget` of its own prompt. ``strip=False`` keeps the decoded text's surrounding
@@ -302,6 +301,9 @@ def generate_answers(
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     device = _model_device(model)
     results: list[Generation | None] = [None] * len(prompts)
+    kept_states: list[PromptState | None] = [None] * len(prompts)
+    if states_out is None:
+        prompt_state_bytes = 0
     kept = 0  # bytes of prompt states kept so far
 
     bar = tqdm(total=len(prompts), desc=desc, unit="item", disable=not progress, leave=False)
@@ -338,8 +340,10 @@ def generate_answers(
                 text = text.strip() if strip else text
                 results[i] = Generation(text, ids, len(prompts[i]), budgets[i], not stopped)
                 if states and kept + states[r].nbytes <= prompt_state_bytes:
-                    results[i].prompt_state = states[r]  # type: ignore[union-attr]
+                    kept_states[i] = states[r]
                     kept += states[r].nbytes
         bar.update(len(idx))
     bar.close()
+    if states_out is not None:
+        states_out.extend(kept_states)
     return [r for r in results if r is not None]

@@ -23,12 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from transformers import PreTrainedModel
 
-from unlearnkit.data.formatting import PromptFormatter
 from unlearnkit.data.records import QAItem
 from unlearnkit.eval import metrics as M
-from unlearnkit.eval.token_stats import answer_grad_norms, answer_token_stats
+from unlearnkit.eval.engine import Engine
 from unlearnkit.utils import read_jsonl
 
 log = logging.getLogger(__name__)
@@ -156,28 +154,16 @@ class PrivacyResult:
 
 
 def memorization_and_privacy(
-    model: PreTrainedModel,
-    formatter: PromptFormatter,
+    engine: Engine,
     forget: list[QAItem],
     holdout: list[QAItem] | None,
     *,
-    batch_size: int,
-    pad_id: int,
     reference: RetainReference | None,
     gradnorm: bool = True,
-    progress: bool = False,
 ) -> PrivacyResult:
     """Memorization metrics of the forget split; with ``holdout``, every MIA AUC and PrivLeak."""
     items = forget + (holdout or [])
-    stats = answer_token_stats(
-        model,
-        formatter,
-        [it.question for it in items],
-        [it.answer for it in items],
-        batch_size=batch_size,
-        pad_id=pad_id,
-        progress=progress,
-    )
+    stats = engine.token_stats([it.question for it in items], [it.answer for it in items])
     n = len(forget)
     forget_items: list[dict[str, float | None]] = [{} for _ in forget]
     forget_values: dict[str, float] = {}
@@ -196,13 +182,7 @@ def memorization_and_privacy(
         )
 
     if gradnorm and any("gradients" in s.needs for s in attacks):
-        norms = answer_grad_norms(
-            model,
-            formatter,
-            [it.question for it in items],
-            [it.answer for it in items],
-            pad_id=pad_id,
-        )
+        norms = engine.grad_norms([it.question for it in items], [it.answer for it in items])
         for t, g in zip(stats, norms, strict=True):
             t.grad_norm = g
     if reference is not None:

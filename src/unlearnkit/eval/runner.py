@@ -30,8 +30,8 @@ from unlearnkit.data.records import QAItem
 from unlearnkit.eval import cache as result_cache
 from unlearnkit.eval import metrics as M
 from unlearnkit.eval import registered_metrics as R
-from unlearnkit.eval.generation import Generation, batch_budgets, generate_answers
-from unlearnkit.eval.scoring import score_split
+from unlearnkit.eval.engine import Engine, EngineSettings, FastEngine
+from unlearnkit.eval.generation import Generation
 from unlearnkit.eval.split_specs import SplitSpec, split_spec, validate_split
 from unlearnkit.eval.threads import with_eval_threads
 from unlearnkit.models.loading import ensure_pad_token, load_model
@@ -184,94 +184,32 @@ def _load_aux(cfg: EvalConfig, timer: _Timer, missing: dict[str, str]) -> tuple[
     return embedder, nli
 
 
-def _generate_all(
-    sets: dict[str, list[QAItem]],
-    model: PreTrainedModel,
-    formatter: PromptFormatter,
-    cfg: EvalConfig,
-    pad_id: int,
-    progress: bool,
-    profile: str = "default",
-) -> dict[str, list[Generation]]:
-    """Greedy answers for every split in one pass over the questions.
-
-    Pooling the splits lets the generator sort every prompt by length and fill its batches
-    across splits (fewer, fuller batches); each answer depends only on its own prompt and its
-    token budget. Under the ``paper`` profile the budgets are the paper's, set per batch of 30
-    consecutive items of each split (:func:`batch_budgets`), and the texts are not stripped.
-    """
-    questions = [it.question for items in sets.values() for it in items]
-    paper = profile == "paper"
-    budgets = None
-    if paper:
-        budgets = []
-        for items in sets.values():
-            lens = [len(formatter.encode_prompt(it.question)) for it in items]
-            budgets += batch_budgets(lens, cfg.max_new_tokens, cfg.generation_max_length)
-    gens = generate_answers(
-        model,
-        formatter,
-        questions,
-        batch_size=cfg.generation_batch_size,
-        cache_bytes=cfg.generation_cache_mib * 2**20,
-        max_new_tokens=cfg.max_new_tokens,
-        generation_max_length=cfg.generation_max_length,
-        pad_id=pad_id,
-        desc="generate",
-        progress=progress,
-        # the paper's joint tokenization scores from other prompts than generation's
-        prompt_state_bytes=0 if paper else cfg.prompt_cache_mib * 2**20,
-        budgets=budgets,
-        strip=not paper,
-    )
-    out: dict[str, list[Generation]] = {}
-    start = 0
-    for name, items in sets.items():
-        out[name] = gens[start : start + len(items)]
-        start += len(items)
-    return out
-
-
 def _split_values(
     name: str,
     items: list[QAItem],
     gens: list[Generation],
     spec: SplitSpec,
-    model: PreTrainedModel,
-    formatter: PromptFormatter,
-    cfg: EvalConfig,
-    pad_id: int,
+    engine: Engine,
+    tokenizer: PreTrainedTokenizerBase,
+    generation_max_length: int,
     timer: _Timer,
-    progress: bool,
-    profile: str = "default",
 ) -> tuple[list[dict[str, Any]], dict[str, float | None], list[float]]:
     """Teacher forcing + generation metrics of one split (aux metrics come later).
 
     Returns the per-item records, the split's metric values and the per-item truth ratios R.
-    Under the ``paper`` profile question and answer are tokenized as one string
-    (:meth:`PromptFormatter.encode_joint`).
     """
     questions = [it.question for it in items]
     base_is_answer = spec.truth_ratio_base == spec.probability_reference
     with timer.phase("teacher_forcing", name):
-        nll = score_split(
-            model,
-            formatter,
+        nll = engine.score(
             questions,
             [getattr(it, spec.probability_reference) for it in items],
             # When the Truth Ratio base is the scored answer itself (real authors, world facts),
             # it is scored once and reused rather than run through the model a second time.
             None if base_is_answer else [getattr(it, spec.truth_ratio_base) for it in items],
             [list(it.perturbed_answers) for it in items],
-            batch_size=cfg.batch_size,
-            pad_id=pad_id,
             desc=f"score {name}",
-            progress=progress,
-            prompt_states=[g.prompt_state for g in gens],
-            joint=profile == "paper",
         )
-        for g in gens:
-            g.prompt_state = None  # scored: free the memory
         if base_is_answer:
             nll["base"] = nll["answer"]
     no_room = sum(1 for g in gens if g.budget == 0)
@@ -281,14 +219,13 @@ def _split_values(
             "generations are empty",
             name,
             no_room,
-            cfg.generation_max_length,
+            generation_max_length,
         )
     texts = [g.text for g in gens]
     rouge_refs = [getattr(it, spec.rouge_reference) for it in items]
     with timer.phase("rouge_l", name):
         rouge = M.rouge_l_recall_batch(texts, rouge_refs)
     with timer.phase("token_entropy", name):
-        tokenizer = formatter.tokenizer
         # The generation's tokens under the evaluated model's tokenizer (re-tokenized text, so the
         # value can be recomputed from the saved record).
         gen_tokens = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
@@ -449,40 +386,41 @@ def evaluate(
     values: dict[str, dict[str, float | None]] = {}
     ratios: dict[str, list[float]] = {}
     privacy: R.PrivacyResult | None = None
+    engine = FastEngine(
+        model, formatter, EngineSettings.from_config(cfg, profile), pad_id, progress
+    )
     was_training = model.training
     model.eval()
     try:
         with timer.phase("generate"):
-            generations = _generate_all(sets, model, formatter, cfg, pad_id, progress, profile)
+            # One pass over every split's questions: the generator sorts every prompt by length
+            # and fills its batches across splits (fewer, fuller batches).
+            generations = engine.generate(
+                {name: [it.question for it in items] for name, items in sets.items()}
+            )
         for name, items in sets.items():
             records[name], values[name], ratios[name] = _split_values(
                 name,
                 items,
                 generations[name],
                 specs[name],
-                model,
-                formatter,
-                cfg,
-                pad_id,
+                engine,
+                formatter.tokenizer,
+                cfg.generation_max_length,
                 timer,
-                progress,
-                profile,
             )
         with timer.phase("registered_metrics"):
             R.add_generation_metrics(records, values)
             if "forget" in sets:
                 privacy = R.memorization_and_privacy(
-                    model,
-                    formatter,
+                    engine,
                     sets["forget"],
                     holdout,
-                    batch_size=cfg.batch_size,
-                    pad_id=pad_id,
                     reference=reference,
                     gradnorm=cfg.mia_gradnorm,
-                    progress=progress,
                 )
     finally:
+        engine.release()
         model.train(was_training)
 
     # The auxiliary models score every split's pairs in one call each (sorted, fuller batches).

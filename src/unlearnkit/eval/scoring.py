@@ -46,9 +46,14 @@ def accepts_kwarg(model: PreTrainedModel, name: str) -> bool:
         return False
 
 
+def at_least_float32(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float32, or as it is when wider (float64: the engines' equality tests)."""
+    return t if t.dtype == torch.float64 else t.float()
+
+
 def token_nlls(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """-log softmax(logits)[target] per position: logits (B, K, V), target (B, K) with -100
-    where nothing counts (0 there); float32.
+    where nothing counts (0 there); float32 (float64 for float64 logits).
 
     The vocabulary is reduced as the contiguous last dimension of (B*K, V) rows.
     ``F.cross_entropy`` on the transposed (B, V, K) layout reduces over a strided dimension and,
@@ -57,7 +62,7 @@ def token_nlls(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """
     b, k, v = logits.shape
     return F.cross_entropy(
-        logits.float().reshape(b * k, v),
+        at_least_float32(logits).reshape(b * k, v),
         target.reshape(b * k),
         ignore_index=IGNORE_INDEX,
         reduction="none",
@@ -168,7 +173,7 @@ def split_prompt_states(
     """Per-row :class:`PromptState` of a padded batch: ``cache`` (full-attention dynamic layers,
     B rows), ``mask`` (B, P) with 1 at the row's own tokens (anywhere: left padding, or the
     gap of a shared-prefix prefill), ``last_logits`` (B, V) at the last prompt position."""
-    logp = torch.log_softmax(last_logits.float(), dim=-1)  # (B, V)
+    logp = torch.log_softmax(at_least_float32(last_logits), dim=-1)  # (B, V)
     states = []
     for b, row in enumerate(mask.bool()):
         cols = row.nonzero(as_tuple=True)[0]  # (n,) the row's own positions, in order
@@ -247,7 +252,7 @@ def shared_prompt_nlls(
         cache = output_cache(out)
         if not shareable_cache(cache):
             return None
-        first_logp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # (B, V)
+        first_logp = torch.log_softmax(at_least_float32(out.logits[:, -1, :]), dim=-1)  # (B, V)
     prompt_len = mask.sum(dim=1)  # (B,)
     chunk = rows_per_pass or len(prompts)
     results: list[list[float]] = []

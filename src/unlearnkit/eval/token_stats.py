@@ -22,7 +22,7 @@ from transformers import PreTrainedModel
 from unlearnkit.data.collator import pad_batch
 from unlearnkit.data.formatting import IGNORE_INDEX, PromptFormatter
 from unlearnkit.eval.metrics.answer_tokens import AnswerTokens
-from unlearnkit.eval.scoring import accepts_kwarg
+from unlearnkit.eval.scoring import accepts_kwarg, at_least_float32
 
 
 def _encode(formatter: PromptFormatter, questions: list[str], answers: list[str]) -> list[dict]:
@@ -65,7 +65,7 @@ def answer_token_stats(
             **kwargs,
         ).logits[:, -keep:, :]  # (B, keep, V)
         target = labels[:, seq_len - keep + 1 :]  # (B, keep - 1): the token position t predicts
-        logp = torch.log_softmax(logits[:, :-1, :].float(), dim=-1)  # (B, keep - 1, V)
+        logp = torch.log_softmax(at_least_float32(logits[:, :-1, :]), dim=-1)  # (B, keep - 1, V)
         valid = target != IGNORE_INDEX  # (B, keep - 1)
         tok_logp = logp.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # (B, keep - 1)
         hit = logp.argmax(dim=-1) == target  # (B, keep - 1)
