@@ -62,7 +62,7 @@ def check_names(cfg: RunConfig) -> RunConfig:
     opening data or loading a model. ``validate`` in config.py already checked the profile,
     scenario and prompt preset."""
     from unlearnkit.data.splits import FORGET_SPLITS
-    from unlearnkit.eval.split_specs import SPLIT_SPECS
+    from unlearnkit.eval.protocol import known_splits
     from unlearnkit.methods.compose import parse_method_name
 
     for name in [cfg.method.name, *cfg.sweep.methods]:
@@ -72,7 +72,7 @@ def check_names(cfg: RunConfig) -> RunConfig:
         for split in [cfg.data.split, *cfg.sweep.splits]:
             if split not in FORGET_SPLITS:
                 raise ValueError(f"unknown split '{split}'; choose from {', '.join(FORGET_SPLITS)}")
-    known = sorted({s for specs in SPLIT_SPECS.values() for s in specs})
+    known = known_splits()
     for split in cfg.eval.splits or []:
         if split not in known:
             raise ValueError(

@@ -68,7 +68,7 @@ def default_out(cfg: RunConfig, task: int | None) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from unlearnkit.data.formatting import PromptFormatter
-    from unlearnkit.data.splits import RealWorldBenchmark, open_benchmark
+    from unlearnkit.data.splits import open_benchmark
     from unlearnkit.eval.data_parallel import evaluate_data_parallel
     from unlearnkit.models.loading import load_model
     from unlearnkit.train.common import init_processes, run_device
@@ -84,10 +84,7 @@ def run(args: argparse.Namespace) -> int:
     every_task = args.task_or_all is not None and args.task_or_all.lower() == "all"
     task = None if every_task else cfg.data.task
     bench = open_benchmark(cfg.data.benchmark, cfg.data.holdout_authors)
-    if isinstance(bench, RealWorldBenchmark):
-        eval_sets = bench.eval_sets(task=task)
-    else:
-        eval_sets = bench.eval_sets(cfg.data.split, task)
+    eval_sets = bench.eval_sets(cfg.data.split, task)  # a real-world benchmark ignores the split
     out = Path(args.out) if args.out else default_out(cfg, task)
 
     device = None if cfg.model.device == "auto" else cfg.model.device

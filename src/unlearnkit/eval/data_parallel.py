@@ -27,6 +27,7 @@ from unlearnkit.data.records import QAItem
 from unlearnkit.eval import metrics as M
 from unlearnkit.eval import registered_metrics as R
 from unlearnkit.eval.generation import PAPER_GENERATION_BATCH
+from unlearnkit.eval.protocol import EvalProtocol, protocol_for
 from unlearnkit.eval.runner import (
     effective_eval_config,
     evaluate,
@@ -56,11 +57,13 @@ def merge_shards(
     shards: list[tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]],
     sets: dict[str, list[QAItem]],
     cfg: EvalConfig,
-    benchmark_kind: str,
+    benchmark_kind: str | EvalProtocol,
     block: int = 1,
 ) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:
     """(summary, records) of the whole evaluation from each process's (summary, records),
     process r holding :func:`shard_indices` (W = len(shards)) of every split in ``sets``."""
+    protocol = protocol_for(benchmark_kind)
+    forget, holdout = protocol.forget_split, protocol.holdout_split
     world = len(shards)
     base = shards[0][0]
     names = [n for n in sets if n in shards[0][1]]
@@ -72,7 +75,7 @@ def merge_shards(
             for i, rec in zip(positions, recs[name], strict=True):
                 out[i] = {**rec, "index": i}
         records[name] = out  # type: ignore[assignment]
-    splits = [n for n in names if n != R.HOLDOUT_SPLIT]
+    splits = [n for n in names if n != holdout]
     values = {
         n: {k: _mean_or_none([r[k] for r in records[n]]) for k in base["splits"][n]} for n in splits
     }
@@ -80,12 +83,12 @@ def merge_shards(
     for summary, _ in shards:
         missing.update(summary["missing"])
     retain_ratios = None
-    if cfg.retain_eval and "forget" in sets:
-        retain_ratios = load_retain_truth_ratios(cfg.retain_eval, sets["forget"])
+    if cfg.retain_eval and forget in sets:
+        retain_ratios = load_retain_truth_ratios(cfg.retain_eval, sets[forget])
     aggregates = M.aggregate(
         values,
-        "tofu" if benchmark_kind == "synthetic" else benchmark_kind,
-        forget_truth_ratios=[r["truth_ratio_raw"] for r in records["forget"]]
+        protocol,
+        forget_truth_ratios=[r["truth_ratio_raw"] for r in records[forget]]
         if retain_ratios is not None
         else None,
         retain_truth_ratios=retain_ratios,
@@ -94,13 +97,13 @@ def merge_shards(
     for key in base["aggregates"]:  # the attacks and PrivLeak: None unless computed below
         aggregates.setdefault(key, None)
     privacy: dict[str, Any] = {}
-    if R.HOLDOUT_SPLIT in records:
-        both = [*records["forget"], *records[R.HOLDOUT_SPLIT]]
+    if holdout in records:
+        both = [*records[forget], *records[holdout]]
         scores = {s.name: [r[f"{s.name}_score"] for r in both] for s in M.metrics_of_kind("mia")}
         for name in scores:
             missing.pop(name, None)
         reference = R.load_retain_reference(cfg.retain_eval) if cfg.retain_eval else None
-        agg, over, miss, privacy = R.mia_and_privacy(scores, len(records["forget"]), reference)
+        agg, over, miss, privacy = R.mia_and_privacy(scores, len(records[forget]), reference)
         aggregates.update(agg)
         aggregates["computed_over"].update(over)
         missing.update(miss)
@@ -128,7 +131,7 @@ def evaluate_data_parallel(
     cfg: EvalConfig,
     out_dir: str | Path,
     formatter: PromptFormatter | None = None,
-    benchmark_kind: str = "tofu",
+    benchmark_kind: str | EvalProtocol = "tofu",
     *,
     model_name: str | None = None,
     progress: bool = True,

@@ -27,11 +27,10 @@ import numpy as np
 from unlearnkit.data.records import QAItem
 from unlearnkit.eval import metrics as M
 from unlearnkit.eval.engine import Engine
+from unlearnkit.eval.protocol import FORGET_SPLIT, HOLDOUT_SPLIT
 from unlearnkit.utils import read_jsonl
 
 log = logging.getLogger(__name__)
-
-HOLDOUT_SPLIT = "holdout"
 
 
 def add_generation_metrics(
@@ -81,7 +80,7 @@ def load_retain_reference(retain_eval: str | Path) -> RetainReference:
         agg = json.loads(summary_path.read_text(encoding="utf-8")).get("aggregates") or {}
         auc = agg.get(M.PRIVACY_ATTACK)
     nll: dict[str, float] = {}
-    for name in ("forget", HOLDOUT_SPLIT):
+    for name in (FORGET_SPLIT, HOLDOUT_SPLIT):
         file = folder / f"{name}.jsonl"
         if file.is_file():
             for rec in read_jsonl(file):

@@ -24,7 +24,7 @@ import numpy as np
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 import unlearnkit
-from unlearnkit.config import PROFILES, EvalConfig
+from unlearnkit.config import EvalConfig
 from unlearnkit.data.formatting import PromptFormatter
 from unlearnkit.data.records import QAItem
 from unlearnkit.eval import cache as result_cache
@@ -32,7 +32,8 @@ from unlearnkit.eval import metrics as M
 from unlearnkit.eval import registered_metrics as R
 from unlearnkit.eval.engine import Engine, EngineSettings, FastEngine
 from unlearnkit.eval.generation import Generation
-from unlearnkit.eval.split_specs import SplitSpec, split_spec, validate_split
+from unlearnkit.eval.protocol import EvalProtocol, protocol_for
+from unlearnkit.eval.split_specs import SplitSpec, validate_split
 from unlearnkit.eval.threads import with_eval_threads
 from unlearnkit.models.loading import ensure_pad_token, load_model
 from unlearnkit.utils import atomic_write_json, read_json, read_jsonl, write_jsonl
@@ -93,15 +94,13 @@ def check_eval_config(cfg: EvalConfig) -> None:
         raise ValueError(f"eval.ds_size must be > 0 or null, got {cfg.ds_size}")
 
 
-def effective_eval_config(cfg: EvalConfig, profile: str, benchmark_kind: str) -> EvalConfig:
-    """The evaluation settings a profile implies: under ``paper`` the real-world benchmark
-    evaluates every item (the paper's real-world config sets ``ds_size: null``; its TOFU config
-    keeps 300)."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile '{profile}'; choose from {', '.join(PROFILES)}")
-    if profile == "paper" and benchmark_kind == "real_world" and cfg.ds_size is not None:
-        return dataclasses.replace(cfg, ds_size=None)
-    return cfg
+def effective_eval_config(
+    cfg: EvalConfig, profile: str, benchmark: str | EvalProtocol
+) -> EvalConfig:
+    """The evaluation settings a profile implies for a benchmark
+    (:meth:`EvalProtocol.effective_config`: under ``paper`` the real-world benchmark evaluates
+    every item)."""
+    return protocol_for(benchmark).effective_config(cfg, profile)
 
 
 def select_splits(eval_sets: dict[str, list[QAItem]], cfg: EvalConfig) -> dict[str, list[QAItem]]:
@@ -296,7 +295,7 @@ def evaluate(
     cfg: EvalConfig,
     out_dir: str | Path,
     formatter: PromptFormatter | None = None,
-    benchmark_kind: str = "tofu",
+    benchmark_kind: str | EvalProtocol = "tofu",
     *,
     model_name: str | None = None,
     progress: bool = True,
@@ -317,7 +316,8 @@ def evaluate(
     real-world Probability on ``golden_answer`` over every item; docs/paper-differences.md,
     section Evaluation).
     """
-    cfg = effective_eval_config(cfg, profile, benchmark_kind)
+    protocol = protocol_for(benchmark_kind)
+    cfg = protocol.effective_config(cfg, profile)
     check_eval_config(cfg)
     timer = _Timer()
     t_start = time.perf_counter()
@@ -339,15 +339,16 @@ def evaluate(
     sets = select_splits(eval_sets, cfg)
     # The holdout split (non-members of the membership-inference attacks) is only scored,
     # against the forget split.
-    holdout = sets.pop(R.HOLDOUT_SPLIT, None)
-    holdout = holdout if "forget" in sets else None
-    saved_splits = [*sets, *([R.HOLDOUT_SPLIT] if holdout else [])]
-    specs = {name: split_spec(benchmark_kind, name, profile) for name in sets}
+    forget_split, holdout_split = protocol.forget_split, protocol.holdout_split
+    holdout = sets.pop(holdout_split, None)
+    holdout = holdout if forget_split in sets else None
+    saved_splits = [*sets, *([holdout_split] if holdout else [])]
+    specs = {name: protocol.split_spec(name, profile) for name in sets}
     for name, items in sets.items():
         validate_split(name, items, specs[name])
     retain_ratios = None
-    if cfg.retain_eval and "forget" in sets:
-        retain_ratios = load_retain_truth_ratios(cfg.retain_eval, sets["forget"])
+    if cfg.retain_eval and forget_split in sets:
+        retain_ratios = load_retain_truth_ratios(cfg.retain_eval, sets[forget_split])
     reference = R.load_retain_reference(cfg.retain_eval) if cfg.retain_eval else None
 
     with timer.phase("fingerprint"):
@@ -365,9 +366,9 @@ def evaluate(
         formatter.template_info(),
         {
             name: [it.to_dict() for it in items]
-            for name, items in {**sets, R.HOLDOUT_SPLIT: holdout or []}.items()
+            for name, items in {**sets, holdout_split: holdout or []}.items()
         },
-        benchmark_kind,
+        protocol.kind,
         extra={
             "retain_truth_ratios": retain_ratios,
             "retain_reference": reference.to_key() if reference else None,
@@ -411,10 +412,10 @@ def evaluate(
             )
         with timer.phase("registered_metrics"):
             R.add_generation_metrics(records, values)
-            if "forget" in sets:
+            if forget_split in sets:
                 privacy = R.memorization_and_privacy(
                     engine,
-                    sets["forget"],
+                    sets[forget_split],
                     holdout,
                     reference=reference,
                     gradnorm=cfg.mia_gradnorm,
@@ -456,26 +457,26 @@ def evaluate(
                 r["entailment"] = e
             values[name]["entailment"] = score
 
-    if retain_ratios is None and "forget" in sets and benchmark_kind != "real_world":
+    if retain_ratios is None and forget_split in sets and protocol.forget_quality:
         missing["forget_quality"] = (
             "no retain model evaluation given (eval.retain_eval / --retain-eval)"
         )
     aggregates = M.aggregate(
         values,
-        "tofu" if benchmark_kind == "synthetic" else benchmark_kind,
-        forget_truth_ratios=ratios.get("forget") if retain_ratios is not None else None,
+        protocol,
+        forget_truth_ratios=ratios.get(forget_split) if retain_ratios is not None else None,
         retain_truth_ratios=retain_ratios,
     )
     R.open_unlearning_utility(values, aggregates)
     if privacy is not None:
-        for r, extra in zip(records["forget"], privacy.forget_items, strict=True):
+        for r, extra in zip(records[forget_split], privacy.forget_items, strict=True):
             r.update(extra)
-        values["forget"].update(privacy.forget_values)
+        values[forget_split].update(privacy.forget_values)
         aggregates.update(privacy.aggregates)
         aggregates["computed_over"].update(privacy.computed_over)
         missing.update(privacy.missing)
         if privacy.holdout_records:
-            records[R.HOLDOUT_SPLIT] = privacy.holdout_records
+            records[holdout_split] = privacy.holdout_records
     empty = {n: sum(1 for r in records[n] if not r["generation"]) for n in sets}
     for name, count in empty.items():
         if count:
@@ -485,7 +486,7 @@ def evaluate(
         "model": model_name,
         "fingerprint": fingerprint,
         "cache_key": key,
-        "benchmark": benchmark_kind,
+        "benchmark": protocol.kind,
         "profile": profile,
         "eval_config": dataclasses.asdict(cfg),
         "template": formatter.template_info(),

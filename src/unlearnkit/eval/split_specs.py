@@ -1,4 +1,5 @@
-"""Which reference each metric uses on each evaluation split (Yuan et al. 2025; TOFU).
+"""Which reference each metric uses on each evaluation split (Yuan et al. 2025; TOFU); the
+benchmarks' protocols (:mod:`unlearnkit.eval.protocol`) are built from these tables.
 
 | benchmark  | split                     | ROUGE-L ref   | cosine ref      | NLI ref         | Probability | TR base     | TR form | NLI pair   |
 |------------|---------------------------|---------------|-----------------|-----------------|-------------|-------------|---------|------------|
@@ -18,7 +19,7 @@ always uses the ROUGE-L reference; the paper's code (sail-sg/closer-look-LLM-unl
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Literal
 
 from unlearnkit.data.records import QAItem
@@ -38,7 +39,7 @@ class SplitSpec:
     probability_reference: str = "answer"  # QAItem field whose NLL gives Probability
 
 
-_TOFU = {
+TOFU_SPLITS: dict[str, SplitSpec] = {
     "forget": SplitSpec("answer", "answer", "answer", False, "paraphrased_answer", True, "gen_ref"),
     "retain": SplitSpec(
         "answer", "answer", "answer", False, "paraphrased_answer", False, "ref_gen"
@@ -50,7 +51,7 @@ _TOFU = {
         "answer", "original_answer", "original_answer", True, "answer", False, "ref_gen"
     ),
 }
-_REAL_WORLD = {
+REAL_WORLD_SPLITS: dict[str, SplitSpec] = {
     "forget": SplitSpec(
         "golden_answer", "answer", "golden_answer", False, "paraphrased_answer", True, "gen_ref"
     ),
@@ -58,30 +59,14 @@ _REAL_WORLD = {
         "golden_answer", "answer", "golden_answer", False, "paraphrased_answer", False, "gen_ref"
     ),
 }
-SPLIT_SPECS: dict[str, dict[str, SplitSpec]] = {
-    "tofu": _TOFU,
-    "synthetic": _TOFU,  # TOFU layout
-    "real_world": _REAL_WORLD,
-}
 
 
 def split_spec(benchmark_kind: str, split: str, profile: str = "default") -> SplitSpec:
-    """The spec of ``split`` under ``profile``; an unknown kind or split is a ValueError listing
-    the choices."""
-    if benchmark_kind not in SPLIT_SPECS:
-        raise ValueError(
-            f"unknown benchmark kind '{benchmark_kind}'; choose from {', '.join(SPLIT_SPECS)}"
-        )
-    specs = SPLIT_SPECS[benchmark_kind]
-    if split not in specs:
-        raise ValueError(
-            f"unknown evaluation split '{split}' for benchmark kind '{benchmark_kind}'; "
-            f"choose from {', '.join(specs)}"
-        )
-    spec = specs[split]
-    if profile == "paper" and benchmark_kind == "real_world":
-        return replace(spec, probability_reference="golden_answer")
-    return spec
+    """The spec of ``split`` under ``profile`` in the benchmark's protocol
+    (:meth:`unlearnkit.eval.protocol.EvalProtocol.split_spec`)."""
+    from unlearnkit.eval.protocol import protocol_for  # the protocols are built from this table
+
+    return protocol_for(benchmark_kind).split_spec(split, profile)
 
 
 def validate_split(name: str, items: list[QAItem], spec: SplitSpec) -> int:

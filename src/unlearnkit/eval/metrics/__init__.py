@@ -9,7 +9,6 @@ metrics (cosine similarity, entailment) live in scorer classes loaded once per p
 from unlearnkit.eval.metrics._hub import AuxModelUnavailable
 from unlearnkit.eval.metrics.aggregate import (
     EFFICACY_METRICS,
-    UTILITY_SPLITS,
     aggregate,
     forget_efficacy,
     forget_quality,
@@ -74,7 +73,6 @@ __all__ = [
     "METRIC_NAMES",
     "METRIC_SPECS",
     "ROUGE_GATE",
-    "UTILITY_SPLITS",
     "AuxModelUnavailable",
     "EmbeddingScorer",
     "EmbeddingUnavailable",

@@ -11,15 +11,8 @@ from scipy.stats import ks_2samp
 
 from unlearnkit.eval.metrics._arrays import as_1d
 from unlearnkit.eval.metrics.specs import METRIC_NAMES, MetricSpec, add_metric_spec, register_metric
+from unlearnkit.eval.protocol import EvalProtocol, protocol_for
 
-FORGET_SPLIT = "forget"
-# Splits whose metrics make up Model Utility, per benchmark kind (any other non-forget split that
-# was evaluated counts too; these are the ones whose absence is reported).
-UTILITY_SPLITS: dict[str, tuple[str, ...]] = {
-    "tofu": ("retain", "real_authors", "world_facts"),
-    "synthetic": ("retain", "real_authors", "world_facts"),  # TOFU layout
-    "real_world": ("neighbor",),
-}
 RETAIN_SPLIT = "retain"
 # Forget Efficacy leaves Token Entropy out: it measures fluency, not knowledge.
 EFFICACY_METRICS: tuple[str, ...] = tuple(m for m in METRIC_NAMES if m != "token_entropy")
@@ -123,7 +116,7 @@ def _collect(
 
 def aggregate(
     split_metrics: Mapping[str, Mapping[str, float | None]],
-    benchmark_kind: str,
+    benchmark: str | EvalProtocol,
     *,
     forget_truth_ratios: Sequence[float] | None = None,
     retain_truth_ratios: Sequence[float] | None = None,
@@ -131,20 +124,19 @@ def aggregate(
     """Model Utility, its retain-only variant, Forget Efficacy and (optionally) Forget Quality.
 
     ``split_metrics``: split name -> {metric name -> value, None when missing}. Model Utility is
-    the harmonic mean of the six metrics over every non-forget split (TOFU: retain, real_authors,
-    world_facts; real_world: neighbor); Model Utility (retain) uses the retain split only; Forget
-    Efficacy = 1 - mean of the forget split's metrics other than token_entropy. Forget Quality is
+    the harmonic mean of the six metrics over every non-forget split (the protocol's
+    ``utility_splits`` are expected: TOFU: retain, real_authors, world_facts; real_world:
+    neighbor); Model Utility (retain) uses the retain split only; Forget Efficacy = 1 - mean of
+    the forget split's metrics other than token_entropy. ``benchmark``: a benchmark kind or its
+    :class:`~unlearnkit.eval.protocol.EvalProtocol`. Forget Quality is
     computed when both per-item truth-ratio lists (R on the forget set: this model, retain model)
     are given. Missing values are skipped; ``computed_over`` lists what each aggregate used and
     ``skipped`` what it left out ("split/metric", "split/*" for a split that was not evaluated).
     An aggregate with nothing to compute over is None.
     """
-    if benchmark_kind not in UTILITY_SPLITS:
-        raise ValueError(
-            f"unknown benchmark kind '{benchmark_kind}'; choose from {', '.join(UTILITY_SPLITS)}"
-        )
-    expected = UTILITY_SPLITS[benchmark_kind]
-    extra = [s for s in split_metrics if s != FORGET_SPLIT and s not in expected]
+    protocol = protocol_for(benchmark)
+    expected = protocol.utility_splits
+    extra = [s for s in split_metrics if s != protocol.forget_split and s not in expected]
     utility_splits = [*expected, *extra]
 
     out: dict[str, Any] = {"computed_over": {}, "skipped": {}}
@@ -164,7 +156,7 @@ def aggregate(
     # real_world has no retain split: the retain-only variant is then None, listed as skipped.
     retain = _collect(split_metrics, [RETAIN_SPLIT], METRIC_NAMES)
     record("model_utility_retain", *retain, model_utility)
-    forget = _collect(split_metrics, [FORGET_SPLIT], EFFICACY_METRICS)
+    forget = _collect(split_metrics, [protocol.forget_split], EFFICACY_METRICS)
     record("forget_efficacy", *forget, forget_efficacy)
 
     if forget_truth_ratios is not None and retain_truth_ratios is not None:
