@@ -1,5 +1,9 @@
 """Evaluation result cache: a key from the model's weights, the eval config and the data.
 
+:func:`cached` wraps an evaluation: a complete, consistent result under the key is copied to the
+output folder instead of running it; otherwise the evaluation runs, writes the output folder, and
+its files are stored under the key.
+
 The key is sha256 over (a) the weights fingerprint: sha256 of every parameter and buffer of the
 model (names, shapes, dtypes and raw bytes, in state-dict order), so any changed weight gives a
 new key; (b) the evaluation settings that change a number; (c) the prompt template and tokenizer;
@@ -16,13 +20,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from unlearnkit.utils import cache_root
+from unlearnkit.utils import cache_root, read_json
+
+log = logging.getLogger(__name__)
 
 CACHE_VERSION = 2
 
@@ -90,7 +98,36 @@ def copy_result(src: Path, dst: Path, splits: list[str]) -> None:
     dst.mkdir(parents=True, exist_ok=True)
     if src.resolve() == dst.resolve():
         return
-    for name in ["summary.json", *(f"{s}.jsonl" for s in splits)]:
+    for name in [*(f"{s}.jsonl" for s in splits), "summary.json"]:  # the summary marks completion
         tmp = dst / f".{name}.tmp"
         shutil.copyfile(src / name, tmp)
         tmp.replace(dst / name)
+
+
+def cached(
+    key: str,
+    splits: list[str],
+    out: Path,
+    run: Callable[[], dict[str, Any]],
+    *,
+    enabled: bool = True,
+    stale: Callable[[Path], bool] = lambda hit: False,
+    root: Path | None = None,
+) -> dict[str, Any]:
+    """The summary of the evaluation under ``key``, written to ``out`` with its ``splits``.
+
+    ``enabled`` and a hit that is not ``stale`` (e.g. it lacks a metric whose auxiliary model can
+    be loaded now): the cached files are copied to ``out``. Otherwise ``run()`` writes ``out`` and
+    returns the summary; with ``enabled`` its files are then stored under ``key`` (the summary
+    last, so an interrupted store is never a hit).
+    """
+    if enabled:
+        hit = lookup(key, splits, root)
+        if hit is not None and not stale(hit):
+            log.info("evaluation unchanged (key %s): reusing %s", key[:12], hit)
+            copy_result(hit, out, splits)
+            return read_json(out / "summary.json")
+    summary = run()
+    if enabled:
+        copy_result(out, cache_dir(key, root), splits)
+    return summary

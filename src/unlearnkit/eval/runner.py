@@ -1,11 +1,16 @@
-"""The evaluation runner: one pass per split, auxiliary models loaded once, results cached.
+"""The evaluation runner: reads the benchmark's protocol, asks the engine, computes the metrics,
+aggregates and writes.
 
-For every split: greedy generation (:mod:`unlearnkit.eval.generation`), teacher-forced NLLs of the
-answer, the Truth Ratio base and the perturbed answers (:mod:`unlearnkit.eval.scoring`), then the
-six metrics of :mod:`unlearnkit.eval.metrics` with the references of
-:mod:`unlearnkit.eval.split_specs`. Writes ``<out_dir>/<split>.jsonl`` (one record per item with
-every per-item value) and ``<out_dir>/summary.json`` (metrics, aggregates, missing metrics with
-their reasons, timings per phase). See docs/DESIGN.md, section Evaluation.
+:func:`evaluate` resolves everything once (:func:`plan_evaluation`: the protocol's splits and
+references, the profile's settings, the retain model's saved values), then
+:func:`run_evaluation` asks the engine (:mod:`unlearnkit.eval.engine`) once for every split's
+generations (pooled) and per split for the teacher-forced NLLs, computes the paper's six metrics
+(:mod:`unlearnkit.eval.split_metrics`) and every registered metric
+(:mod:`unlearnkit.eval.registered_metrics`), and aggregates them as the protocol says. The result
+cache (:func:`unlearnkit.eval.cache.cached`) wraps the run. Writes ``<out_dir>/<split>.jsonl``
+(one record per item with every per-item value) and ``<out_dir>/summary.json`` (metrics,
+aggregates, missing metrics with their reasons, timings per phase). See docs/DESIGN.md, section
+Evaluation.
 """
 
 from __future__ import annotations
@@ -13,14 +18,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 import unlearnkit
@@ -30,15 +32,24 @@ from unlearnkit.data.records import QAItem
 from unlearnkit.eval import cache as result_cache
 from unlearnkit.eval import metrics as M
 from unlearnkit.eval import registered_metrics as R
-from unlearnkit.eval.engine import Engine, EngineSettings, FastEngine
-from unlearnkit.eval.generation import Generation
+from unlearnkit.eval.engine import EngineSettings, FastEngine
 from unlearnkit.eval.protocol import EvalProtocol, protocol_for
+from unlearnkit.eval.split_metrics import (
+    NLI_CPU_BATCH,
+    PhaseTimer,
+    add_aux_metrics,
+    aux_now_available,
+    load_aux,
+    split_values,
+)
 from unlearnkit.eval.split_specs import SplitSpec, validate_split
 from unlearnkit.eval.threads import with_eval_threads
 from unlearnkit.models.loading import ensure_pad_token, load_model
-from unlearnkit.utils import atomic_write_json, read_json, read_jsonl, write_jsonl
+from unlearnkit.utils import atomic_write_json, read_jsonl, write_jsonl
 
 log = logging.getLogger(__name__)
+
+__all__ = ["NLI_CPU_BATCH", "EvalPlan", "evaluate", "plan_evaluation", "run_evaluation"]
 
 GENERATION_RULES = {
     "default": (
@@ -51,29 +62,6 @@ GENERATION_RULES = {
         "(tokenizer and generation_config); text not stripped"
     ),
 }
-
-
-# Default NLI batch on CPU (eval.nli_batch_size unset): there a larger batch is slower, not faster.
-NLI_CPU_BATCH = 4
-
-
-class _Timer:
-    """Wall-clock seconds per phase, summed over splits and kept per split."""
-
-    def __init__(self) -> None:
-        self.total: dict[str, float] = defaultdict(float)
-        self.per_split: dict[str, dict[str, float]] = defaultdict(dict)
-
-    @contextmanager
-    def phase(self, name: str, split: str | None = None) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            elapsed = time.perf_counter() - start
-            self.total[name] += elapsed
-            if split is not None:
-                self.per_split[split][name] = round(elapsed, 3)
 
 
 def check_eval_config(cfg: EvalConfig) -> None:
@@ -147,144 +135,188 @@ def load_retain_truth_ratios(retain_eval: str | Path, forget: list[QAItem]) -> l
     return [by_question[it.question] for it in forget]
 
 
-def _aux_now_available(cached: Path, cfg: EvalConfig) -> bool:
-    """True when a cached result lacks a metric whose auxiliary model can be loaded now (e.g. the
-    NLI model was offline then): the result is then recomputed rather than reused."""
-    missing = read_json(cached / "summary.json").get("missing", {})
-    loaders = {
-        "cosine_similarity": lambda: M.get_embedding_scorer(cfg.embedding_model),
-        "entailment": lambda: M.get_entailment_scorer(cfg.nli_model),
+@dataclass
+class EvalPlan:
+    """An evaluation resolved once, before any model work."""
+
+    protocol: EvalProtocol
+    profile: str
+    cfg: EvalConfig  # as the profile implies it for this benchmark
+    sets: dict[str, list[QAItem]]  # the evaluated splits, capped at ds_size
+    specs: dict[str, SplitSpec]  # each split's references
+    holdout: list[QAItem] | None  # non-members, scored against the forget split only
+    retain_ratios: list[float] | None  # the retain model's forget truth ratios (Forget Quality)
+    reference: R.RetainReference | None  # the retain model's saved evaluation (privacy)
+
+    @property
+    def forget(self) -> list[QAItem] | None:
+        return self.sets.get(self.protocol.forget_split)
+
+    @property
+    def saved_splits(self) -> list[str]:
+        """The splits written: the evaluated ones, then the holdout's records."""
+        return [*self.sets, *([self.protocol.holdout_split] if self.holdout else [])]
+
+
+def plan_evaluation(
+    eval_sets: dict[str, list[QAItem]],
+    cfg: EvalConfig,
+    benchmark: str | EvalProtocol,
+    profile: str = "default",
+) -> EvalPlan:
+    """The protocol's splits (``cfg.splits``, ``ds_size``) with their references, validated,
+    and the retain model's saved values; every error here comes before any model work."""
+    protocol = protocol_for(benchmark)
+    cfg = protocol.effective_config(cfg, profile)
+    check_eval_config(cfg)
+    sets = select_splits(eval_sets, cfg)
+    holdout = sets.pop(protocol.holdout_split, None)
+    specs = {name: protocol.split_spec(name, profile) for name in sets}
+    for name, items in sets.items():
+        validate_split(name, items, specs[name])
+    forget = sets.get(protocol.forget_split)
+    retain_ratios = None
+    if cfg.retain_eval and forget is not None:
+        retain_ratios = load_retain_truth_ratios(cfg.retain_eval, forget)
+    reference = R.load_retain_reference(cfg.retain_eval) if cfg.retain_eval else None
+    holdout = holdout if forget is not None else None
+    return EvalPlan(protocol, profile, cfg, sets, specs, holdout, retain_ratios, reference)
+
+
+def _cache_key(plan: EvalPlan, fingerprint: str, formatter: PromptFormatter) -> str:
+    """The result cache's key: weights, the settings that change a number, template, data."""
+    settings = {
+        k: v
+        for k, v in dataclasses.asdict(plan.cfg).items()
+        if k not in ("use_cache", "prompt_cache_mib", "threads")
     }
-    for metric, load in loaders.items():
-        if metric in missing:
-            try:
-                load()
-            except M.AuxModelUnavailable:
-                continue
-            return True
-    return False
+    settings["retain_eval"] = None  # the path does not matter, its truth ratios do (below)
+    settings["profile"] = plan.profile
+    data = {**plan.sets, plan.protocol.holdout_split: plan.holdout or []}
+    return result_cache.cache_key(
+        fingerprint,
+        settings,
+        formatter.template_info(),
+        {name: [it.to_dict() for it in items] for name, items in data.items()},
+        plan.protocol.kind,
+        extra={
+            "retain_truth_ratios": plan.retain_ratios,
+            "retain_reference": plan.reference.to_key() if plan.reference else None,
+        },
+    )
 
 
-def _load_aux(cfg: EvalConfig, timer: _Timer, missing: dict[str, str]) -> tuple[Any, Any]:
-    """The embedding and NLI scorers (each loaded once per process) or None with the reason."""
-    embedder = nli = None
-    with timer.phase("load_embedding_model"):
-        try:
-            embedder = M.get_embedding_scorer(cfg.embedding_model)
-        except M.AuxModelUnavailable as err:
-            missing["cosine_similarity"] = f"no embedding model could be loaded: {err.reason}"
-    with timer.phase("load_nli_model"):
-        try:
-            nli = M.get_entailment_scorer(cfg.nli_model)
-        except M.AuxModelUnavailable as err:
-            missing["entailment"] = f"no NLI model could be loaded: {err.reason}"
-    for metric, reason in missing.items():
-        log.warning("%s will be reported as missing: %s", metric, reason)
-    return embedder, nli
+def run_evaluation(
+    model: PreTrainedModel,
+    formatter: PromptFormatter,
+    plan: EvalPlan,
+    pad_id: int,
+    timer: PhaseTimer,
+    progress: bool = True,
+) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
+    """The evaluation proper: (records per split, summary without the model's identity).
 
-
-def _split_values(
-    name: str,
-    items: list[QAItem],
-    gens: list[Generation],
-    spec: SplitSpec,
-    engine: Engine,
-    tokenizer: PreTrainedTokenizerBase,
-    generation_max_length: int,
-    timer: _Timer,
-) -> tuple[list[dict[str, Any]], dict[str, float | None], list[float]]:
-    """Teacher forcing + generation metrics of one split (aux metrics come later).
-
-    Returns the per-item records, the split's metric values and the per-item truth ratios R.
+    The engine generates for every split at once (pooled: fuller batches) and scores each split;
+    the auxiliary models then score every split at once; the aggregates are the protocol's.
     """
-    questions = [it.question for it in items]
-    base_is_answer = spec.truth_ratio_base == spec.probability_reference
-    with timer.phase("teacher_forcing", name):
-        nll = engine.score(
-            questions,
-            [getattr(it, spec.probability_reference) for it in items],
-            # When the Truth Ratio base is the scored answer itself (real authors, world facts),
-            # it is scored once and reused rather than run through the model a second time.
-            None if base_is_answer else [getattr(it, spec.truth_ratio_base) for it in items],
-            [list(it.perturbed_answers) for it in items],
-            desc=f"score {name}",
-        )
-        if base_is_answer:
-            nll["base"] = nll["answer"]
-    no_room = sum(1 for g in gens if g.budget == 0)
-    if no_room:
-        log.warning(
-            "%s: %d prompts are at least eval.generation_max_length (%d) tokens long: their "
-            "generations are empty",
-            name,
-            no_room,
-            generation_max_length,
-        )
-    texts = [g.text for g in gens]
-    rouge_refs = [getattr(it, spec.rouge_reference) for it in items]
-    with timer.phase("rouge_l", name):
-        rouge = M.rouge_l_recall_batch(texts, rouge_refs)
-    with timer.phase("token_entropy", name):
-        # The generation's tokens under the evaluated model's tokenizer (re-tokenized text, so the
-        # value can be recomputed from the saved record).
-        gen_tokens = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-        entropy = [M.token_entropy(toks) for toks in gen_tokens]
-    with timer.phase("probability_truth_ratio", name):
-        p_answer = M.probability_per_item(nll["answer"])
-        if spec.normalized_probability:
-            p_item = M.normalized_probability_per_item(nll["answer"], nll["perturbed"])
-        else:
-            p_item = p_answer
-        ratios = M.truth_ratio_per_item(nll["base"], nll["perturbed"])
-        tr_item = M.truth_ratio_scores(ratios, forget=spec.forget)
+    cfg, protocol, forget_split = plan.cfg, plan.protocol, plan.protocol.forget_split
+    missing: dict[str, str] = {}
+    embedder, nli = load_aux(cfg, timer, missing)
+    settings = EngineSettings.from_config(cfg, plan.profile)
+    engine = FastEngine(model, formatter, settings, pad_id, progress)
+    records: dict[str, list[dict[str, Any]]] = {}
+    values: dict[str, dict[str, float | None]] = {}
+    ratios: dict[str, list[float]] = {}
+    privacy: R.PrivacyResult | None = None
+    was_training = model.training
+    model.eval()
+    try:
+        with timer.phase("generate"):
+            generations = engine.generate(
+                {name: [it.question for it in items] for name, items in plan.sets.items()}
+            )
+        for name, items in plan.sets.items():
+            records[name], values[name], ratios[name] = split_values(
+                name,
+                items,
+                generations[name],
+                plan.specs[name],
+                engine,
+                formatter.tokenizer,
+                cfg.generation_max_length,
+                timer,
+            )
+        with timer.phase("registered_metrics"):
+            R.add_generation_metrics(records, values)
+            if plan.forget is not None:
+                privacy = R.memorization_and_privacy(
+                    engine, plan.forget, plan.holdout, reference=plan.reference,
+                    gradnorm=cfg.mia_gradnorm,
+                )  # fmt: skip
+    finally:
+        engine.release()
+        model.train(was_training)
+    add_aux_metrics(records, values, plan.specs, embedder, nli, cfg, plan.profile, timer)
 
-    records = []
-    for i, (it, g) in enumerate(zip(items, gens, strict=True)):
-        records.append(
-            {
-                "index": i,
-                "question": it.question,
-                "answer": it.answer,
-                "probability_reference": spec.probability_reference,
-                "generation": g.text,
-                "rouge_reference": rouge_refs[i],
-                "cosine_reference": getattr(it, spec.cosine_reference),
-                "entailment_reference": getattr(it, spec.entailment_reference),
-                "truth_ratio_base": spec.truth_ratio_base,
-                "rouge_l": rouge[i],
-                "token_entropy": entropy[i],
-                "n_generated_tokens": len(g.token_ids),
-                "token_budget": g.budget,
-                "hit_token_budget": g.hit_budget,
-                "nll_answer": float(nll["answer"][i]),
-                "answer_probability": p_answer[i],
-                "probability": p_item[i],
-                "nll_base": float(nll["base"][i]),
-                "nll_perturbed": [float(x) for x in nll["perturbed"][i]],
-                "truth_ratio_raw": ratios[i],
-                "truth_ratio": tr_item[i],
-                "cosine_similarity": None,
-                "entailment": None,
-            }
+    if plan.retain_ratios is None and plan.forget is not None and protocol.forget_quality:
+        missing["forget_quality"] = (
+            "no retain model evaluation given (eval.retain_eval / --retain-eval)"
         )
-    values: dict[str, float | None] = {
-        "rouge_l": float(np.mean(rouge)),
-        "probability": float(np.mean(p_item)),
-        "truth_ratio": float(np.mean(tr_item)),
-        "token_entropy": float(np.mean(entropy)),
-        "cosine_similarity": None,
-        "entailment": None,
+    aggregates = M.aggregate(
+        values,
+        protocol,
+        forget_truth_ratios=ratios.get(forget_split) if plan.retain_ratios is not None else None,
+        retain_truth_ratios=plan.retain_ratios,
+    )
+    R.open_unlearning_utility(values, aggregates)
+    if privacy is not None:
+        for r, extra in zip(records[forget_split], privacy.forget_items, strict=True):
+            r.update(extra)
+        values[forget_split].update(privacy.forget_values)
+        aggregates.update(privacy.aggregates)
+        aggregates["computed_over"].update(privacy.computed_over)
+        missing.update(privacy.missing)
+        if privacy.holdout_records:
+            records[protocol.holdout_split] = privacy.holdout_records
+    empty = {n: sum(1 for r in records[n] if not r["generation"]) for n in plan.sets}
+    for name, count in empty.items():
+        if count:
+            log.warning("%s: %d of %d generations are empty", name, count, len(records[name]))
+    summary: dict[str, Any] = {
+        "benchmark": protocol.kind,
+        "profile": plan.profile,
+        "eval_config": dataclasses.asdict(cfg),
+        "template": formatter.template_info(),
+        "generation": GENERATION_RULES[plan.profile],
+        "n_items": {n: len(items) for n, items in plan.sets.items()},
+        "splits": values,
+        "aggregates": aggregates,
+        "privacy": privacy.details if privacy is not None else {},
+        "missing": missing,
+        "empty_generations": empty,
+        "timings": {},
+        "timings_per_split": dict(timer.per_split),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "unlearnkit_version": unlearnkit.__version__,
     }
-    return records, values, ratios
+    return records, summary
 
 
-def _by_split(records: dict[str, list[Any]], flat: list[float]) -> dict[str, list[float]]:
-    """Cut a list of per-item values over all splits (in ``records`` order) back into splits."""
-    out, start = {}, 0
-    for name, recs in records.items():
-        out[name] = flat[start : start + len(recs)]
-        start += len(recs)
-    return out
+def _write(
+    out: Path,
+    records: dict[str, list[dict[str, Any]]],
+    summary: dict[str, Any],
+    timer: PhaseTimer,
+    t_start: float,
+) -> None:
+    """``<split>.jsonl`` for every split, then ``summary.json`` (last: it marks a complete
+    result) with the timings."""
+    with timer.phase("write"):
+        for name, recs in records.items():
+            write_jsonl(out / f"{name}.jsonl", recs)
+        summary["timings"] = {k: round(v, 3) for k, v in timer.total.items()}
+        summary["timings"]["total"] = round(time.perf_counter() - t_start, 3)
+        atomic_write_json(out / "summary.json", summary)
 
 
 @with_eval_threads
@@ -307,6 +339,7 @@ def evaluate(
     :func:`unlearnkit.models.loading.load_model` accepts. ``formatter`` defaults to the chat
     preset. A tokenizer without a pad token gets the documented fallback of
     :func:`unlearnkit.models.loading.ensure_pad_token` (pad = eos; padding is always masked).
+    ``benchmark_kind``: a benchmark kind or its :class:`~unlearnkit.eval.protocol.EvalProtocol`.
     With ``cfg.use_cache`` an unchanged (weights, config, template, data) evaluation is copied
     from the cache instead of recomputed. Returns the summary dict. The model's train/eval mode
     is restored on return.
@@ -316,12 +349,9 @@ def evaluate(
     real-world Probability on ``golden_answer`` over every item; docs/paper-differences.md,
     section Evaluation).
     """
-    protocol = protocol_for(benchmark_kind)
-    cfg = protocol.effective_config(cfg, profile)
-    check_eval_config(cfg)
-    timer = _Timer()
+    timer = PhaseTimer()
     t_start = time.perf_counter()
-    out = Path(out_dir)
+    plan = plan_evaluation(eval_sets, cfg, benchmark_kind, profile)
     if isinstance(model_or_path, (str, Path)):
         with timer.phase("load_model"):
             model, loaded_tok = load_model(model_or_path)
@@ -333,184 +363,24 @@ def evaluate(
             raise ValueError("evaluate: a tokenizer is required when a model object is given")
         model_name = model_name or str(getattr(model.config, "_name_or_path", "") or "model")
     ensure_pad_token(tokenizer)
-    pad_id = int(tokenizer.pad_token_id)
     formatter = formatter or PromptFormatter(tokenizer)
-
-    sets = select_splits(eval_sets, cfg)
-    # The holdout split (non-members of the membership-inference attacks) is only scored,
-    # against the forget split.
-    forget_split, holdout_split = protocol.forget_split, protocol.holdout_split
-    holdout = sets.pop(holdout_split, None)
-    holdout = holdout if forget_split in sets else None
-    saved_splits = [*sets, *([holdout_split] if holdout else [])]
-    specs = {name: protocol.split_spec(name, profile) for name in sets}
-    for name, items in sets.items():
-        validate_split(name, items, specs[name])
-    retain_ratios = None
-    if cfg.retain_eval and forget_split in sets:
-        retain_ratios = load_retain_truth_ratios(cfg.retain_eval, sets[forget_split])
-    reference = R.load_retain_reference(cfg.retain_eval) if cfg.retain_eval else None
-
     with timer.phase("fingerprint"):
         fingerprint = result_cache.weights_fingerprint(model)
-    settings = {
-        k: v
-        for k, v in dataclasses.asdict(cfg).items()
-        if k not in ("use_cache", "prompt_cache_mib", "threads")
-    }
-    settings["retain_eval"] = None  # the path does not matter, its truth ratios do (below)
-    settings["profile"] = profile
-    key = result_cache.cache_key(
-        fingerprint,
-        settings,
-        formatter.template_info(),
-        {
-            name: [it.to_dict() for it in items]
-            for name, items in {**sets, holdout_split: holdout or []}.items()
-        },
-        protocol.kind,
-        extra={
-            "retain_truth_ratios": retain_ratios,
-            "retain_reference": reference.to_key() if reference else None,
-        },
+    key = _cache_key(plan, fingerprint, formatter)
+    out = Path(out_dir)
+
+    def run() -> dict[str, Any]:
+        pad_id = int(tokenizer.pad_token_id)  # type: ignore[union-attr]
+        records, body = run_evaluation(model, formatter, plan, pad_id, timer, progress)
+        summary = {"model": model_name, "fingerprint": fingerprint, "cache_key": key, **body}
+        _write(out, records, summary, timer, t_start)
+        return summary
+
+    return result_cache.cached(
+        key,
+        plan.saved_splits,
+        out,
+        run,
+        enabled=plan.cfg.use_cache,
+        stale=lambda hit: aux_now_available(hit, plan.cfg),
     )
-    if cfg.use_cache:
-        hit = result_cache.lookup(key, saved_splits)
-        if hit is not None and not _aux_now_available(hit, cfg):
-            log.info("evaluation unchanged (key %s): reusing %s", key[:12], hit)
-            result_cache.copy_result(hit, out, saved_splits)
-            return read_json(out / "summary.json")
-
-    missing: dict[str, str] = {}
-    embedder, nli = _load_aux(cfg, timer, missing)
-    records: dict[str, list[dict[str, Any]]] = {}
-    values: dict[str, dict[str, float | None]] = {}
-    ratios: dict[str, list[float]] = {}
-    privacy: R.PrivacyResult | None = None
-    engine = FastEngine(
-        model, formatter, EngineSettings.from_config(cfg, profile), pad_id, progress
-    )
-    was_training = model.training
-    model.eval()
-    try:
-        with timer.phase("generate"):
-            # One pass over every split's questions: the generator sorts every prompt by length
-            # and fills its batches across splits (fewer, fuller batches).
-            generations = engine.generate(
-                {name: [it.question for it in items] for name, items in sets.items()}
-            )
-        for name, items in sets.items():
-            records[name], values[name], ratios[name] = _split_values(
-                name,
-                items,
-                generations[name],
-                specs[name],
-                engine,
-                formatter.tokenizer,
-                cfg.generation_max_length,
-                timer,
-            )
-        with timer.phase("registered_metrics"):
-            R.add_generation_metrics(records, values)
-            if forget_split in sets:
-                privacy = R.memorization_and_privacy(
-                    engine,
-                    sets[forget_split],
-                    holdout,
-                    reference=reference,
-                    gradnorm=cfg.mia_gradnorm,
-                )
-    finally:
-        engine.release()
-        model.train(was_training)
-
-    # The auxiliary models score every split's pairs in one call each (sorted, fuller batches).
-    if embedder is not None:
-        with timer.phase("cosine_similarity"):
-            cos = embedder.cosine(
-                [r["generation"] for recs in records.values() for r in recs],
-                [r["cosine_reference"] for recs in records.values() for r in recs],
-                batch_size=max(cfg.batch_size, 32),
-                embed_empty=profile == "paper",  # the paper embeds "" like any text
-            )
-        for name, part in _by_split(records, cos).items():
-            for r, c in zip(records[name], part, strict=True):
-                r["cosine_similarity"] = c
-            values[name]["cosine_similarity"] = float(np.mean(part))
-    if nli is not None:
-        with timer.phase("entailment"):
-            scores = nli.entailment_scores(
-                {
-                    name: (
-                        [r["generation"] for r in recs],
-                        [r["entailment_reference"] for r in recs],
-                        [r["rouge_l"] for r in recs],  # the gate: ROUGE-L vs its own reference
-                        specs[name].entailment_order,
-                    )
-                    for name, recs in records.items()
-                },
-                batch_size=cfg.nli_batch_size
-                or (NLI_CPU_BATCH if str(nli.device) == "cpu" else cfg.batch_size),
-            )
-        for name, (score, per_item) in scores.items():
-            for r, e in zip(records[name], per_item, strict=True):
-                r["entailment"] = e
-            values[name]["entailment"] = score
-
-    if retain_ratios is None and forget_split in sets and protocol.forget_quality:
-        missing["forget_quality"] = (
-            "no retain model evaluation given (eval.retain_eval / --retain-eval)"
-        )
-    aggregates = M.aggregate(
-        values,
-        protocol,
-        forget_truth_ratios=ratios.get(forget_split) if retain_ratios is not None else None,
-        retain_truth_ratios=retain_ratios,
-    )
-    R.open_unlearning_utility(values, aggregates)
-    if privacy is not None:
-        for r, extra in zip(records[forget_split], privacy.forget_items, strict=True):
-            r.update(extra)
-        values[forget_split].update(privacy.forget_values)
-        aggregates.update(privacy.aggregates)
-        aggregates["computed_over"].update(privacy.computed_over)
-        missing.update(privacy.missing)
-        if privacy.holdout_records:
-            records[holdout_split] = privacy.holdout_records
-    empty = {n: sum(1 for r in records[n] if not r["generation"]) for n in sets}
-    for name, count in empty.items():
-        if count:
-            log.warning("%s: %d of %d generations are empty", name, count, len(records[name]))
-
-    summary: dict[str, Any] = {
-        "model": model_name,
-        "fingerprint": fingerprint,
-        "cache_key": key,
-        "benchmark": protocol.kind,
-        "profile": profile,
-        "eval_config": dataclasses.asdict(cfg),
-        "template": formatter.template_info(),
-        "generation": GENERATION_RULES[profile],
-        "n_items": {n: len(items) for n, items in sets.items()},
-        "splits": values,
-        "aggregates": aggregates,
-        "privacy": privacy.details if privacy is not None else {},
-        "missing": missing,
-        "empty_generations": empty,
-        "timings": {},
-        "timings_per_split": dict(timer.per_split),
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "unlearnkit_version": unlearnkit.__version__,
-    }
-    with timer.phase("write"):
-        for name, recs in records.items():
-            write_jsonl(out / f"{name}.jsonl", recs)
-        summary["timings"] = {k: round(v, 3) for k, v in timer.total.items()}
-        summary["timings"]["total"] = round(time.perf_counter() - t_start, 3)
-        atomic_write_json(out / "summary.json", summary)  # written last: marks a complete result
-        if cfg.use_cache:
-            folder = result_cache.cache_dir(key)
-            for name in saved_splits:
-                write_jsonl(folder / f"{name}.jsonl", records[name])
-            atomic_write_json(folder / "summary.json", summary)
-    return summary
