@@ -25,7 +25,8 @@ Two engines compute the same numbers:
 
 Both apply the profile's rules (:class:`EngineSettings`): the token budget (``default``: per item;
 ``paper``: per batch of 30 consecutive items of a split, :func:`batch_budgets`), whether texts are
-stripped, and whether question and answer are tokenized as one string.
+stripped, whether question and answer are tokenized as one string, and the float32 reduction over
+the vocabulary (``paper``: the paper's layout, :func:`~unlearnkit.eval.scoring.token_nlls`).
 """
 
 from __future__ import annotations
@@ -225,6 +226,7 @@ class FastEngine(_BaseEngine):
             progress=self.progress,
             prompt_states=states if any(st is not None for st in states) else None,
             joint=self.settings.paper,
+            paper_rounding=self.settings.paper,
         )
 
     def token_stats(self, questions: list[str], answers: list[str]) -> list[AnswerTokens]:
@@ -267,6 +269,7 @@ class ReferenceEngine(_BaseEngine):
             progress=self.progress,
             shared=False,
             joint=self.settings.paper,
+            paper_rounding=self.settings.paper,
         )
 
     def token_stats(self, questions: list[str], answers: list[str]) -> list[AnswerTokens]:
