@@ -29,7 +29,6 @@ from unlearnkit.eval import registered_metrics as R
 from unlearnkit.eval.generation import PAPER_GENERATION_BATCH
 from unlearnkit.eval.protocol import EvalProtocol, protocol_for
 from unlearnkit.eval.runner import (
-    effective_eval_config,
     evaluate,
     load_retain_truth_ratios,
     select_splits,
@@ -148,7 +147,7 @@ def evaluate_data_parallel(
         return evaluate(model_or_path, tokenizer, eval_sets, cfg, out_dir, formatter,
                         benchmark_kind, model_name=model_name, progress=progress,
                         profile=profile)  # fmt: skip
-    cfg = effective_eval_config(cfg, profile, benchmark_kind)
+    cfg = protocol_for(benchmark_kind).effective_config(cfg, profile)
     sets = select_splits(eval_sets, cfg)  # ds_size and eval.splits apply before sharding
     small = {n: len(items) for n, items in sets.items() if len(items) < world}
     if small:

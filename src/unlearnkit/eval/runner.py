@@ -82,15 +82,6 @@ def check_eval_config(cfg: EvalConfig) -> None:
         raise ValueError(f"eval.ds_size must be > 0 or null, got {cfg.ds_size}")
 
 
-def effective_eval_config(
-    cfg: EvalConfig, profile: str, benchmark: str | EvalProtocol
-) -> EvalConfig:
-    """The evaluation settings a profile implies for a benchmark
-    (:meth:`EvalProtocol.effective_config`: under ``paper`` the real-world benchmark evaluates
-    every item)."""
-    return protocol_for(benchmark).effective_config(cfg, profile)
-
-
 def select_splits(eval_sets: dict[str, list[QAItem]], cfg: EvalConfig) -> dict[str, list[QAItem]]:
     """The splits named by ``cfg.splits`` (all when None), each capped at its first ``ds_size``."""
     names = list(eval_sets) if cfg.splits is None else list(cfg.splits)
