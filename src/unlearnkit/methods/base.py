@@ -30,7 +30,8 @@ from unlearnkit.methods.views import REF_NLL, VIEWS, Batch
 class Part:
     """One loss term: a forget objective or a regularizer.
 
-    ``fn(ctx)`` returns a scalar tensor; ``views`` lists the data it reads;
+    ``fn(ctx)`` returns a scalar tensor; ``views`` lists the data views it reads (each declared
+    in :mod:`unlearnkit.methods.views`; an undeclared one is an error here);
     ``needs_reference`` says the frozen reference model is used; ``cached_ref_views`` are views
     whose reference NLLs are computed once per task (never per step); ``per_step_reference`` says
     the reference model must stay loaded during training (e.g. KL needs reference logits).

@@ -15,7 +15,7 @@ import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import Tensor
@@ -23,11 +23,13 @@ from transformers import Trainer, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from unlearnkit.config import TrainConfig
-from unlearnkit.methods.views import Batch
 from unlearnkit.train.callbacks import check_finite_parts
 from unlearnkit.train.checkpoints import STAGING_PREFIX, publish, rotate
 from unlearnkit.train.progress import install_progress
 from unlearnkit.utils import crash_point
+
+if TYPE_CHECKING:
+    from unlearnkit.methods.views import Batch
 
 
 class LossFunction(Protocol):
