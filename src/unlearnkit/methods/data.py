@@ -5,7 +5,7 @@ rules (``data.pairing``), both functions of the index (and seed) only, so they a
 every process of a multi-process run whatever the number of processes (the sampler then shards
 example indices; it never changes what an index holds):
 
-- ``"epoch"`` (default): NumPy generators seeded by ``(seed, purpose[, epoch])``. Forget-side
+- ``"epoch"`` (default): NumPy generators seeded by ``(seed, view.salt[, epoch])``. Forget-side
   pairings (``forget_idk`` refusal, ``forget_mismatch`` answer) are fixed for the task, so the
   reference model's NLLs on them can be cached once; retain-side pairings (``retain``,
   ``retain_idk``) are redrawn every epoch (``set_epoch``, called by the training loop), so a small

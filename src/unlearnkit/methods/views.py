@@ -26,7 +26,7 @@ from typing import Any
 
 from torch import Tensor
 
-from unlearnkit.registry import Registry
+from unlearnkit.registry import REGISTRIES, Registry
 
 TENSOR_KEYS = ("input_ids", "labels", "attention_mask")  # a view's padded (B, T) tensors
 REF_NLL = "ref_nll"  # a view's cached reference NLL, a float per example
@@ -130,6 +130,7 @@ class ViewRegistry(Registry[View]):
 
 
 VIEWS = ViewRegistry("data view")
+REGISTRIES["views"] = VIEWS  # `unlearn ls views`
 
 
 def register_view(view: View) -> View:
