@@ -7,6 +7,8 @@ before a word belongs to the word (``"ĠThe"``), and a lone trailing space is it
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 import torch
@@ -114,6 +116,85 @@ def test_score_split_joint_equals_the_hand_computed_nll(word, shared):
         model, fmt, questions, answers, None, None, batch_size=2, pad_id=PAD, progress=False
     )
     assert not np.allclose(separate["answer"], got["answer"])  # the two tokenizations differ
+
+
+def test_paper_rounding_is_the_transposed_reduction_whatever_the_batch_shape():
+    """The paper's ``cross_entropy(logits.transpose(-1, -2), labels)`` reduces a 49k vocabulary
+    in float32 along a strided dimension; a position's value does not depend on the batch's rows
+    or length, so ``token_nlls(paper_rounding=True)`` on our (R, A, V) chunks reproduces the
+    paper's (B, T, V) batches exactly. Both layouts stay within the float32 bound of a V-term
+    sum (V * 2^-24 relative) of the float64 value; the rows layout is the closer one."""
+    from unlearnkit.eval.scoring import token_nlls, vocab_log_softmax
+
+    gen = torch.Generator().manual_seed(0)
+    v = 49152
+    logits = torch.randn(2, 3, v, generator=gen) * 4  # (B, K, V)
+    target = torch.randint(0, v, (2, 3), generator=gen)
+    paper = token_nlls(logits, target, paper_rounding=True)  # (B, K)
+    # The same logits placed in a wider, longer batch of other values, reduced the paper's way.
+    wide = torch.randn(5, 7, v, generator=gen) * 4
+    wide[1:3, 2:5] = logits
+    wide_target = torch.zeros(5, 7, dtype=torch.long)
+    wide_target[1:3, 2:5] = target
+    as_paper = torch.nn.functional.cross_entropy(
+        wide.transpose(-1, -2), wide_target, reduction="none"
+    )[1:3, 2:5]
+    assert torch.equal(paper, as_paper)
+    exact = -torch.log_softmax(logits.double(), dim=-1).gather(-1, target[..., None])[..., 0]
+    rows = token_nlls(logits, target)
+    bound = v * 2.0**-24 * float(exact.abs().max() + 1)
+    assert (paper.double() - exact).abs().max() <= bound
+    assert (rows.double() - exact).abs().max() <= bound
+    assert (rows.double() - exact).abs().max() < (paper.double() - exact).abs().max()
+    first = vocab_log_softmax(logits[:, 0], paper_rounding=True)  # (B, V): a prompt's last logits
+    first_nll = -first.gather(-1, target[:, :1])[:, 0]
+    assert torch.equal(first_nll, paper[:, 0])
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_score_split_paper_rounding_reduces_every_nll_the_papers_way(shared, monkeypatch):
+    """Under ``paper_rounding`` every vocabulary reduction of score_split (the shared-prompt path
+    or full sequences) takes the paper's layout, and the values equal the paper's reduction of
+    one unpadded pass up to the float32 logits of differently padded batches."""
+    from unlearnkit.eval import scoring
+
+    tok = word_tokenizer()
+    model, _ = tiny_model(seed=3, vocab_size=49152)
+    with torch.no_grad():
+        model.lm_head.weight.mul_(8.0)  # logits spread like a trained model's
+    model.eval()
+    fmt = PromptFormatter(tok, "plain")
+    questions = ["What is X?", "Who wrote it?", "What is Y?"]
+    answers = ["The answer.", "The cat.", "The dog is a cat."]
+    flags: list[bool] = []
+    for name in ("token_nlls", "vocab_log_softmax"):
+        real = getattr(scoring, name)
+
+        def spy(*args, _real=real, **kwargs):
+            bound = inspect.signature(_real).bind(*args, **kwargs)
+            bound.apply_defaults()
+            flags.append(bound.arguments["paper_rounding"])
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(scoring, name, spy)
+
+    def paper_nll(q: str, a: str) -> float:
+        ids, n_question = fmt.encode_joint(q, a)
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids])).logits  # (1, T, V) float32
+        labels = torch.tensor([[-100] * n_question + ids[n_question:]])
+        loss = torch.nn.functional.cross_entropy(
+            logits[:, :-1].transpose(-1, -2), labels[:, 1:], ignore_index=-100, reduction="none"
+        )
+        return float(loss.sum() / (labels[:, 1:] != -100).sum())
+
+    got = score_split(
+        model, fmt, questions, answers, None, None, batch_size=2, pad_id=PAD, progress=False,
+        shared=shared, joint=True, paper_rounding=True,
+    )  # fmt: skip
+    assert flags and all(flags)
+    want = np.array([paper_nll(q, a) for q, a in zip(questions, answers, strict=True)])
+    assert np.abs(got["answer"] - want).max() <= 1e-5
 
 
 def test_score_split_joint_with_prompts_differing_between_an_items_texts(word):

@@ -249,7 +249,8 @@ def _split_values(
 
     Returns the per-item records, the split's metric values and the per-item truth ratios R.
     Under the ``paper`` profile question and answer are tokenized as one string
-    (:meth:`PromptFormatter.encode_joint`).
+    (:meth:`PromptFormatter.encode_joint`) and the vocabulary is reduced with the paper's float32
+    rounding (:func:`unlearnkit.eval.scoring.token_nlls`).
     """
     questions = [it.question for it in items]
     base_is_answer = spec.truth_ratio_base == spec.probability_reference
@@ -269,6 +270,7 @@ def _split_values(
             progress=progress,
             prompt_states=[g.prompt_state for g in gens],
             joint=profile == "paper",
+            paper_rounding=profile == "paper",
         )
         for g in gens:
             g.prompt_state = None  # scored: free the memory

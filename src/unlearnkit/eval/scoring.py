@@ -46,7 +46,9 @@ def accepts_kwarg(model: PreTrainedModel, name: str) -> bool:
         return False
 
 
-def token_nlls(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def token_nlls(
+    logits: torch.Tensor, target: torch.Tensor, paper_rounding: bool = False
+) -> torch.Tensor:
     """-log softmax(logits)[target] per position: logits (B, K, V), target (B, K) with -100
     where nothing counts (0 there); float32.
 
@@ -54,8 +56,16 @@ def token_nlls(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     ``F.cross_entropy`` on the transposed (B, V, K) layout reduces over a strided dimension and,
     in float32 on SmolLM2's 49k vocabulary, was measured 1.5e-4 off the float64 value on a
     2-token answer (the rows layout: 1e-5, the rounding of the float32 logits themselves).
+    ``paper_rounding=True`` uses that transposed layout on purpose: it is what the paper's
+    ``get_batch_loss`` computes, and its float32 result at a position does not depend on the
+    batch's width or length, so the paper profile reproduces the paper's NLLs to the rounding
+    of the logits rather than to the 1.5e-4 of the reduction.
     """
     b, k, v = logits.shape
+    if paper_rounding:
+        return F.cross_entropy(
+            logits.float().transpose(1, 2), target, ignore_index=IGNORE_INDEX, reduction="none"
+        )  # (B, K)
     return F.cross_entropy(
         logits.float().reshape(b * k, v),
         target.reshape(b * k),
@@ -64,7 +74,17 @@ def token_nlls(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     ).view(b, k)
 
 
-def sequence_mean_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+def vocab_log_softmax(logits: torch.Tensor, paper_rounding: bool = False) -> torch.Tensor:
+    """log softmax over the vocabulary of (B, V) logits, float32; ``paper_rounding`` reduces
+    over the vocabulary as a strided dimension, as :func:`token_nlls` does."""
+    if paper_rounding:
+        return torch.log_softmax(logits.float().unsqueeze(-1), dim=1).squeeze(-1)  # (B, V)
+    return torch.log_softmax(logits.float(), dim=-1)  # (B, V)
+
+
+def sequence_mean_nll(
+    logits: torch.Tensor, labels: torch.Tensor, paper_rounding: bool = False
+) -> torch.Tensor:
     """Mean NLL per sequence of the labelled tokens.
 
     ``logits``: (B, K, V), the predictions for the last K positions of the inputs;
@@ -79,7 +99,7 @@ def sequence_mean_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
     # Position 0 is never predicted; every other labelled position must lie in the kept window.
     if (labels[:, 1 : labels.shape[1] - target.shape[1]] != IGNORE_INDEX).any():
         raise ValueError("labelled tokens fall outside the kept logits (internal error)")
-    token_nll = token_nlls(pred, target)  # (B, K - 1)
+    token_nll = token_nlls(pred, target, paper_rounding)  # (B, K - 1)
     counts = (target != IGNORE_INDEX).sum(dim=1)  # (B,)
     if (counts == 0).any():
         raise ValueError("a scored sequence has no answer tokens")
@@ -88,7 +108,10 @@ def sequence_mean_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tenso
 
 @torch.inference_mode()
 def mean_nlls(
-    model: PreTrainedModel, features: list[dict[str, list[int]]], pad_id: int
+    model: PreTrainedModel,
+    features: list[dict[str, list[int]]],
+    pad_id: int,
+    paper_rounding: bool = False,
 ) -> list[float]:
     """Mean answer NLL of each encoded (question, answer) sequence, all in ONE forward pass."""
     if not features:
@@ -109,7 +132,7 @@ def mean_nlls(
     else:
         logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
         logits = logits[:, seq_len - keep :, :]  # (B, keep, V)
-    return sequence_mean_nll(logits, labels).tolist()
+    return sequence_mean_nll(logits, labels, paper_rounding).tolist()
 
 
 def cache_argument(model: PreTrainedModel) -> str | None:
@@ -212,6 +235,7 @@ def shared_prompt_nlls(
     pad_id: int,
     states: list[PromptState] | None = None,
     rows_per_pass: int | None = None,
+    paper_rounding: bool = False,
 ) -> list[list[float]] | None:
     """Mean NLLs of continuations of shared prompts; None when the model cannot share its cache.
 
@@ -225,7 +249,8 @@ def shared_prompt_nlls(
         Lbar_r = -1/|c_r| [log p(c_r,0 | prompt_b) + sum_{j>=1} log p(c_r,j | prompt_b, c_r,<j)]
 
     where the first term comes from the prompt pass's last position. Identical (up to float
-    rounding) to scoring ``prompt + continuation`` as one sequence.
+    rounding) to scoring ``prompt + continuation`` as one sequence. ``paper_rounding``: see
+    :func:`token_nlls` (saved ``states`` then must come from a prompt pass that used it too).
     """
     cache_arg = cache_argument(model)
     if cache_arg is None:
@@ -247,7 +272,7 @@ def shared_prompt_nlls(
         cache = output_cache(out)
         if not shareable_cache(cache):
             return None
-        first_logp = torch.log_softmax(out.logits[:, -1, :].float(), dim=-1)  # (B, V)
+        first_logp = vocab_log_softmax(out.logits[:, -1, :], paper_rounding)  # (B, V)
     prompt_len = mask.sum(dim=1)  # (B,)
     chunk = rows_per_pass or len(prompts)
     results: list[list[float]] = []
@@ -277,7 +302,7 @@ def shared_prompt_nlls(
             ).logits  # (R, A, V)
             first = -first_logp[idx].gather(1, c_ids[:, :1]).squeeze(1)  # (R,)
             labels = c_ids[:, 1:].masked_fill(c_mask[:, 1:] == 0, IGNORE_INDEX)  # (R, A - 1)
-            rest = token_nlls(logits[:, :-1, :], labels)  # (R, A - 1)
+            rest = token_nlls(logits[:, :-1, :], labels, paper_rounding)  # (R, A - 1)
             counts = c_mask.sum(dim=1)  # (R,)
             for r, v in zip(part, ((first + rest.sum(dim=1)) / counts).tolist(), strict=True):
                 values[r] = v
@@ -322,6 +347,7 @@ def score_split(
     shared: bool = True,
     prompt_states: list[PromptState | None] | None = None,
     joint: bool = False,
+    paper_rounding: bool = False,
 ) -> dict[str, np.ndarray]:
     """Teacher-forced mean NLLs of a split.
 
@@ -335,10 +361,12 @@ def score_split(
     the answer (:meth:`PromptFormatter.encode_joint`; the paper profile). Its prompts end before
     the answer tag, so generation's prompt states do not apply and are ignored; a batch where
     some item's texts tokenize to different prompts is scored as full sequences.
+    ``paper_rounding``: the paper's float32 reduction over the vocabulary (:func:`token_nlls`);
+    generation's prompt states (computed with ours) are then not reused.
     """
     n = len(questions)
     encode = _encoder(formatter, questions, joint)
-    if joint:
+    if joint or paper_rounding:
         prompt_states = None
     ans = [encode(i, a) for i, a in enumerate(answers)]
     base = [encode(i, b) for i, b in enumerate(bases)] if bases else None
@@ -375,6 +403,7 @@ def score_split(
                 passes,
                 pad_id,
                 states=saved if saved and all(st is not None for st in saved) else None,  # type: ignore[arg-type]
+                paper_rounding=paper_rounding,
             )
             if got is None:
                 share = False  # this model's cache cannot be shared: full sequences from now on
@@ -393,9 +422,11 @@ def score_split(
                 }
 
             feats = [feat(ans[i]) for i in idx] + ([feat(base[i]) for i in idx] if base else [])
-            nll = mean_nlls(model, feats, pad_id)
+            nll = mean_nlls(model, feats, pad_id, paper_rounding)
             if pert:  # (B * K) sequences, one forward pass
-                pert_nll = mean_nlls(model, [feat(p) for i in idx for p in pert[i]], pad_id)
+                pert_nll = mean_nlls(
+                    model, [feat(p) for i in idx for p in pert[i]], pad_id, paper_rounding
+                )
         out_answer[idx] = nll[:b]
         if base:
             out_base[idx] = nll[b:]
