@@ -42,6 +42,7 @@ from unlearnkit.methods.data import (
     attach_reference_nlls,
     compute_reference_nlls,
 )
+from unlearnkit.methods.views import Batch
 
 BATCH = 4
 EPOCHS_PER_TASK = 5  # paper default: the reference cache is amortized over one task
@@ -66,7 +67,7 @@ def train_step(loss: torch.Tensor, model: torch.nn.Module, opt: torch.optim.Opti
 
 def build_batches(
     method_name: str, tok: Any, forget: list, retain: list, n: int = BATCH
-) -> tuple[Any, UnlearningDataset, dict[str, torch.Tensor], dict[str, dict[str, torch.Tensor]]]:
+) -> tuple[Any, UnlearningDataset, Batch, dict[str, dict[str, torch.Tensor]]]:
     """The method, its dataset, our collated batch and the naive fixed-length batches."""
     method = build_method(MethodConfig(name=method_name), pad_id=int(tok.pad_token_id))
     formatter = PromptFormatter(tok)
@@ -145,7 +146,7 @@ def step_item(
     ot_amortized = ot + cache_s / micro_steps
     ratio = bt / ot_amortized
     mem_b, mem_o = max(peaks["baseline"]) / MIB, max(peaks["ours"]) / MIB
-    f_len, r_len = ours_batch["forget_input_ids"].shape[1], ours_batch["retain_input_ids"].shape[1]
+    f_len, r_len = (ours_batch[v]["input_ids"].shape[1] for v in ("forget", "retain"))
     shapes = {
         "ours_joint_forward": [2 * batch, int(max(f_len, r_len))],
         "baseline_forwards": [[batch, TRAIN_LENGTH], [batch, TRAIN_LENGTH]],

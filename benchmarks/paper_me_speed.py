@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         )  # fmt: skip
         batch = UnlearningCollator(method.pad_id)([ds[i] for i in range(4)])
         steps[profile] = (method, batch)
-        print(profile, {k: tuple(v.shape) for k, v in batch.items() if k.endswith("_input_ids")})
+        print(profile, {view: tuple(t["input_ids"].shape) for view, t in batch.items()})
 
     def step(profile: str) -> float:
         method, batch = steps[profile]

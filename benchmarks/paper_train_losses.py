@@ -58,6 +58,7 @@ from unlearnkit.data.loaders import load_refusals
 from unlearnkit.data.splits import TofuBenchmark
 from unlearnkit.methods import build_method
 from unlearnkit.methods.data import UnlearningDataset
+from unlearnkit.methods.views import Batch
 from unlearnkit.models.loading import load_model
 from unlearnkit.utils import default_data_root
 
@@ -234,13 +235,12 @@ def our_parts(
     return out
 
 
-def _batch(inputs: list) -> dict[str, Tensor]:
-    """The paper's collated views as one unlearnkit batch (``<view>_input_ids`` ...)."""
-    batch = {}
-    for view, (ids, labels, attn) in zip(PAPER_VIEWS, inputs, strict=True):
-        batch[f"{view}_input_ids"], batch[f"{view}_labels"] = ids, labels
-        batch[f"{view}_attention_mask"] = attn
-    return batch
+def _batch(inputs: list) -> Batch:
+    """The paper's collated views as one unlearnkit batch (``batch[view]["input_ids"]`` ...)."""
+    return {
+        view: {"input_ids": ids, "labels": labels, "attention_mask": attn}
+        for view, (ids, labels, attn) in zip(PAPER_VIEWS, inputs, strict=True)
+    }
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

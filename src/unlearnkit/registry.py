@@ -32,6 +32,12 @@ class Registry(Generic[T]):
         self._items[name] = obj
         self._descriptions[name] = description or (getattr(obj, "__doc__", "") or "").strip()
 
+    def remove(self, name: str) -> None:
+        """Unregister ``name`` (for what is registered for a while, e.g. in a test)."""
+        if name not in self._items:
+            raise ValueError(self.unknown_message(name))
+        del self._items[name], self._descriptions[name]
+
     def get(self, name: str) -> T:
         if name in self._items:
             return self._items[name]

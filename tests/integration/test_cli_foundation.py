@@ -20,6 +20,7 @@ def test_ls_lists_every_kind(capsys):
             "forget_quality", "model_utility_retain"} == set(listing["metrics"])  # fmt: skip
     assert {"tofu", "real_world", "synthetic"} <= set(listing["benchmarks"])
     assert "smollm2-135m" in listing["models"]
+    assert {"forget", "forget_idk", "retain", "retain_idk"} <= set(listing["views"])
     assert main(["ls", "methods"]) == 0
     assert "ME+GD" in capsys.readouterr().out
 

@@ -184,7 +184,7 @@ def test_pairing_is_deterministic_per_seed_and_epoch(tiny):
     _, tok = tiny
     a, b, c = _dataset(tok, 0), _dataset(tok, 0), _dataset(tok, 1)
     assert [a[i] for i in range(len(a))] == [b[i] for i in range(len(b))]
-    assert list(a.retain_index) != list(c.retain_index)  # another seed, another pairing
+    assert list(a.draws["retain"]) != list(c.draws["retain"])  # another seed, another pairing
     forget_side = [(a.pair(i, "forget_idk"), a.pair(i, "forget_mismatch")) for i in range(len(a))]
     retain_side = [a.pair(i, "retain") for i in range(len(a))]
     a.set_epoch(1)
@@ -197,7 +197,7 @@ def test_pairing_is_deterministic_per_seed_and_epoch(tiny):
     b.set_epoch(1)
     assert [a[i] for i in range(len(a))] == [b[i] for i in range(len(b))]
     # 12 retain items, 8 examples: an epoch never uses a retain item twice.
-    assert len(set(a.retain_index.tolist())) == 8
+    assert len(set(a.draws["retain"].tolist())) == 8
 
 
 def test_masking_and_collation(tiny):
@@ -206,16 +206,16 @@ def test_masking_and_collation(tiny):
     ds = UnlearningDataset(FORGET, RETAIN, REFUSALS, fmt, ("forget", "retain"), mask_question=True)
     ex = ds[0]
     n_prompt = len(fmt.encode_prompt(FORGET[0].question))
-    assert ex["forget_labels"][:n_prompt] == [IGNORE_INDEX] * n_prompt
-    assert ex["forget_labels"][-1] == tok.eos_token_id  # the EOS after the answer counts
+    assert ex["forget"]["labels"][:n_prompt] == [IGNORE_INDEX] * n_prompt
+    assert ex["forget"]["labels"][-1] == tok.eos_token_id  # the EOS after the answer counts
     unmasked = UnlearningDataset(FORGET, RETAIN, REFUSALS, fmt, ("forget",), mask_question=False)
-    assert unmasked[0]["forget_labels"] == unmasked[0]["forget_input_ids"]
+    assert unmasked[0]["forget"]["labels"] == unmasked[0]["forget"]["input_ids"]
     batch = UnlearningCollator(tok.pad_token_id)([ds[0], ds[3]])
-    lengths = [len(ds[0]["forget_input_ids"]), len(ds[3]["forget_input_ids"])]
-    assert batch["forget_input_ids"].shape == (2, max(lengths))
+    lengths = [len(ds[0]["forget"]["input_ids"]), len(ds[3]["forget"]["input_ids"])]
+    assert batch["forget"]["input_ids"].shape == (2, max(lengths))
     short = int(np.argmin(lengths))
-    assert batch["forget_labels"][short, min(lengths) :].eq(IGNORE_INDEX).all()
-    assert batch["forget_attention_mask"].sum().item() == sum(lengths)
+    assert batch["forget"]["labels"][short, min(lengths) :].eq(IGNORE_INDEX).all()
+    assert batch["forget"]["attention_mask"].sum().item() == sum(lengths)
 
 
 def test_empty_inputs_are_one_line_errors(tiny):
@@ -277,10 +277,10 @@ def _mean_nll(model, ds, view):
     batch = UnlearningCollator(ds.formatter.tokenizer.pad_token_id)([ds[i] for i in range(len(ds))])
     with torch.no_grad():
         logits = model(
-            input_ids=batch[f"{view}_input_ids"], attention_mask=batch[f"{view}_attention_mask"]
+            input_ids=batch[view]["input_ids"], attention_mask=batch[view]["attention_mask"]
         ).logits
-    nll, count = sequence_nll(logits, batch[f"{view}_labels"])
-    entropy = token_entropy_next(logits, batch[f"{view}_labels"])
+    nll, count = sequence_nll(logits, batch[view]["labels"])
+    entropy = token_entropy_next(logits, batch[view]["labels"])
     return (nll / count).mean().item(), entropy.item()
 
 

@@ -176,12 +176,12 @@ def test_rmu_reads_hidden_states_from_the_single_forward_pass(learned_state):
     assert calls["n"] == 1  # forget activations and retain logits from one pass
     with torch.no_grad():
         out = model(
-            input_ids=batch["forget_input_ids"],
-            attention_mask=batch["forget_attention_mask"],
+            input_ids=batch["forget"]["input_ids"],
+            attention_mask=batch["forget"]["attention_mask"],
             output_hidden_states=True,
         )
     target = control_vector(model.config.hidden_size, 2.0, seed=0)
-    expected = activation_mse(out.hidden_states[1], target, batch["forget_labels"])
+    expected = activation_mse(out.hidden_states[1], target, batch["forget"]["labels"])
     assert parts["forget"].item() == pytest.approx(expected.item(), rel=1e-5)
     # the direction is fixed by the seed: the same in every process and on resume
     assert torch.equal(target, control_vector(model.config.hidden_size, 2.0, seed=0))
@@ -234,9 +234,10 @@ def test_pd_dual_ascent_and_state_round_trip(learned_state):
         with torch.no_grad():
             _, parts = method.compute(model, batch, None)
             logits = model(
-                input_ids=batch["retain_input_ids"], attention_mask=batch["retain_attention_mask"]
+                input_ids=batch["retain"]["input_ids"],
+                attention_mask=batch["retain"]["attention_mask"],
             ).logits
-        nll, count = sequence_nll(logits, batch["retain_labels"])
+        nll, count = sequence_nll(logits, batch["retain"]["labels"])
         retain_losses.append((nll.sum() / count.sum()).item())
         # the term is multiplier * (retain NLL - eps), multiplier 1 before any dual step
         assert parts["regularizer"].item() == pytest.approx(retain_losses[-1], rel=1e-5)
@@ -296,10 +297,10 @@ def _mean_nll(model, ds, view):
     batch = UnlearningCollator(0)([ds[i] for i in range(len(ds))])
     with torch.no_grad():
         logits = model(
-            input_ids=batch[f"{view}_input_ids"], attention_mask=batch[f"{view}_attention_mask"]
+            input_ids=batch[view]["input_ids"], attention_mask=batch[view]["attention_mask"]
         ).logits
-    nll, count = sequence_nll(logits, batch[f"{view}_labels"])
-    return (nll / count).mean().item(), token_entropy_next(logits, batch[f"{view}_labels"]).item()
+    nll, count = sequence_nll(logits, batch[view]["labels"])
+    return (nll / count).mean().item(), token_entropy_next(logits, batch[view]["labels"]).item()
 
 
 @pytest.mark.parametrize(

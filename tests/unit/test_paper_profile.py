@@ -24,8 +24,8 @@ from unlearnkit.data.records import QAItem
 from unlearnkit.data.splits import TofuBenchmark
 from unlearnkit.losses import kl_loss_all_positions, me_loss
 from unlearnkit.methods import build_method
-from unlearnkit.methods.base import VIEWS
 from unlearnkit.methods.data import UnlearningDataset
+from unlearnkit.methods.views import VIEWS
 from unlearnkit.models.tiny import tiny_tokenizer
 from unlearnkit.profiles import profile_defaults
 from unlearnkit.scenarios.sweep import expand_sweep

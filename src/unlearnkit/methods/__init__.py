@@ -22,7 +22,7 @@ from unlearnkit.methods import (  # noqa: F401  (registration)
     undial,
     wga,
 )
-from unlearnkit.methods.base import VIEWS, Part, StepContext
+from unlearnkit.methods.base import Part, StepContext
 from unlearnkit.methods.compose import (
     RECIPES,
     Method,
@@ -42,6 +42,7 @@ from unlearnkit.methods.data import (
     attach_reference_nlls,
     compute_reference_nlls,
 )
+from unlearnkit.methods.views import VIEWS, View, register_view, unregister_view
 
 _register_methods()
 
@@ -55,6 +56,7 @@ __all__ = [
     "Term",
     "UnlearningCollator",
     "UnlearningDataset",
+    "View",
     "attach_reference_nlls",
     "build_method",
     "canonical_name",
@@ -62,5 +64,7 @@ __all__ = [
     "default_learning_rate",
     "paper_defaults",
     "parse_method_name",
+    "register_view",
     "select_trainable",
+    "unregister_view",
 ]

@@ -6,14 +6,9 @@ reference NLLs can be cached once per task (they depend only on fixed forget-sid
 its own settings with their paper defaults, and the views whose hidden states (one chosen
 layer) it reads. Parts only gather inputs and call the pure functions of :mod:`unlearnkit.losses`.
 
-Views (each a tokenized (question, answer) pair per example, see :mod:`unlearnkit.methods.data`):
-
-- ``forget``           forget question + its answer
-- ``forget_idk``       forget question + a refusal template (IDK, DPO)
-- ``forget_mismatch``  forget question + the answer of an unrelated retain question (LLMU)
-- ``forget_alt``       forget question + an alternative answer read from a file (AltPO)
-- ``retain``           retain question + its answer (GD, KL)
-- ``retain_idk``       retain question + a refusal template (AP)
+The views (``forget``, ``forget_idk``, ``retain``, ...; each a tokenized (question, answer) pair
+per example) are declared in :mod:`unlearnkit.methods.views`, and a step's batch is nested by
+view: ``batch["forget"]["input_ids"]``.
 """
 
 from __future__ import annotations
@@ -28,23 +23,15 @@ from torch import Tensor
 
 from unlearnkit.data.formatting import IGNORE_INDEX
 from unlearnkit.losses import sequence_nll
-
-VIEWS = ("forget", "forget_idk", "forget_mismatch", "forget_alt", "retain", "retain_idk")
-FORGET_SIDE_VIEWS = ("forget", "forget_idk", "forget_mismatch", "forget_alt")
-REFUSAL_VIEWS = ("forget_idk", "retain_idk")
-TENSOR_KEYS = ("input_ids", "labels", "attention_mask")
-
-
-def ref_nll_key(view: str) -> str:
-    """Batch key holding the cached reference NLL of ``view`` (a float per example)."""
-    return f"ref_nll_{view}"
+from unlearnkit.methods.views import REF_NLL, VIEWS, Batch
 
 
 @dataclass(frozen=True)
 class Part:
     """One loss term: a forget objective or a regularizer.
 
-    ``fn(ctx)`` returns a scalar tensor; ``views`` lists the data it reads;
+    ``fn(ctx)`` returns a scalar tensor; ``views`` lists the data views it reads (each declared
+    in :mod:`unlearnkit.methods.views`; an undeclared one is an error here);
     ``needs_reference`` says the frozen reference model is used; ``cached_ref_views`` are views
     whose reference NLLs are computed once per task (never per step); ``per_step_reference`` says
     the reference model must stay loaded during training (e.g. KL needs reference logits).
@@ -68,6 +55,13 @@ class Part:
     hidden_views: tuple[str, ...] = ()
     end_step: Callable[[dict[str, Any], Mapping[str, Any]], None] | None = None
 
+    def __post_init__(self) -> None:
+        # Every view a part names must be declared (methods/views.py); forget-side only cached.
+        VIEWS.order((*self.views, *self.cached_ref_views, *self.hidden_views))
+        moving = [v for v in self.cached_ref_views if not VIEWS.get(v).fixed]
+        if moving:
+            raise ValueError(f"part {self.name}: only fixed-pairing views can be cached, {moving}")
+
     @property
     def listing(self) -> str:
         """One line for ``unlearn ls``: what it does and its paper."""
@@ -78,15 +72,15 @@ class Part:
         return self.needs_reference and not self.cached_ref_views
 
 
-def _pad_cat(batch: dict[str, Tensor], views: list[str], pad_id: int) -> dict[str, Tensor]:
+def _pad_cat(batch: Batch, views: list[str], pad_id: int) -> dict[str, Tensor]:
     """Right-pad every view to one length and stack them along the batch dimension."""
-    longest = max(batch[f"{v}_input_ids"].shape[1] for v in views)
+    longest = max(batch[v]["input_ids"].shape[1] for v in views)
     pad_values = {"input_ids": pad_id, "labels": IGNORE_INDEX, "attention_mask": 0}
     out: dict[str, Tensor] = {}
     for key, pad_value in pad_values.items():
         chunks = []
         for v in views:
-            t = batch[f"{v}_{key}"]  # (B_v, T_v)
+            t = batch[v][key]  # (B_v, T_v)
             extra = longest - t.shape[1]
             if extra:
                 t = torch.nn.functional.pad(t, (0, extra), value=pad_value)
@@ -166,7 +160,7 @@ class StepContext:
     def __init__(
         self,
         model: torch.nn.Module,
-        batch: dict[str, Tensor],
+        batch: Batch,
         ref_model: torch.nn.Module | None,
         views: tuple[str, ...],
         beta: float | None = None,
@@ -202,7 +196,7 @@ class StepContext:
         return self.params[name]
 
     def labels(self, view: str) -> Tensor:
-        return self.batch[f"{view}_labels"]  # (B, T)
+        return self.batch[view]["labels"]  # (B, T)
 
     def logits(self, view: str) -> Tensor:
         """Logits of the trained model on ``view``: (B, T_view, V)."""
@@ -211,7 +205,7 @@ class StepContext:
         return self._logits[view]
 
     def _forward_all(self) -> None:
-        views = [v for v in self.views if f"{v}_input_ids" in self.batch]
+        views = [v for v in self.views if v in self.batch]
         joint = _pad_cat(self.batch, views, self.pad_id)
         out, hidden = forward_with_hidden(
             self.model,
@@ -223,7 +217,7 @@ class StepContext:
         logits = out.logits  # (sum B_v, T, V)
         start = 0
         for v in views:
-            b, t = self.batch[f"{v}_input_ids"].shape
+            b, t = self.batch[v]["input_ids"].shape
             self._logits[v] = logits[start : start + b, :t]  # (B_v, T_v, V)
             if hidden is not None:
                 self._hidden[v] = hidden[start : start + b, :t]  # (B_v, T_v, d)
@@ -245,8 +239,8 @@ class StepContext:
             _, hidden = forward_with_hidden(
                 self.ref_model,
                 self.layer,
-                input_ids=self.batch[f"{view}_input_ids"],
-                attention_mask=self.batch[f"{view}_attention_mask"],
+                input_ids=self.batch[view]["input_ids"],
+                attention_mask=self.batch[view]["attention_mask"],
                 use_cache=False,
             )
         assert hidden is not None  # a layer is set whenever a part reads hidden states
@@ -264,15 +258,15 @@ class StepContext:
             raise RuntimeError("this method needs the reference model, but none was loaded")
         with torch.no_grad():
             out = self.ref_model(
-                input_ids=self.batch[f"{view}_input_ids"],
-                attention_mask=self.batch[f"{view}_attention_mask"],
+                input_ids=self.batch[view]["input_ids"],
+                attention_mask=self.batch[view]["attention_mask"],
                 use_cache=False,
             )
         return out.logits.detach()
 
     def ref_nll(self, view: str) -> Tensor:
         """Reference NLL per sequence: (B,). Read from the per-task cache when present."""
-        key = ref_nll_key(view)
-        if key in self.batch:
-            return self.batch[key]  # float64; the losses convert it to their dtype
+        cached = self.batch[view].get(REF_NLL)
+        if cached is not None:
+            return cached  # float64; the losses convert it to their dtype
         return sequence_nll(self.ref_logits(view), self.labels(view))[0]

@@ -25,8 +25,9 @@ import torch
 from torch import Tensor
 
 from unlearnkit.config import MethodConfig
-from unlearnkit.methods.base import REFUSAL_VIEWS, VIEWS, Part, StepContext
+from unlearnkit.methods.base import Part, StepContext
 from unlearnkit.methods.llmu import MISMATCH
+from unlearnkit.methods.views import VIEWS, Batch
 from unlearnkit.registry import FORGET_OBJECTIVES, METHODS, REGULARIZERS
 
 # Named recipes: compositions of registered parts under the name their paper gives them.
@@ -86,17 +87,16 @@ class Method:
 
     def fixed_length_views(self) -> tuple[str, ...]:
         """Views whose padding changes the loss, so fixed-length padding must be built for them:
-        the forget view when its question is unmasked (its labels cover the padding) and the
-        views KL averages over every position. Other views are numerically unaffected."""
+        the views whose question is unmasked (their labels cover the padding; the forget view
+        under ``mask_question=False``) and the views KL averages over every position. Other
+        views are numerically unaffected."""
         views = set(self.reads_all_positions)
-        if not self.mask_question and "forget" in self.views:
-            views.add("forget")
-        return tuple(v for v in VIEWS if v in views)
+        views.update(v for v in self.views if not VIEWS.get(v).masks_question(self.mask_question))
+        return VIEWS.order(views)
 
     @property
     def views(self) -> tuple[str, ...]:
-        used = {v for t in self.terms for v in t.part.views}
-        return tuple(v for v in VIEWS if v in used)
+        return VIEWS.order(v for t in self.terms for v in t.part.views)
 
     @property
     def needs_reference(self) -> bool:
@@ -109,21 +109,25 @@ class Method:
 
     @property
     def cached_ref_views(self) -> tuple[str, ...]:
-        used = {v for t in self.terms for v in t.part.cached_ref_views}
-        return tuple(v for v in VIEWS if v in used)
+        return VIEWS.order(v for t in self.terms for v in t.part.cached_ref_views)
 
     @property
     def needs_refusals(self) -> bool:
-        return any(v in REFUSAL_VIEWS for v in self.views)
+        return "refusals" in VIEWS.needs(self.views)
 
     @property
     def needs_retain(self) -> bool:
-        return any(v.startswith("retain") or v == "forget_mismatch" for v in self.views)
+        return "retain" in VIEWS.needs(self.views)
+
+    @property
+    def needs_alternates(self) -> bool:
+        return "alternates" in VIEWS.needs(self.views)
 
     def compute(
-        self, model: torch.nn.Module, batch: dict[str, Tensor], ref_model: torch.nn.Module | None
+        self, model: torch.nn.Module, batch: Batch, ref_model: torch.nn.Module | None
     ) -> tuple[Tensor, dict[str, Tensor]]:
-        """Total loss and each (unweighted) part: ``sum_k coeff_k * part_k``."""
+        """Total loss and each (unweighted) part: ``sum_k coeff_k * part_k``; ``batch`` nested
+        by view (``batch["forget"]["input_ids"]``)."""
         ctx = StepContext(
             model,
             batch,
@@ -173,7 +177,7 @@ class Method:
             "settings": {t.key: dict(t.settings) for t in self.terms if t.settings},
             "beta": self.beta,
             "mask_question": self.mask_question,
-            "mask_question_views": ["forget"],
+            "mask_question_views": [v for v in VIEWS if VIEWS.get(v).mask_follows_method],
             "kl_positions": self.kl_positions,
             "me_epsilon": self.me_epsilon,
             "needs_reference": self.needs_reference,

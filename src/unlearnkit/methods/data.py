@@ -5,7 +5,7 @@ rules (``data.pairing``), both functions of the index (and seed) only, so they a
 every process of a multi-process run whatever the number of processes (the sampler then shards
 example indices; it never changes what an index holds):
 
-- ``"epoch"`` (default): NumPy generators seeded by ``(seed, purpose[, epoch])``. Forget-side
+- ``"epoch"`` (default): NumPy generators seeded by ``(seed, view.salt[, epoch])``. Forget-side
   pairings (``forget_idk`` refusal, ``forget_mismatch`` answer) are fixed for the task, so the
   reference model's NLLs on them can be cached once; retain-side pairings (``retain``,
   ``retain_idk``) are redrawn every epoch (``set_epoch``, called by the training loop), so a small
@@ -15,8 +15,9 @@ example indices; it never changes what an index holds):
   item and the same refusal (shared by ``forget_idk`` and ``retain_idk``) come back every epoch,
   and the mismatch answer is the paired retain item's answer. ``data``'s seed plays no part.
 
-Question masking (``mask_question``) applies to the ``forget`` view only; the retain, refusal
-and mismatch views always mask the question.
+Question masking (``mask_question``) applies to the views that declare it (the ``forget`` view);
+the retain, refusal and mismatch views always mask the question. What each view pairs, draws and
+masks is declared once, in :mod:`unlearnkit.methods.views`; this module only reads it.
 """
 
 from __future__ import annotations
@@ -35,14 +36,12 @@ from unlearnkit.data.collator import pad_batch, pad_fixed
 from unlearnkit.data.formatting import PromptFormatter
 from unlearnkit.data.records import QAItem
 from unlearnkit.losses import sequence_nll
-from unlearnkit.methods.base import TENSOR_KEYS, VIEWS, ref_nll_key
-
-# Distinct streams of randomness, one per pairing purpose.
-_SALT = {"forget_idk": 1, "forget_mismatch": 2, "retain": 3, "retain_idk": 4, "forget_alt": 5}
+from unlearnkit.methods.views import PARTNER, REF_NLL, TENSOR_KEYS, VIEWS, Batch, View
 
 
-def _rng(seed: int, purpose: str, epoch: int | None = None) -> np.random.Generator:
-    entropy = [int(seed), _SALT[purpose]] + ([] if epoch is None else [int(epoch)])
+def _rng(seed: int, salt: int, epoch: int | None = None) -> np.random.Generator:
+    """The random stream ``salt`` (one per view, :attr:`View.salt`) for ``seed`` [and epoch]."""
+    entropy = [int(seed), int(salt)] + ([] if epoch is None else [int(epoch)])
     return np.random.default_rng(np.random.SeedSequence(entropy))
 
 
@@ -57,7 +56,11 @@ def cyclic_permutation(n_rows: int, n_choices: int, rng: np.random.Generator) ->
 
 
 class UnlearningDataset(Dataset):
-    """Examples ``{<view>_input_ids, <view>_labels, <view>_attention_mask, ref_nll_<view>}``."""
+    """Examples ``{view: {input_ids, labels, attention_mask[, ref_nll]}}`` for each view.
+
+    ``draws[view]`` holds each drawing view's index per example (into the refusals or the retain
+    items, :attr:`View.pool`); ``alternates_drawn[view]`` the alternative answer per example.
+    """
 
     def __init__(
         self,
@@ -78,66 +81,77 @@ class UnlearningDataset(Dataset):
             raise ValueError(f"unknown pairing '{pairing}'; choose from epoch, index")
         if fixed_length_views and max_length is None:
             raise ValueError("fixed-length padding needs max_length")
-        unknown = [v for v in views if v not in VIEWS]
-        if unknown:
-            raise ValueError(f"unknown data view(s) {unknown}; choose from {', '.join(VIEWS)}")
+        self.views = VIEWS.order(views)  # raises for an unknown view
         if not forget:
             raise ValueError("the forget set is empty; check --benchmark/--split/--task")
-        needs_retain = any(v in ("retain", "retain_idk", "forget_mismatch") for v in views)
-        if needs_retain and not retain:
+        needs = VIEWS.needs(self.views)
+        if "retain" in needs and not retain:
             raise ValueError(
                 "this method needs retain data but the retain set is empty; use a method without "
                 "a regularizer (e.g. --method GA) or a split with retain authors"
             )
-        needs_refusals = any(v in ("forget_idk", "retain_idk") for v in views)
-        if needs_refusals and not refusals:
+        if "refusals" in needs and not refusals:
             raise ValueError("this method needs refusal templates but the list is empty")
         self.forget = list(forget)
         self.retain = list(retain)
         self.refusals = list(refusals)
         self.formatter = formatter
-        self.views = tuple(v for v in VIEWS if v in views)
         self.mask_question = mask_question
         self.max_length = max_length
         self.seed = seed
         self.pairing = pairing
         self.fixed_length_views = frozenset(fixed_length_views)
-        n = len(self.forget)
-        # forget_alt (AltPO): one alternative answer per forget item, fixed for the task.
-        self.alternate: list[str] = []
-        if "forget_alt" in self.views:
-            missing = [f.question for f in self.forget if not (alternates or {}).get(f.question)]
-            if missing:
-                raise ValueError(
-                    f"no alternative answer for {len(missing)} forget question(s), e.g. "
-                    f"{missing[0]!r}; add them to the method.alternates file"
-                )
-            rng = _rng(seed, "forget_alt")
-            for f in self.forget:
-                options = list(alternates[f.question])  # type: ignore[index]
-                self.alternate.append(options[int(rng.integers(len(options)))])
+        # Alternative answers (AltPO): one per forget item, fixed for the task, drawn from the
+        # view's stream whatever the pairing.
+        self.alternates_drawn: dict[str, list[str]] = {}
+        for name in self.views:
+            view = VIEWS.get(name)
+            if view.pair is None and view.answer == "alternate":
+                self.alternates_drawn[name] = self._draw_alternates(view, alternates or {})
+        self.draws: dict[str, np.ndarray] = {}  # view -> (N,) index into its pool
+        self.ref_nll: dict[str, Tensor] = {}  # view -> (N,) cached reference NLLs
         if pairing == "index":
-            self._index_pairing(n)
-            self.ref_nll: dict[str, Tensor] = {}
+            self._index_pairing(len(self.forget))
             self.epoch = 0
             return
-        # Fixed forget-side pairings (cached reference NLLs depend on them).
-        self.forget_refusal = (
-            cyclic_permutation(n, len(self.refusals), _rng(seed, "forget_idk"))
-            if self.refusals
-            else np.zeros(n, dtype=np.int64)
-        )
-        self.mismatch = (
-            cyclic_permutation(n, len(self.retain), _rng(seed, "forget_mismatch"))
-            if self.retain
-            else np.zeros(n, dtype=np.int64)
-        )
-        self.ref_nll: dict[str, Tensor] = {}  # view -> (N,) cached reference NLLs
+        for view in self._drawing_views(fixed=True):
+            self.draws[view.name] = self._cyclic(view, None)
         self.epoch = -1
         self.set_epoch(0)
 
+    def _drawing_views(self, fixed: bool) -> list[View]:
+        """Every registered view that draws, forget side (``fixed``) or retain side."""
+        return [v for v in map(VIEWS.get, VIEWS) if v.pair is None and v.draws and v.fixed == fixed]
+
+    def _pool_size(self, view: View) -> int:
+        return len(self.refusals) if view.pool == "refusal" else len(self.retain)
+
+    def _cyclic(self, view: View, epoch: int | None) -> np.ndarray:
+        """``data.pairing=epoch``: a cyclic permutation of the view's pool from its own stream."""
+        n, size = len(self.forget), self._pool_size(view)
+        if not size:
+            return np.zeros(n, dtype=np.int64)
+        assert view.salt is not None  # checked when the view is declared
+        return cyclic_permutation(n, size, _rng(self.seed, view.salt, epoch))
+
+    def _draw_alternates(self, view: View, alternates: Mapping[str, Sequence[str]]) -> list[str]:
+        missing = [f.question for f in self.forget if not alternates.get(f.question)]
+        if missing:
+            raise ValueError(
+                f"no alternative answer for {len(missing)} forget question(s), e.g. "
+                f"{missing[0]!r}; add them to the method.alternates file"
+            )
+        assert view.salt is not None  # checked when the view is declared
+        rng = _rng(self.seed, view.salt)
+        out = []
+        for f in self.forget:
+            options = list(alternates[f.question])
+            out.append(options[int(rng.integers(len(options)))])
+        return out
+
     def _index_pairing(self, n: int) -> None:
-        """Pairings drawn from a torch generator seeded by the example index (never redrawn)."""
+        """Pairings drawn from a torch generator seeded by the example index (never redrawn):
+        every retain draw (the partner, the mismatch answer) is ``r``, every refusal ``k``."""
         n_retain, n_refusals = len(self.retain), len(self.refusals)
         retain_index = np.zeros(n, dtype=np.int64)
         refusal = np.zeros(n, dtype=np.int64)
@@ -149,10 +163,8 @@ class UnlearningDataset(Dataset):
             k = int(torch.randint(0, max(n_refusals, 1), (1,), generator=gen).item())
             retain_index[i] = (i + r) % max(n_retain, 1)
             refusal[i] = k
-        self.retain_index = retain_index
-        self.mismatch = retain_index
-        self.forget_refusal = refusal
-        self.retain_refusal = refusal
+        for view in self._drawing_views(True) + self._drawing_views(False):
+            self.draws[view.name] = refusal if view.pool == "refusal" else retain_index
 
     def set_epoch(self, epoch: int) -> None:
         """Redraw the retain-side pairings for ``epoch`` (deterministic per seed and epoch).
@@ -163,44 +175,29 @@ class UnlearningDataset(Dataset):
         if self.pairing == "index" or epoch == self.epoch:
             return
         self.epoch = epoch
-        n = len(self.forget)
-        if self.retain:
-            self.retain_index = cyclic_permutation(
-                n, len(self.retain), _rng(self.seed, "retain", epoch)
-            )
-        else:
-            self.retain_index = np.zeros(n, dtype=np.int64)
-        if self.refusals:
-            self.retain_refusal = cyclic_permutation(
-                n, len(self.refusals), _rng(self.seed, "retain_idk", epoch)
-            )
-        else:
-            self.retain_refusal = np.zeros(n, dtype=np.int64)
+        for view in self._drawing_views(fixed=False):
+            self.draws[view.name] = self._cyclic(view, epoch)
 
     def __len__(self) -> int:
         return len(self.forget)
 
     def pair(self, i: int, view: str) -> tuple[str, str]:
         """The (question, answer) text of example ``i`` in ``view``."""
-        f = self.forget[i]
-        if view == "forget":
-            return f.question, f.answer
-        if view == "forget_idk":
-            return f.question, self.refusals[int(self.forget_refusal[i])]
-        if view == "forget_mismatch":
-            return f.question, self.retain[int(self.mismatch[i])].answer
-        if view == "forget_alt":
-            return f.question, self.alternate[i]
-        r = self.retain[int(self.retain_index[i])]
-        if view == "retain":
-            return r.question, r.answer
-        if view == "retain_idk":
-            return r.question, self.refusals[int(self.retain_refusal[i])]
-        raise ValueError(f"unknown view '{view}'")
+        v = VIEWS.get(view)
+        if v.pair is not None:
+            return v.pair(self, i)
+        item = self.forget[i] if v.side == "forget" else self.retain[int(self.draws[PARTNER][i])]
+        if v.answer == "own":
+            return item.question, item.answer
+        if v.answer == "refusal":
+            return item.question, self.refusals[int(self.draws[v.name][i])]
+        if v.answer == "retain":
+            return item.question, self.retain[int(self.draws[v.name][i])].answer
+        return item.question, self.alternates_drawn[v.name][i]  # "alternate"
 
     def view_masks_question(self, view: str) -> bool:
-        """Only the forget view follows ``mask_question``; every other view masks the question."""
-        return self.mask_question if view == "forget" else True
+        """Whether ``view`` masks the question (see :attr:`View.mask_follows_method`)."""
+        return VIEWS.get(view).masks_question(self.mask_question)
 
     def encode(self, i: int, view: str) -> dict[str, list[int]]:
         question, answer = self.pair(i, view)
@@ -213,14 +210,13 @@ class UnlearningDataset(Dataset):
             question, answer, mask_question=mask, max_length=self.max_length
         )
 
-    def __getitem__(self, i: int) -> dict[str, list[int] | float]:
-        out: dict[str, list[int] | float] = {}
+    def __getitem__(self, i: int) -> dict[str, dict[str, list[int] | float]]:
+        out: dict[str, dict[str, list[int] | float]] = {}
         for view in self.views:
             enc = self.encode(i, view)
-            for key in TENSOR_KEYS:
-                out[f"{view}_{key}"] = enc[key]
-        for view, values in self.ref_nll.items():
-            out[ref_nll_key(view)] = float(values[i])
+            out[view] = {key: enc[key] for key in TENSOR_KEYS}
+            if view in self.ref_nll:
+                out[view][REF_NLL] = float(self.ref_nll[view][i])
         return out
 
 
@@ -247,33 +243,33 @@ class QADataset(Dataset):
     def __len__(self) -> int:
         return len(self.items)
 
-    def __getitem__(self, i: int) -> dict[str, list[int]]:
+    def __getitem__(self, i: int) -> dict[str, dict[str, list[int]]]:
         it = self.items[i]
         enc = self.formatter.encode(
             it.question, it.answer, mask_question=self.mask_question, max_length=self.max_length
         )
-        return {f"{self.view}_{k}": enc[k] for k in TENSOR_KEYS}
+        return {self.view: {k: enc[k] for k in TENSOR_KEYS}}
 
 
 class UnlearningCollator:
-    """Pads each view of a list of examples to its own longest sequence (dynamic padding)."""
+    """Pads each view of a list of nested examples to its own longest sequence (dynamic
+    padding): ``batch[view]`` = ``{input_ids, labels, attention_mask}`` ``(B, T_view)``, plus
+    each per-example number the view carries (``ref_nll``) as a float64 ``(B,)`` tensor."""
 
     def __init__(self, pad_id: int) -> None:
         self.pad_id = pad_id
 
-    def __call__(self, features: list[dict[str, list[int] | float]]) -> dict[str, Tensor]:
+    def __call__(self, features: list[dict[str, dict[str, list[int] | float]]]) -> Batch:
         if not features:
             raise ValueError("cannot collate an empty batch")
-        views = sorted({k[: -len("_input_ids")] for k in features[0] if k.endswith("_input_ids")})
-        out: dict[str, Tensor] = {}
-        for view in views:
-            rows = [{key: f[f"{view}_{key}"] for key in TENSOR_KEYS} for f in features]
-            padded = pad_batch(rows, self.pad_id)  # type: ignore[arg-type]
-            for key, tensor in padded.items():
-                out[f"{view}_{key}"] = tensor  # (B, T_view)
-        for key in features[0]:
-            if key.startswith("ref_nll_"):
-                out[key] = torch.tensor([float(f[key]) for f in features], dtype=torch.float64)
+        out: Batch = {}
+        for view, first in features[0].items():
+            rows = [f[view] for f in features]
+            group = pad_batch(rows, self.pad_id)  # type: ignore[arg-type]  # (B, T_view) each
+            for key in first:
+                if key not in TENSOR_KEYS:  # a number per example, e.g. the reference NLL
+                    group[key] = torch.tensor([float(r[key]) for r in rows], dtype=torch.float64)
+            out[view] = group
         return out
 
 
@@ -291,9 +287,9 @@ def compute_reference_nlls(
 
     Run once per task before training; only forget-side views (fixed pairings) may be cached.
     """
-    bad = [v for v in views if not v.startswith("forget")]
+    bad = [v for v in views if not VIEWS.get(v).fixed]
     if bad:
-        raise ValueError(f"only forget-side views can be cached, got {bad}")
+        raise ValueError(f"only forget-side views (fixed pairings) can be cached, got {bad}")
     device = device or next(ref_model.parameters()).device
     was_training = ref_model.training
     ref_model.eval()
@@ -328,7 +324,10 @@ def reference_cache_key(dataset: UnlearningDataset, views: Sequence[str], ref_na
 
 
 def attach_reference_nlls(dataset: UnlearningDataset, nlls: dict[str, Tensor]) -> None:
+    """Make each example carry its cached reference NLL per view (``batch[view]["ref_nll"]``)."""
     for view, values in nlls.items():
+        if view not in dataset.views:
+            raise ValueError(f"reference NLLs for '{view}', a view this dataset does not build")
         if values.shape != (len(dataset),):
             raise ValueError(f"reference NLLs for '{view}' have shape {tuple(values.shape)}")
     dataset.ref_nll = dict(nlls)

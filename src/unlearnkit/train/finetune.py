@@ -18,6 +18,7 @@ from unlearnkit.data.formatting import PromptFormatter
 from unlearnkit.data.records import QAItem
 from unlearnkit.losses import gd_loss
 from unlearnkit.methods.data import QADataset, UnlearningCollator
+from unlearnkit.methods.views import Batch
 from unlearnkit.models.loading import load_model
 from unlearnkit.train.checkpoints import Resume
 from unlearnkit.train.common import (
@@ -40,14 +41,13 @@ class NLLLoss:
     """Plain supervised loss: token-mean NLL of the answers (the HF causal-LM loss)."""
 
     def compute(
-        self, model: torch.nn.Module, batch: dict[str, Tensor], ref_model: torch.nn.Module | None
+        self, model: torch.nn.Module, batch: Batch, ref_model: torch.nn.Module | None
     ) -> tuple[Tensor, dict[str, Tensor]]:
+        view = batch[VIEW]
         logits = model(
-            input_ids=batch[f"{VIEW}_input_ids"],
-            attention_mask=batch[f"{VIEW}_attention_mask"],
-            use_cache=False,
+            input_ids=view["input_ids"], attention_mask=view["attention_mask"], use_cache=False
         ).logits  # (B, T, V)
-        loss = gd_loss(logits, batch[f"{VIEW}_labels"])
+        loss = gd_loss(logits, view["labels"])
         return loss, {"nll": loss}
 
 

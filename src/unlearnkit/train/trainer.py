@@ -15,7 +15,7 @@ import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 from torch import Tensor
@@ -28,12 +28,15 @@ from unlearnkit.train.checkpoints import STAGING_PREFIX, publish, rotate
 from unlearnkit.train.progress import install_progress
 from unlearnkit.utils import crash_point
 
+if TYPE_CHECKING:
+    from unlearnkit.methods.views import Batch
+
 
 class LossFunction(Protocol):
     """What the trainer delegates to: total loss and each (unweighted) part."""
 
     def compute(
-        self, model: torch.nn.Module, batch: dict[str, Tensor], ref_model: torch.nn.Module | None
+        self, model: torch.nn.Module, batch: Batch, ref_model: torch.nn.Module | None
     ) -> tuple[Tensor, dict[str, Tensor]]: ...
 
 
@@ -63,7 +66,7 @@ class UnlearnTrainer(Trainer):
     def compute_loss(
         self,
         model: torch.nn.Module,
-        inputs: dict[str, Tensor],
+        inputs: Batch,
         return_outputs: bool = False,
         num_items_in_batch: Tensor | int | None = None,
     ) -> Tensor | tuple[Tensor, Any]:
@@ -240,7 +243,9 @@ def training_arguments(
         activation_checkpointing=cfg.gradient_checkpointing,
         deepspeed=cfg.deepspeed,
         fsdp=cfg.fsdp or None,
-        remove_unused_columns=False,  # our batches carry one tensor group per data view
+        # Batches are nested by data view (batch["forget"]["input_ids"]): the engine moves them
+        # to the device whole (nested dicts), and must not drop the "unused" view columns.
+        remove_unused_columns=False,
         # the paper's schedule lays its epochs out in the dataset itself (EpochOrderDataset)
         train_sampling_strategy="sequential" if plan.max_steps > 0 else "random",
         dataloader_num_workers=0,  # the dataset's epoch-dependent pairing lives in this process

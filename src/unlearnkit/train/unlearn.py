@@ -138,7 +138,7 @@ def run_unlearning(
     method = build_method(cfg.method)  # pad id set once the tokenizer is loaded
     method.seed = cfg.train.seed
     alternates = None
-    if "forget_alt" in method.views:
+    if method.needs_alternates:
         if not cfg.method.alternates:
             raise ValueError(
                 f"method {method.name} needs alternative answers: pass method.alternates=<file> "
