@@ -96,6 +96,9 @@ class Engine(Protocol):
 class _BaseEngine:
     """The profile's budget rule and the requests both engines answer alike."""
 
+    #: score one item at a time over full sequences (the reference), not in shared batches
+    _one_item = False
+
     def __init__(
         self,
         model: PreTrainedModel,
@@ -154,6 +157,52 @@ class _BaseEngine:
             start += len(qs)
         return out
 
+    def _take_state(self, question: str) -> PromptState | None:
+        """A prompt state generation saved for ``question`` (none on this engine)."""
+        return None
+
+    @property
+    def _batch_size(self) -> int:
+        """Items per scoring batch: the configured size, or one item at a time (reference)."""
+        return 1 if self._one_item else self.settings.batch_size
+
+    def score(
+        self,
+        questions: list[str],
+        answers: list[str],
+        bases: list[str] | None,
+        perturbed: list[list[str]] | None,
+        desc: str = "score",
+    ) -> dict[str, np.ndarray]:
+        states = [self._take_state(q) for q in questions]
+        return score_split(
+            self.model,
+            self.formatter,
+            questions,
+            answers,
+            bases,
+            perturbed,
+            batch_size=self._batch_size,
+            pad_id=self.pad_id,
+            desc=desc,
+            progress=self.progress,
+            shared=not self._one_item,
+            prompt_states=states if any(st is not None for st in states) else None,
+            joint=self.settings.paper,
+            paper_rounding=self.settings.paper,
+        )
+
+    def token_stats(self, questions: list[str], answers: list[str]) -> list[AnswerTokens]:
+        return answer_token_stats(
+            self.model,
+            self.formatter,
+            questions,
+            answers,
+            batch_size=self._batch_size,
+            pad_id=self.pad_id,
+            progress=self.progress,
+        )
+
     def grad_norms(self, questions: list[str], answers: list[str]) -> list[float]:
         """GradNorm statistic per item (one backward pass each; no batching to share)."""
         return answer_grad_norms(self.model, self.formatter, questions, answers, pad_id=self.pad_id)
@@ -204,81 +253,12 @@ class FastEngine(_BaseEngine):
             del self._states[question]
         return state
 
-    def score(
-        self,
-        questions: list[str],
-        answers: list[str],
-        bases: list[str] | None,
-        perturbed: list[list[str]] | None,
-        desc: str = "score",
-    ) -> dict[str, np.ndarray]:
-        states = [self._take_state(q) for q in questions]
-        return score_split(
-            self.model,
-            self.formatter,
-            questions,
-            answers,
-            bases,
-            perturbed,
-            batch_size=self.settings.batch_size,
-            pad_id=self.pad_id,
-            desc=desc,
-            progress=self.progress,
-            prompt_states=states if any(st is not None for st in states) else None,
-            joint=self.settings.paper,
-            paper_rounding=self.settings.paper,
-        )
-
-    def token_stats(self, questions: list[str], answers: list[str]) -> list[AnswerTokens]:
-        return answer_token_stats(
-            self.model,
-            self.formatter,
-            questions,
-            answers,
-            batch_size=self.settings.batch_size,
-            pad_id=self.pad_id,
-            progress=self.progress,
-        )
-
 
 class ReferenceEngine(_BaseEngine):
     """One item at a time: ``model.generate`` for the answers, full-sequence forward passes for
     the likelihoods; no padding between items, no cache reuse."""
 
+    _one_item = True
+
     def generate(self, splits: Mapping[str, list[str]]) -> dict[str, list[Generation]]:
         return self._generate(splits, 1, False, None)
-
-    def score(
-        self,
-        questions: list[str],
-        answers: list[str],
-        bases: list[str] | None,
-        perturbed: list[list[str]] | None,
-        desc: str = "score",
-    ) -> dict[str, np.ndarray]:
-        return score_split(
-            self.model,
-            self.formatter,
-            questions,
-            answers,
-            bases,
-            perturbed,
-            batch_size=1,
-            pad_id=self.pad_id,
-            desc=desc,
-            progress=self.progress,
-            shared=False,
-            joint=self.settings.paper,
-            paper_rounding=self.settings.paper,
-        )
-
-    def token_stats(self, questions: list[str], answers: list[str]) -> list[AnswerTokens]:
-        return answer_token_stats(
-            self.model,
-            self.formatter,
-            questions,
-            answers,
-            batch_size=1,
-            pad_id=self.pad_id,
-            progress=self.progress,
-        )
