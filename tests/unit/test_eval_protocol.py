@@ -101,3 +101,16 @@ def test_a_new_benchmark_is_one_declared_protocol(tmp_path: Path) -> None:
         assert agg["computed_over"].get(name) == again["computed_over"].get(name)
     recs = (tmp_path / "forget.jsonl").read_text()
     assert '"rouge_reference": "a painter 0"' in recs  # the declared reference: golden_answer
+
+
+def test_eval_output_folder_follows_the_benchmark_layout_not_its_name() -> None:
+    """A real-world folder under any name is named by its one forget set, not data.split."""
+    from unlearnkit.commands.eval import default_out
+    from unlearnkit.config import RunConfig
+
+    cfg = RunConfig()
+    cfg.model.name = "models/tiny/"
+    cfg.data.benchmark = "data/my_people"
+    cfg.data.split = "forget05"
+    assert default_out(cfg, 2).name == "tiny_my_people_forget05_task2"
+    assert default_out(cfg, None, named_forget_splits=False).name == "tiny_my_people_forget_taskall"

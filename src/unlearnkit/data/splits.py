@@ -117,6 +117,8 @@ class TofuBenchmark:
     user's data."""
 
     kind = "tofu"
+    # forget sets are named splits (forget01, forget05, ...): data.split applies
+    named_forget_splits = True
 
     def __init__(self, root: str | Path, holdout_authors: int = 0) -> None:
         self.root = Path(root)
@@ -311,6 +313,8 @@ class RealWorldBenchmark:
 
     kind = "real_world"
     has_holdout = False
+    # one forget set (forget.json, a task per person): data.split does not apply
+    named_forget_splits = False
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
