@@ -87,7 +87,11 @@ def run(args: argparse.Namespace) -> int:
     task = None if every_task else cfg.data.task
     bench = open_benchmark(cfg.data.benchmark, cfg.data.holdout_authors)
     eval_sets = bench.eval_sets(cfg.data.split, task)  # a real-world benchmark ignores the split
-    out = Path(args.out) if args.out else default_out(cfg, task, getattr(bench, "named_forget_splits", True))
+    out = (
+        Path(args.out)
+        if args.out
+        else default_out(cfg, task, getattr(bench, "named_forget_splits", True))
+    )
 
     device = None if cfg.model.device == "auto" else cfg.model.device
     if init_processes(run_device(cfg)) > 1:  # several processes: each on its own device
