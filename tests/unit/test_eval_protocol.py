@@ -107,10 +107,12 @@ def test_eval_output_folder_follows_the_benchmark_layout_not_its_name() -> None:
     """A real-world folder under any name is named by its one forget set, not data.split."""
     from unlearnkit.commands.eval import default_out
     from unlearnkit.config import RunConfig
+    from unlearnkit.data.splits import RealWorldBenchmark, TofuBenchmark
 
     cfg = RunConfig()
     cfg.model.name = "models/tiny/"
     cfg.data.benchmark = "data/my_people"
     cfg.data.split = "forget05"
-    assert default_out(cfg, 2).name == "tiny_my_people_forget05_task2"
-    assert default_out(cfg, None, named_forget_splits=False).name == "tiny_my_people_forget_taskall"
+    tofu, real = TofuBenchmark.named_forget_splits, RealWorldBenchmark.named_forget_splits
+    assert default_out(cfg, 2, tofu).name == "tiny_my_people_forget05_task2"
+    assert default_out(cfg, None, real).name == "tiny_my_people_forget_taskall"

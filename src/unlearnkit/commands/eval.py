@@ -59,7 +59,7 @@ def parse_task(value: str | None, default: int | None) -> int | None:
     return task
 
 
-def default_out(cfg: RunConfig, task: int | None, named_forget_splits: bool = True) -> Path:
+def default_out(cfg: RunConfig, task: int | None, named_forget_splits: bool) -> Path:
     """``runs/eval/<model>_<benchmark>_<split>_task<N|all>``; a benchmark with one forget set
     (real world) is named ``forget`` whatever ``data.split`` says."""
     model = Path(cfg.model.name.rstrip("/")).name or "model"
@@ -87,11 +87,7 @@ def run(args: argparse.Namespace) -> int:
     task = None if every_task else cfg.data.task
     bench = open_benchmark(cfg.data.benchmark, cfg.data.holdout_authors)
     eval_sets = bench.eval_sets(cfg.data.split, task)  # a real-world benchmark ignores the split
-    out = (
-        Path(args.out)
-        if args.out
-        else default_out(cfg, task, getattr(bench, "named_forget_splits", True))
-    )
+    out = Path(args.out) if args.out else default_out(cfg, task, bench.named_forget_splits)
 
     device = None if cfg.model.device == "auto" else cfg.model.device
     if init_processes(run_device(cfg)) > 1:  # several processes: each on its own device
