@@ -41,8 +41,8 @@ from unlearnkit.eval.generation import resolve_batch_size, token_budget
 from unlearnkit.eval.metrics import entailment as entailment_mod
 from unlearnkit.eval.metrics import similarity as similarity_mod
 from unlearnkit.eval.metrics.similarity import resolve_embedding_model
+from unlearnkit.eval.protocol import split_spec
 from unlearnkit.eval.runner import evaluate
-from unlearnkit.eval.split_specs import split_spec
 from unlearnkit.utils import read_jsonl
 
 SPLITS = ("forget", "retain", "real_authors", "world_facts")

@@ -20,8 +20,8 @@ from unlearnkit.data.formatting import PromptFormatter
 from unlearnkit.data.records import QAItem
 from unlearnkit.eval import runner
 from unlearnkit.eval.generation import batch_budgets, generate_answers, stop_token_ids
+from unlearnkit.eval.protocol import split_spec
 from unlearnkit.eval.scoring import score_split
-from unlearnkit.eval.split_specs import split_spec
 from unlearnkit.models.tiny import tiny_model
 
 torch.set_num_threads(1)

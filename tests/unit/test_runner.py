@@ -20,8 +20,9 @@ from unlearnkit.data.records import QAItem
 from unlearnkit.eval import cache as result_cache
 from unlearnkit.eval import engine, runner
 from unlearnkit.eval.generation import Generation, generate_answers, token_budget
+from unlearnkit.eval.protocol import split_spec
 from unlearnkit.eval.scoring import mean_nlls, score_split, sequence_mean_nll
-from unlearnkit.eval.split_specs import split_spec, validate_split
+from unlearnkit.eval.split_specs import validate_split
 from unlearnkit.models.tiny import tiny_model, tiny_tokenizer
 
 torch.set_num_threads(1)

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from unlearnkit.data.splits import open_benchmark
     from unlearnkit.eval.data_parallel import evaluate_data_parallel
     from unlearnkit.models.loading import load_model
-    from unlearnkit.train.common import init_processes, run_device
+    from unlearnkit.runtime import init_processes, run_device
 
     flag_task = parse_task(args.task_or_all, None)  # checked before anything else; None: absent/all
     cfg = config_from_args(

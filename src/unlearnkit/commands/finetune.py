@@ -40,7 +40,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from unlearnkit.data.splits import TofuBenchmark, open_benchmark
-    from unlearnkit.train.common import is_main_process
+    from unlearnkit.runtime import is_main_process
     from unlearnkit.train.finetune import run_finetune
 
     cfg = config_from_args(args)

@@ -67,7 +67,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from unlearnkit.data.splits import open_benchmark
-    from unlearnkit.train.common import is_main_process
+    from unlearnkit.runtime import is_main_process
     from unlearnkit.train.unlearn import run_unlearning
 
     cfg = config_from_args(args)

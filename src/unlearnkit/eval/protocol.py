@@ -101,6 +101,12 @@ def protocol_for(benchmark: str | EvalProtocol) -> EvalProtocol:
     return benchmark if isinstance(benchmark, EvalProtocol) else PROTOCOLS.get(benchmark)
 
 
+def split_spec(benchmark_kind: str, split: str, profile: str = "default") -> SplitSpec:
+    """The spec of ``split`` under ``profile`` in the benchmark's protocol
+    (:meth:`EvalProtocol.split_spec`)."""
+    return protocol_for(benchmark_kind).split_spec(split, profile)
+
+
 def known_splits() -> list[str]:
     """Every evaluation split some protocol declares (for checking eval.splits early)."""
     return sorted({s for kind in PROTOCOLS.names() for s in PROTOCOLS.get(kind).splits})

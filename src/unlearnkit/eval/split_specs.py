@@ -61,14 +61,6 @@ REAL_WORLD_SPLITS: dict[str, SplitSpec] = {
 }
 
 
-def split_spec(benchmark_kind: str, split: str, profile: str = "default") -> SplitSpec:
-    """The spec of ``split`` under ``profile`` in the benchmark's protocol
-    (:meth:`unlearnkit.eval.protocol.EvalProtocol.split_spec`)."""
-    from unlearnkit.eval.protocol import protocol_for  # the protocols are built from this table
-
-    return protocol_for(benchmark_kind).split_spec(split, profile)
-
-
 def validate_split(name: str, items: list[QAItem], spec: SplitSpec) -> int:
     """Check that every item has what the split's metrics need; return K (perturbed per item).
 

@@ -31,8 +31,8 @@ class EpochEvalCallback(TrainerCallback):
     def on_epoch_end(self, args, state, control, model=None, processing_class=None, **kwargs):
         from unlearnkit.data.formatting import PromptFormatter
         from unlearnkit.eval.runner import evaluate
+        from unlearnkit.runtime import is_main_process
         from unlearnkit.scenarios.common import log, record
-        from unlearnkit.train.common import is_main_process
 
         if model is None or processing_class is None or not is_main_process():
             return

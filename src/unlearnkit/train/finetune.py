@@ -20,14 +20,13 @@ from unlearnkit.losses import gd_loss
 from unlearnkit.methods.data import QADataset, UnlearningCollator
 from unlearnkit.methods.views import Batch
 from unlearnkit.models.loading import load_model
+from unlearnkit.runtime import init_processes, run_device
 from unlearnkit.train.checkpoints import Resume
 from unlearnkit.train.common import (
     RunPaths,
     check_out_dir,
     fit,
-    init_processes,
     maybe_lora,
-    run_device,
     trained_dtype,
     write_config,
 )

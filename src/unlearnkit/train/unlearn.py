@@ -33,15 +33,13 @@ from unlearnkit.methods.data import (
     save_reference_cache,
 )
 from unlearnkit.models.loading import load_model, resolve_model_path
+from unlearnkit.runtime import init_processes, is_main_process, run_device
 from unlearnkit.train.checkpoints import Resume
 from unlearnkit.train.common import (
     RunPaths,
     check_out_dir,
     fit,
-    init_processes,
-    is_main_process,
     maybe_lora,
-    run_device,
     run_dtype,
     trained_dtype,
     write_config,
