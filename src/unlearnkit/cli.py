@@ -13,7 +13,7 @@ import sys
 from unlearnkit import __version__
 
 # Modules under unlearnkit.commands; each defines add_parser(subparsers).
-COMMANDS = ["data", "models", "finetune", "unlearn", "eval", "run", "report", "ls", "demo"]
+COMMANDS = ["data", "models", "finetune", "unlearn", "eval", "run", "report", "claims", "ls", "demo"]
 
 
 def build_parser() -> argparse.ArgumentParser:

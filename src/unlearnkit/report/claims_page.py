@@ -1,0 +1,147 @@
+"""The claims page: each finding of the paper with its numbers, its spread, a plot and the
+verdict of :mod:`unlearnkit.report.claims`, written as Markdown with PNG plots and the raw JSON.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from unlearnkit.report.claims import CLAIMS, MARGIN, Claim, ClaimResult, Point, points_by_cell
+from unlearnkit.utils import atomic_write_bytes, atomic_write_text
+
+VALUE_LABELS = {"model_utility": "Model Utility", "forget/token_entropy": "forget Token Entropy"}
+
+
+def _front(points: Sequence[Point]) -> list[Point]:
+    """The Pareto front (higher FE and higher MU are better), by increasing FE."""
+    front = [
+        p
+        for p in points
+        if not any(q.fe >= p.fe and q.mu >= p.mu and (q.fe, q.mu) != (p.fe, p.mu) for q in points)
+    ]
+    return sorted(front, key=lambda p: p.fe)
+
+
+def plot_claim(result: ClaimResult, rows: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
+    """Model Utility against Forget Efficacy (one panel per forget split, every seed's runs, each
+    method's Pareto front drawn as a line); for a continual claim, the compared value per task
+    is in the table and the plot shows task 1's selection points. Labels are in a legend, so
+    they never overlap."""
+    claim = result.claim
+    points = points_by_cell(rows, claim.value, claim.continual)
+    methods = [claim.subject, *claim.baselines]
+    panels = sorted({cell.split("/")[0] for m in methods for cell in points.get(m, {})})
+    if not panels:
+        return None
+    fig = Figure(figsize=(4.2 * len(panels) + 1.8, 3.6), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    colors = {m: f"C{i}" for i, m in enumerate(methods)}
+    for ax, panel in zip(axes, panels, strict=True):
+        for m in methods:
+            pts = [
+                p
+                for cell, ps in points.get(m, {}).items()
+                if cell.split("/")[0] == panel
+                for p in ps
+            ]
+            if not pts:
+                continue
+            ax.scatter([p.fe for p in pts], [p.mu for p in pts], s=18, color=colors[m], alpha=0.6)
+            front = _front(pts)
+            ax.plot([p.fe for p in front], [p.mu for p in front], color=colors[m], label=m, lw=1.5)
+        ax.set_title(panel if not claim.continual else f"task 1, {panel}")
+        ax.set_xlabel("Forget Efficacy")
+        ax.set_ylabel("Model Utility")
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right upper", fontsize=8)
+    buf_path = path.with_suffix(".png")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    atomic_write_bytes(buf_path, buf.getvalue())
+    return buf_path
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def claim_section(result: ClaimResult, plot: Path | None, page_dir: Path) -> str:
+    claim = result.claim
+    label = VALUE_LABELS[claim.value] + (" (mean over tasks)" if claim.continual else "")
+    lines = [f"## {claim.statement}", "", f"**Verdict: {result.verdict}.**", ""]
+    for comp in result.comparisons:
+        lines.append(f"### {claim.subject} against {comp.baseline}: {comp.verdict}")
+        lines.append("")
+        if not comp.cells:
+            lines.extend(["No cell has runs of both methods.", ""])
+            continue
+        deltas = [c.delta for c in comp.cells]
+        mean = sum(deltas) / len(deltas)
+        lines.append(
+            f"{label} difference over {len(deltas)} cell(s): mean {mean:+.3f}, "
+            f"min {min(deltas):+.3f}, max {max(deltas):+.3f} (margin {MARGIN})."
+        )
+        lines.append("")
+        head = f"| cell | matched FE | {claim.subject} lr | {claim.subject} | {comp.baseline} lr "
+        head += f"| {comp.baseline} | difference | outcome |"
+        if claim.reach:
+            head += " max FE difference |"
+        lines.append(head)
+        lines.append("|" + "---|" * (9 if claim.reach else 8))
+        for c in comp.cells:
+            row = (
+                f"| {c.cell} | {c.fe_star:.3f} | {c.subject.lr} | {_fmt(c.subject.value)} | "
+                f"{c.baseline.lr} | {_fmt(c.baseline.value)} | {c.delta:+.3f} | {c.outcome} |"
+            )
+            if claim.reach:
+                row += f" {_fmt(c.reach_delta)} |"
+            lines.append(row)
+        lines.append("")
+    if plot is not None:
+        lines.extend([f"![{claim.key}]({plot.relative_to(page_dir).as_posix()})", ""])
+    return "\n".join(lines)
+
+
+def write_claims_page(
+    results: Sequence[ClaimResult],
+    rows: Sequence[Mapping[str, Any]],
+    out: Path,
+    provenance: str = "",
+) -> Path:
+    """Write ``out`` (Markdown), its plots in ``<out stem>/`` and ``<out stem>/claims.json``
+    (the verdicts and every compared run) beside it. Returns the page's path."""
+    assets = out.parent / out.stem
+    assets.mkdir(parents=True, exist_ok=True)
+    parts = [
+        "# The paper's findings, checked on our runs",
+        "",
+        "Generated by `unlearn claims` from the results store; do not edit by hand. The rule "
+        "(matched Forget Efficacy, margin, verdicts) is fixed in `unlearnkit/report/claims.py` "
+        "and written down in [claims-rule.md](claims-rule.md) before any run.",
+        "",
+    ]
+    if provenance:
+        parts.extend([provenance, ""])
+    parts.append("| finding | verdict |")
+    parts.append("|---|---|")
+    parts.extend(f"| {r.claim.statement} | {r.verdict} |" for r in results)
+    parts.append("")
+    for r in results:
+        plot = plot_claim(r, rows, assets / r.claim.key)
+        parts.append(claim_section(r, plot, out.parent))
+    atomic_write_text(out, "\n".join(parts))
+    raw = {"margin": MARGIN, "claims": [r.to_json() for r in results]}
+    atomic_write_text(assets / "claims.json", json.dumps(raw, indent=2, default=str) + "\n")
+    return out
+
+
+__all__ = ["CLAIMS", "Claim", "plot_claim", "write_claims_page"]
