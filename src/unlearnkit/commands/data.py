@@ -1,4 +1,4 @@
-"""``unlearn data synth`` and ``unlearn data validate``."""
+"""``unlearn data synth``, ``unlearn data subset`` and ``unlearn data validate``."""
 
 from __future__ import annotations
 
@@ -23,6 +23,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "non-members; default 0)",
     )
     s.set_defaults(func=run_synth)
+    b = dsub.add_parser(
+        "subset", help="write the first N real TOFU authors as a small TOFU-layout benchmark"
+    )
+    b.add_argument("source", nargs="?", default=None, help="TOFU folder (default shared/data/tofu)")
+    b.add_argument("--out", required=True, help="output folder")
+    b.add_argument("--authors", type=int, default=40, help="authors kept (default 40)")
+    b.add_argument("--tasks", type=int, default=10, help="continual-unlearning tasks per split")
+    b.add_argument(
+        "--holdout-authors", type=int, default=2, help="next authors kept apart as holdout.json"
+    )
+    b.set_defaults(func=run_subset)
     v = dsub.add_parser("validate", help="check a benchmark folder and print a summary")
     v.add_argument("path", help="folder in TOFU or real-world layout")
     v.set_defaults(func=run_validate)
@@ -45,6 +56,20 @@ def run_synth(args: argparse.Namespace) -> int:
         n_holdout=args.holdout_authors,
     )
     print(f"wrote {args.out}:")
+    for name, n in counts.items():
+        print(f"  {name:32s} {n:6d} rows")
+    return 0
+
+
+def run_subset(args: argparse.Namespace) -> int:
+    from unlearnkit.data.subset import write_tofu_subset
+    from unlearnkit.utils import default_data_root
+
+    source = Path(args.source) if args.source else default_data_root() / "tofu"
+    counts = write_tofu_subset(
+        source, Path(args.out), args.authors, args.tasks, args.holdout_authors
+    )
+    print(f"wrote {args.out} ({args.authors} TOFU authors from {source}):")
     for name, n in counts.items():
         print(f"  {name:32s} {n:6d} rows")
     return 0

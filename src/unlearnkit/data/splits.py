@@ -390,6 +390,32 @@ def _synthetic() -> Benchmark:
     return TofuBenchmark(root)
 
 
+TOFU_SMALL_AUTHORS = 40  # the small-scale recipe's subset (issue 19): forget 1 / 2 / 4 authors
+TOFU_SMALL_HOLDOUT = 2
+
+
+@BENCHMARKS.register(
+    "tofu_small",
+    description=f"the first {TOFU_SMALL_AUTHORS} real TOFU authors in TOFU layout (forget "
+    "1/2/4 authors; built once from shared/data/tofu into the cache)",
+)
+def _tofu_small() -> Benchmark:
+    import shutil
+
+    from unlearnkit.data.subset import write_tofu_subset
+
+    root = cache_root() / "data" / f"tofu_small-{TOFU_SMALL_AUTHORS}"
+    if not (root / "forget01.json").is_file():
+        staging = root.with_name(root.name + ".tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        write_tofu_subset(
+            default_data_root() / "tofu", staging, TOFU_SMALL_AUTHORS, n_holdout=TOFU_SMALL_HOLDOUT
+        )
+        shutil.rmtree(root, ignore_errors=True)
+        staging.rename(root)
+    return TofuBenchmark(root)
+
+
 def _snapshot(path: Path) -> Path:
     """A hub cache folder (``datasets--owner--name/snapshots/<revision>/``) stands for its newest
     snapshot, so the folder the hub client downloaded to can be given as it is."""
