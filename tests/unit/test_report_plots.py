@@ -105,3 +105,42 @@ def test_mu_fe_and_metric_bars_have_unit_axes(figures: list) -> None:
     assert scatter.axes[0].get_ylim() == pytest.approx(UNIT)
     assert bars.axes[0].get_xlim()[0] == pytest.approx(UNIT[0])
     assert bars.axes[0].get_xlim()[1] > 1.0  # [0, 1] plus room for the value labels
+
+
+def test_mu_fe_labels_of_close_points_do_not_overlap(figures: list) -> None:
+    """The demo's IDK+AP and IDK+GD sat on the same spot: their labels must not cover each other."""
+    rows = [
+        _row("x", "before", 0.52, 0.30, before=True),
+        _row("IDK+AP", "final", 0.0, 0.81),
+        _row("IDK+GD", "final", 0.0, 0.83),
+        _row("IDK+KL", "final", 0.0, 0.82),
+        _row("GA+GD", "final", 0.40, 0.73),
+    ]
+    table = ScenarioTable("fictitious", [Column("model_utility", "MU")], rows)
+    plots_mod.plot_mu_fe(table, Path("a.png"))
+    (fig,) = figures
+    renderer = fig.canvas.get_renderer()
+    texts = [t for t in fig.axes[0].texts if t.get_text() in {r["label"] for r in rows}]
+    assert len(texts) == len(rows)
+    boxes = [t.get_window_extent(renderer) for t in texts]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            assert not a.overlaps(b)
+
+
+def test_place_labels_would_overlap_without_it(figures: list) -> None:
+    """The check above can fail: the first offset alone puts two labels on the same spot."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    a = ax.annotate("IDK+AP", (0.5, 0.5), xytext=(6, 5), textcoords="offset points")
+    b = ax.annotate("IDK+GD", (0.51, 0.5), xytext=(6, 5), textcoords="offset points")
+    r = fig.canvas.get_renderer()
+    assert a.get_window_extent(r).overlaps(b.get_window_extent(r))
+    ax.texts[1].remove()
+    ax.texts[0].remove()
+    c, d = plots_mod.place_labels(ax, [("IDK+AP", 0.5, 0.5), ("IDK+GD", 0.51, 0.5)])
+    assert not c.get_window_extent(r).overlaps(d.get_window_extent(r))

@@ -77,6 +77,7 @@ def plot_mu_fe(table: ScenarioTable, path: Path) -> Path | None:
     fig = _new_figure(7.5, 5.5)
     ax = fig.subplots()
     seen: set[str] = set()
+    labels: list[tuple[str, float, float]] = []
     for r in rows:
         x, y = row_value(r, "forget_efficacy"), row_value(r, "model_utility")
         if r["is_before"]:
@@ -97,7 +98,7 @@ def plot_mu_fe(table: ScenarioTable, path: Path) -> Path | None:
         )
         seen.add(name)
         text = r["label"] if r["stage"] in ("final", "before") else f"{r['label']} ({r['stage']})"
-        ax.annotate(text, (x, y), xytext=(6, 5), textcoords="offset points", fontsize=8, zorder=4)
+        labels.append((text, x, y))
     ax.set_xlabel(FE_LABEL)
     ax.set_ylabel(MU_LABEL)
     ax.set_title(f"{table.scenario}: Model Utility vs Forget Efficacy (top right is best)")
@@ -105,7 +106,44 @@ def plot_mu_fe(table: ScenarioTable, path: Path) -> Path | None:
     set_unit_axis(ax, "x")
     set_unit_axis(ax, "y")
     ax.legend(loc="best", fontsize=8, title="method", title_fontsize=8)
+    place_labels(ax, labels)
     return save_figure(fig, path)
+
+
+# Offsets (points) tried in turn for a point's label; the first whose box overlaps no label
+# placed before wins; a label moved away from its point gets a thin leader line.
+_LABEL_OFFSETS = [(6, 5), (6, -12), (-6, 5), (-6, -12)] + [
+    (dx, dy) for r in (18, 30, 42, 54) for dx, dy in ((8, r), (8, -r - 7), (-8, r), (-8, -r - 7))
+]
+
+
+def place_labels(ax: Any, labels: list[tuple[str, float, float]]) -> list[Any]:
+    """Annotate each (text, x, y) so that no two labels' boxes overlap, trying the offsets of
+    ``_LABEL_OFFSETS`` (right/left, above/below, then further out with a leader line). The axes'
+    limits must be final. Returns the annotation artists, in the order given."""
+    renderer = ax.figure.canvas.get_renderer()
+    placed: list[Any] = []  # boxes (display coordinates) of the labels placed so far
+    artists = []
+    for text, x, y in labels:
+        for i, (dx, dy) in enumerate(_LABEL_OFFSETS):
+            far = i >= 4
+            ann = ax.annotate(
+                text,
+                (x, y),
+                xytext=(dx, dy),
+                textcoords="offset points",
+                ha="left" if dx > 0 else "right",
+                fontsize=8,
+                zorder=4,
+                arrowprops={"arrowstyle": "-", "lw": 0.5, "color": "0.4"} if far else None,
+            )
+            box = ann.get_window_extent(renderer).expanded(1.05, 1.1)
+            if not any(box.overlaps(b) for b in placed) or i == len(_LABEL_OFFSETS) - 1:
+                placed.append(box)
+                artists.append(ann)
+                break
+            ann.remove()
+    return artists
 
 
 def table_splits(table: ScenarioTable) -> list[str]:
