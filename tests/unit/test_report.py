@@ -497,3 +497,35 @@ def test_tables_show_mia_privacy_and_both_utilities_when_present(tmp_path: Path)
     assert "| 0.750 |" in row_b and "| -25.000 |" in row_b and "| 0.410 |" in row_b
     (only_plain,) = scenario_tables(store.query(method="ME+GD"))
     assert "MIA" not in to_markdown(only_plain).splitlines()[0]
+
+
+def test_forget_quality_that_separates_nothing_says_so(tmp_path: Path) -> None:
+    """The demo printed FQ 0.019 on every row, before unlearning included: the table must say
+    that the column separates nothing instead of repeating the number."""
+    from unlearnkit.report.explain import explain_tables
+    from unlearnkit.report.tables import NOT_SEPARABLE, report_markdown
+
+    out = tmp_path / "runs"
+    before = _summary(0.7, 0.2, 0.0186, forget=0.9)
+    _write_run(out, "a", stages={"before": before, "final": _summary(0.5, 0.5, 0.0186, 0.2)})
+    _write_run(out, "b", lr=5e-5, stages={"final": _summary(0.4, 0.6, 0.0186, 0.1)})
+    store = ResultsStore(tmp_path / "r.db")
+    store.index_runs(out)
+    (table,) = explain_tables(scenario_tables(store.query()))
+    assert table.unseparable == {"forget_quality": pytest.approx(0.0186)}
+    text = report_markdown([table])
+    fq_col = [c.key for c in table.columns].index("forget_quality") + 1
+    rows = to_markdown(table).splitlines()[2:]
+    assert len(rows) == 3  # before, a, b
+    for line in rows:
+        assert line.split("|")[1 + fq_col].strip() == NOT_SEPARABLE
+    assert "Forget Quality is 0.019 on every row" in text
+    assert not any("Forget Quality" in e for e in table.explanations)
+
+    # one run whose FQ differs: the column separates, and the numbers are printed
+    _write_run(out, "c", lr=1e-4, stages={"final": _summary(0.3, 0.7, 0.4, 0.05)})
+    store.index_runs(out)
+    (table,) = explain_tables(scenario_tables(store.query()))
+    assert table.unseparable == {}
+    assert "0.400" in to_markdown(table)
+    assert any("Forget Quality" in e for e in table.explanations)

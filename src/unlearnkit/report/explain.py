@@ -193,14 +193,18 @@ def _quality_clause(row: dict[str, Any]) -> str | None:
 
 
 def explain_row(
-    row: dict[str, Any], before: dict[str, Any] | None, shares: dict[str, float] | None = None
+    row: dict[str, Any],
+    before: dict[str, Any] | None,
+    shares: dict[str, float] | None = None,
+    quality_separates: bool = True,
 ) -> str:
     """One sentence for an unlearned table row; ``before`` is the row of the original model
-    (None when it was not evaluated) and ``shares`` the refusal share of each split."""
+    (None when it was not evaluated) and ``shares`` the refusal share of each split. Forget
+    Quality is left out when it separates nothing in the table (``quality_separates`` False)."""
     shares = shares or {}
     forget = _forget_clause(row, before, shares)
     utility, headline = _utility_clause(row, before, shares)
-    quality = _quality_clause(row)
+    quality = _quality_clause(row) if quality_separates else None
     clauses = [utility, forget] if headline else [forget, utility]
     if quality:
         clauses.append(quality)
@@ -216,7 +220,8 @@ def explain_table(table: ScenarioTable) -> list[str]:
         if r["is_before"]:
             continue
         shares = run_refusal_shares(Path(r["run_dir"]), r["stage"])
-        out.append(explain_row(r, befores.get((r.get("benchmark"), r.get("split"))), shares))
+        before = befores.get((r.get("benchmark"), r.get("split")))
+        out.append(explain_row(r, before, shares, "forget_quality" not in table.unseparable))
     return out
 
 

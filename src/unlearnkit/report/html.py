@@ -19,8 +19,7 @@ from unlearnkit.report.tables import (
     OPTIONAL_AGGREGATES,
     SPLITS,
     ScenarioTable,
-    format_value,
-    row_value,
+    cell_text,
 )
 
 _CSS = """
@@ -86,9 +85,7 @@ def table_html(table: ScenarioTable) -> str:
         cells = [f"<td>{_settings_link(r)}</td>"]
         if table.show_stage:
             cells.append(f"<td>{_esc(r['stage'])}</td>")
-        cells += [
-            f'<td class="num">{_esc(format_value(row_value(r, c.key)))}</td>' for c in table.columns
-        ]
+        cells += [f'<td class="num">{_esc(cell_text(table, r, c.key))}</td>' for c in table.columns]
         out.append(f"<tr{cls}>" + "".join(cells) + "</tr>")
     out.append("</tbody></table></div>")
     return "".join(out)

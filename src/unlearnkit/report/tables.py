@@ -62,6 +62,26 @@ class ScenarioTable:
     show_stage: bool = False
     notes: list[str] = field(default_factory=list)
     explanations: list[str] = field(default_factory=list)  # a sentence per run (report.explain)
+    # Columns that separate nothing in this table (every row has the same value): key -> value.
+    # Their cells print NOT_SEPARABLE and a note says why.
+    unseparable: dict[str, float] = field(default_factory=dict)
+
+
+NOT_SEPARABLE = "n.s."
+
+
+def same_on_every_row(rows: list[dict[str, Any]], key: str, min_rows: int = 3) -> float | None:
+    """The value ``key`` has on every row, when at least ``min_rows`` rows all have it (within
+    1e-9) and one of them is the model before unlearning; else None. Forget Quality on a few forget
+    items does this: the KS test's p-value takes few distinct values, so the model before
+    unlearning and every method can land on the same one."""
+    values = [row_value(r, key) for r in rows]
+    if len(values) < min_rows or any(v is None for v in values):
+        return None
+    if not any(r.get("is_before") for r in rows):
+        return None
+    first = values[0]
+    return first if all(abs(v - first) <= 1e-9 for v in values) else None  # type: ignore[operator]
 
 
 def format_value(value: Any) -> str:
@@ -210,7 +230,16 @@ def scenario_tables(records: list[dict[str, Any]]) -> list[ScenarioTable]:
         columns = [Column(k, h) for k, h in AGGREGATES + optional] + metric_columns(rows)
         profiles = sorted({str(r.get("profile") or "default") for r in chosen})
         notes = [f"Profile: {', '.join(profiles)} (docs/paper-differences.md)"] if profiles else []
-        tables.append(ScenarioTable(scenario, columns, rows, show_stage, notes))
+        unseparable = {}
+        fq = same_on_every_row(rows, "forget_quality")
+        if fq is not None:
+            unseparable["forget_quality"] = fq
+            notes.append(
+                f"{NOT_SEPARABLE} = not separable: Forget Quality is {format_value(fq)} on every "
+                "row, the model before unlearning included. With this few forget items the KS "
+                "test's p-value takes few distinct values, and it tells no method apart here."
+            )
+        tables.append(ScenarioTable(scenario, columns, rows, show_stage, notes, [], unseparable))
     return tables
 
 
@@ -222,6 +251,11 @@ def last_stage_per_run(table: ScenarioTable) -> list[dict[str, Any]]:
         if key not in latest or stage_sort_key(r["stage"]) > stage_sort_key(latest[key]["stage"]):
             latest[key] = r
     return [r for r in table.rows if latest.get((r["run_dir"], r["is_before"])) is r]
+
+
+def cell_text(table: ScenarioTable, row: dict[str, Any], key: str) -> str:
+    """A value cell as printed: ``n.s.`` in a column that separates nothing in ``table``."""
+    return NOT_SEPARABLE if key in table.unseparable else format_value(row_value(row, key))
 
 
 def _md_escape(text: str) -> str:
@@ -242,7 +276,7 @@ def to_markdown(table: ScenarioTable, columns: list[str] | None = None) -> str:
         cells = [_md_escape(r["label"])]
         if table.show_stage:
             cells.append(r["stage"])
-        cells += [format_value(row_value(r, c.key)) for c in cols]
+        cells += [cell_text(table, r, c.key) for c in cols]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
