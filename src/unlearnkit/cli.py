@@ -13,7 +13,9 @@ import sys
 from unlearnkit import __version__
 
 # Modules under unlearnkit.commands; each defines add_parser(subparsers).
-COMMANDS = ["data", "models", "finetune", "unlearn", "eval", "run", "report", "claims", "ls", "demo"]
+COMMANDS = [
+    "data", "models", "finetune", "unlearn", "eval", "run", "report", "claims", "ls", "demo",
+]  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
