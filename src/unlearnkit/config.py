@@ -127,6 +127,11 @@ class TrainConfig:
     save_checkpoints: bool = False  # keep checkpoints after the run (resume always uses them)
     checkpoint_every: int = 0  # steps; 0 = once per epoch
     eval_every_epoch: bool = False
+    # Best-checkpoint selection over the per-epoch evaluations (scenarios/epoch_eval.py):
+    # "none", or "retain_match" = MUSE's rule: the first epoch whose forget-split select_metric
+    # is at or below the retain model's (its model is kept in <run>/selected/); else the last.
+    select_checkpoint: str = "none"
+    select_metric: str = "rouge_l"  # a forget-split metric that unlearning lowers
     logging_steps: int = 1
     report_to: list[str] = field(default_factory=list)  # e.g. ["tensorboard", "wandb"]
     mixed_precision: str = "auto"  # auto (bf16 where the accelerator has it) | no | bf16 | fp16
@@ -416,9 +421,17 @@ def validate(cfg: RunConfig) -> RunConfig:
         ("data.pairing", cfg.data.pairing, ("epoch", "index")),
         ("method.kl_positions", cfg.method.kl_positions, ("counted", "all")),
         ("train.schedule", cfg.train.schedule, ("epochs", "paper")),
+        ("train.select_checkpoint", cfg.train.select_checkpoint, ("none", "retain_match")),
     ):
         if value not in choices:
             raise ConfigError(f"unknown {where} '{value}'; choose from {', '.join(choices)}")
+    if cfg.train.select_checkpoint == "retain_match" and not (
+        cfg.train.eval_every_epoch and cfg.target.retain_model
+    ):
+        raise ConfigError(
+            "train.select_checkpoint=retain_match compares each epoch with the retain model: it "
+            "needs train.eval_every_epoch=true and target.retain_model=true"
+        )
     finite_nonneg(cfg.method.me_epsilon, "method.me_epsilon")
     finite_nonneg(cfg.train.max_grad_norm, "train.max_grad_norm")
     if cfg.data.task < 1:

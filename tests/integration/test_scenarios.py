@@ -238,3 +238,31 @@ def test_reduced_demo_on_the_packaged_model(tmp_path, capsys):
         assert summary["aggregates"]["model_utility"] is not None
         assert summary["aggregates"]["forget_quality"] is not None  # the retain model's
         assert summary["template"]["example_prompt"].startswith("<|im_start|>")
+
+
+def test_checkpoint_selection_is_recorded_with_the_run(tmp_path, synth, tiny_model_dir):
+    """MUSE's rule on a real run: selection.json agrees with the epochs' own summaries, and the
+    selected model folder exists exactly when an epoch reached the retain model's value."""
+    out = tmp_path / "runs"
+    fast = [o for o in FAST if not o.startswith("train.max_steps")]
+    argv = ["run", "--model", str(tiny_model_dir), "--benchmark", str(synth), "--split",
+            "forget10", "--method", "GA+GD", "--out", str(out), "train.epochs=2",
+            "train.eval_every_epoch=true", "target.eval_before=false", "target.finetune=true",
+            "target.retain_model=true", "target.epochs=1", "train.learning_rate=1e-3",
+            "train.select_checkpoint=retain_match", *fast]  # fmt: skip
+    assert main(argv) == 0
+    (rdir,) = [p for p in out.iterdir() if p.is_dir()]
+    sel = json.loads((rdir / "selection.json").read_text())
+    retain = json.loads((rdir / "eval" / "retain_model" / "summary.json").read_text())
+    assert sel["retain_model_value"] == retain["splits"]["forget"]["rouge_l"]
+    values = {
+        f"epoch{e}": json.loads((rdir / "eval" / f"epoch{e}" / "summary.json").read_text())[
+            "splits"
+        ]["forget"]["rouge_l"]
+        for e in (1, 2)
+    }
+    assert sel["per_epoch"] == values
+    reached = [s for s, v in values.items() if v <= sel["retain_model_value"]]
+    assert sel["selected"] == (reached[0] if reached else "epoch2")
+    assert sel["reached"] == bool(reached)
+    assert (rdir / "selected" / "config.json").is_file() == bool(reached)
