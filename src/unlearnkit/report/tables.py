@@ -239,7 +239,9 @@ def scenario_tables(records: list[dict[str, Any]]) -> list[ScenarioTable]:
                 "row, the model before unlearning included. With this few forget items the KS "
                 "test's p-value takes few distinct values, and it tells no method apart here."
             )
-        tables.append(ScenarioTable(scenario, columns, rows, show_stage, notes, [], unseparable))
+        tables.append(
+            ScenarioTable(scenario, columns, rows, show_stage, notes, unseparable=unseparable)
+        )
     return tables
 
 
