@@ -21,8 +21,8 @@ from typing import Any
 import yaml
 
 from unlearnkit.data.loaders import DataError
-from unlearnkit.data.synth import FORGET_TO_RETAIN, plan_splits
-from unlearnkit.utils import atomic_write_text, read_jsonl, write_jsonl
+from unlearnkit.data.synth import plan_splits, tofu_layout, write_files
+from unlearnkit.utils import atomic_write_text, read_jsonl
 
 ROWS_PER_AUTHOR = 20
 META_FILE = "subset_meta.yaml"
@@ -45,10 +45,6 @@ def tofu_authors(source: Path) -> list[list[dict[str, Any]]]:
     return authors
 
 
-def _strip(row: dict[str, Any]) -> dict[str, Any]:
-    return {k: row[k] for k in ("task_id", "question", "answer") if k in row}
-
-
 def write_tofu_subset(
     source: Path, out_dir: Path, n_authors: int = 40, n_tasks: int = 10, n_holdout: int = 2
 ) -> dict[str, int]:
@@ -65,23 +61,7 @@ def write_tofu_subset(
             f"{source} has {len(authors)} authors; {n_authors} + {n_holdout} holdout asked"
         )
     plan = plan_splits(n_authors, n_tasks)
-    files: dict[str, list[dict[str, Any]]] = {}
-    for split, tasks in plan.items():
-        perturbed = [
-            {"task_id": str(t), **row}
-            for t, members in enumerate(tasks, start=1)
-            for i in members
-            for row in authors[i]
-        ]
-        files[f"{split}.json"] = [_strip(r) for r in perturbed]
-        files[f"{split}_perturbed.json"] = perturbed
-        in_split = {i for members in tasks for i in members}
-        retain = [r for i in range(n_authors) if i not in in_split for r in authors[i]]
-        files[f"{FORGET_TO_RETAIN[split]}.json"] = [_strip(r) for r in retain]
-    ever = {i for tasks in plan.values() for members in tasks for i in members}
-    files["retain_perturbed.json"] = [
-        r for i in range(n_authors) if i not in ever for r in authors[i]
-    ]
+    files = tofu_layout(authors[:n_authors], plan)
     for name in GENERAL_FILES:
         files[name] = read_jsonl(Path(source) / name)
     if n_holdout:
@@ -89,10 +69,7 @@ def write_tofu_subset(
             r for i in range(n_authors, n_authors + n_holdout) for r in authors[i]
         ]
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name, rows in files.items():
-        write_jsonl(out_dir / name, rows)
-    counts = {name: len(rows) for name, rows in files.items()}
+    counts = write_files(out_dir, files)
     meta = {
         "generator": "unlearnkit.data.subset.write_tofu_subset",
         "source": str(Path(source).resolve()),

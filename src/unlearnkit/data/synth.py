@@ -323,6 +323,40 @@ def plan_splits(n_authors: int, n_tasks: int) -> dict[str, list[list[int]]]:
     return plan
 
 
+def tofu_layout(
+    per_author: list[list[dict[str, Any]]], plan: dict[str, list[list[int]]]
+) -> dict[str, list[dict[str, Any]]]:
+    """The author files of a TOFU folder (``forgetXX``, ``forgetXX_perturbed``, ``retainYY``,
+    ``retain_perturbed``) from each author's perturbed-file rows and :func:`plan_splits`'s plan."""
+    n_authors = len(per_author)
+    files: dict[str, list[dict[str, Any]]] = {}
+    for split, tasks in plan.items():
+        perturbed = [
+            {"task_id": str(t), **row}
+            for t, members in enumerate(tasks, start=1)
+            for i in members
+            for row in per_author[i]
+        ]
+        files[f"{split}.json"] = [_strip(r) for r in perturbed]
+        files[f"{split}_perturbed.json"] = perturbed
+        in_split = {i for members in tasks for i in members}
+        retain = [row for i in range(n_authors) if i not in in_split for row in per_author[i]]
+        files[f"{FORGET_TO_RETAIN[split]}.json"] = [_strip(r) for r in retain]
+    ever_forgotten = {i for tasks in plan.values() for members in tasks for i in members}
+    files["retain_perturbed.json"] = [
+        row for i in range(n_authors) if i not in ever_forgotten for row in per_author[i]
+    ]
+    return files
+
+
+def write_files(out_dir: Path, files: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+    """Write each file as JSON lines into ``out_dir``; returns rows per file."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, rows in files.items():
+        write_jsonl(out_dir / name, rows)
+    return {name: len(rows) for name, rows in files.items()}
+
+
 def _general_knowledge() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     world = [
         {"question": q, "answer": a, "perturbed_answer": list(wrong), "original_answer": sentence}
@@ -365,31 +399,11 @@ def generate_synthetic(
     authors = _make_authors(rng, n_authors)
     per_author = [_qa_rows(rng, a, questions_per_author, n_perturbed) for a in authors]
     plan = plan_splits(n_authors, n_tasks)
-
-    files: dict[str, list[dict[str, Any]]] = {}
-    for split, tasks in plan.items():
-        perturbed = [
-            {"task_id": str(t), **row}
-            for t, members in enumerate(tasks, start=1)
-            for i in members
-            for row in per_author[i]
-        ]
-        files[f"{split}.json"] = [_strip(r) for r in perturbed]
-        files[f"{split}_perturbed.json"] = perturbed
-        in_split = {i for members in tasks for i in members}
-        retain = [row for i in range(n_authors) if i not in in_split for row in per_author[i]]
-        files[f"{FORGET_TO_RETAIN[split]}.json"] = [_strip(r) for r in retain]
-    ever_forgotten = {i for tasks in plan.values() for members in tasks for i in members}
-    files["retain_perturbed.json"] = [
-        row for i in range(n_authors) if i not in ever_forgotten for row in per_author[i]
-    ]
+    files = tofu_layout(per_author, plan)
     files["world_facts_perturbed.json"], files["real_authors_perturbed.json"] = _general_knowledge()
 
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name, rows in files.items():
-        write_jsonl(out_dir / name, rows)
-    counts = {name: len(rows) for name, rows in files.items()}
+    counts = write_files(out_dir, files)
     meta = {
         "generator": "unlearnkit.data.synth.generate_synthetic",
         "spec": asdict(spec),
