@@ -488,6 +488,8 @@ def load_config(
     if overrides:
         cfg = apply_overrides(cfg, overrides)
         explicit |= {item.split("=", 1)[0].strip() for item in overrides}
+    # A key set to null chose nothing: the profile's or the method's default applies to it.
+    explicit = {key for key in explicit if _value_at(cfg, key) is not None}
     if isinstance(cfg, RunConfig):
         from unlearnkit.profiles import resolve_profile
 
@@ -497,6 +499,13 @@ def load_config(
         if cfg.scenario != "sweep" and "train.learning_rate" not in explicit:
             _apply_method_learning_rate(cfg)
     return cfg
+
+
+def _value_at(cfg: Any, dotted: str) -> Any:
+    node = cfg
+    for part in dotted.split("."):
+        node = getattr(node, part)
+    return node
 
 
 def _dotted_keys(data: dict[str, Any], prefix: str = "") -> set[str]:

@@ -1,13 +1,14 @@
-"""Profiles: per-profile and per-scenario defaults, resolved once when a config is loaded.
+"""Profiles: per-profile defaults and rules keyed on the benchmark, resolved when a config loads.
 
 ``profile: default`` keeps unlearnkit's own choices; ``profile: paper`` behaves like the paper's
 code (sail-sg/closer-look-LLM-unlearning @ b622294, ``docs/paper-differences.md``). A profile only
 changes *defaults*: a key set in the YAML file or by a dotted override always wins. The resolved
 values are ordinary config fields, so they are written to every run's ``config.yaml``.
 
-Resolution is a pure function of (profile, scenario, method, explicitly set keys), and it resets
-every profile-managed key that the user did not set before applying the table. So it can be run
-again after a sweep changes a grid point's scenario or method (:func:`resolve_profile`).
+Resolution is a pure function of (profile, benchmark kind, scenario, method, explicitly set
+keys), and it resets every profile-managed key that the user did not set before applying the
+table. So it can be run again after a sweep changes a grid point's scenario or method
+(:func:`resolve_profile`). A key set to null is not set: the profile's value applies.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import copy
 from typing import Any
 
 from unlearnkit.config import PROFILES, ConfigError, RunConfig
+from unlearnkit.data.splits import benchmark_kind
 
 # The paper's code, every scenario (P: = the paper's repository).
 _PAPER: dict[str, Any] = {
@@ -29,28 +31,30 @@ _PAPER: dict[str, Any] = {
     "lora.alpha": 32,  # P:config/tofu.yaml LoRA.alpha
 }
 
-# (scenario, canonical method or None for every method) -> overrides on top of _PAPER.
-_PAPER_SCENARIO: dict[tuple[str, str | None], dict[str, Any]] = {
-    ("real_world", None): {"data.max_length": 300},  # P:real_world_unlearn.py:72
+# Rules on top of _PAPER, keyed on (benchmark kind, scenario, canonical method); None matches
+# any. The benchmark kind is what the run trains on (``data.benchmark``: tofu or real_world), as
+# the evaluation protocol keys its paper rules (eval/protocol.py), so ``unlearn unlearn``,
+# ``unlearn run``, a sweep's grid points and the demo resolve alike. The scenario is the one a
+# sweep's grid point runs for a sweep.
+Rule = tuple[str | None, str | None, str | None]
+_PAPER_RULES: dict[Rule, dict[str, Any]] = {
+    ("real_world", None, None): {"data.max_length": 300},  # P:real_world_unlearn.py:72
     # P:scripts/real_world/me_gd.sh: lr 5e-6, forget_coeff 0.5
-    ("real_world", "ME+GD"): {"train.learning_rate": 5e-6, "method.forget_coeff": 0.5},
-    # P:scripts/continual_tofu/me_gd.sh: forget_coeff 1.0
-    ("continual", "ME+GD"): {"method.forget_coeff": 1.0},
+    ("real_world", None, "ME+GD"): {"train.learning_rate": 5e-6, "method.forget_coeff": 0.5},
+    # P:scripts/continual_tofu/me_gd.sh: forget_coeff 1.0 (the TOFU script's 0.1 otherwise)
+    ("tofu", "continual", "ME+GD"): {"method.forget_coeff": 1.0},
 }
 
 PROFILE_TABLES: dict[str, dict[str, Any]] = {"default": {}, "paper": _PAPER}
-SCENARIO_TABLES: dict[str, dict[tuple[str, str | None], dict[str, Any]]] = {
-    "default": {},
-    "paper": _PAPER_SCENARIO,
-}
+RULE_TABLES: dict[str, dict[Rule, dict[str, Any]]] = {"default": {}, "paper": _PAPER_RULES}
 
 
 def _managed_keys() -> set[str]:
     keys: set[str] = set()
     for table in PROFILE_TABLES.values():
         keys |= set(table)
-    for tables in SCENARIO_TABLES.values():
-        for table in tables.values():
+    for rules in RULE_TABLES.values():
+        for table in rules.values():
             keys |= set(table)
     return keys
 
@@ -60,14 +64,21 @@ def _canonical(name: str) -> str:
     return "+".join(p.strip().upper() for p in str(name).split("+"))
 
 
-def profile_defaults(profile: str, scenario: str, method: str) -> dict[str, Any]:
-    """The dotted keys ``profile`` sets for ``scenario`` and ``method`` (the base table first)."""
+def profile_defaults(
+    profile: str, benchmark_kind: str | None, scenario: str, method: str
+) -> dict[str, Any]:
+    """The dotted keys ``profile`` sets for a run of ``method`` in ``scenario`` on a benchmark of
+    kind ``benchmark_kind`` (``tofu``, ``real_world``; None: unknown, only the base table)."""
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile '{profile}'; choose from {', '.join(PROFILES)}")
     out = dict(PROFILE_TABLES[profile])
-    tables = SCENARIO_TABLES[profile]
-    for key in ((scenario, None), (scenario, _canonical(method))):
-        out.update(tables.get(key, {}))
+    method = _canonical(method)
+    for (kind, scen, meth), table in RULE_TABLES[profile].items():
+        if kind not in (None, benchmark_kind) or scen not in (None, scenario):
+            continue
+        if meth not in (None, method):
+            continue
+        out.update(table)
     return out
 
 
@@ -96,7 +107,8 @@ def resolve_profile(cfg: RunConfig, explicit: set[str] | frozenset[str] | None =
         explicit = getattr(cfg, "_explicit_keys", frozenset())
     explicit = frozenset(explicit)
     scenario = cfg.sweep.scenario if cfg.scenario == "sweep" else cfg.scenario
-    table = profile_defaults(cfg.profile, scenario, cfg.method.name)
+    kind = benchmark_kind(cfg.data.benchmark) if RULE_TABLES.get(cfg.profile) else None
+    table = profile_defaults(cfg.profile, kind, scenario, cfg.method.name)
     base = RunConfig()
     for key in sorted(_managed_keys()):
         if key in explicit:

@@ -3,6 +3,8 @@ every name checked before any data is opened or model loaded."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from unlearnkit.cli import build_parser, main
@@ -96,3 +98,42 @@ def test_profile_flag_is_offered_by_every_running_command(capsys):
         with pytest.raises(SystemExit):
             build_parser().parse_args([command, "--profile", "paperz"])
         assert "invalid choice: 'paperz'" in capsys.readouterr().err
+
+
+def test_unlearn_on_real_world_data_takes_the_papers_real_world_settings(
+    tmp_path, monkeypatch, capsys
+):
+    """`unlearn unlearn --benchmark real_world --profile paper --method ME+GD` trains with the
+    paper's real-world script settings (lr 5e-6, 300 tokens, forget_coeff 0.5), and the run's
+    saved config.yaml records them."""
+    import yaml
+
+    from unlearnkit.models.tiny import save_tiny_model
+
+    data = tmp_path / "data"
+    (data / "real_world").mkdir(parents=True)
+    people = [{"task_id": 1, "question": f"Who is P{i}?", "answer": f"P{i} is a singer."}
+              for i in range(4)]  # fmt: skip
+    neighbours = [{"question": f"Who is N{i}?", "answer": f"N{i} is a painter."} for i in range(4)]
+    for name, rows in (("forget", people), ("neighbor", neighbours)):
+        text = "".join(json.dumps(r) + "\n" for r in rows)
+        (data / "real_world" / f"{name}.json").write_text(text)
+    monkeypatch.setenv("UNLEARNKIT_DATA", str(data))
+    model = tmp_path / "tiny"
+    save_tiny_model(model, seed=0)
+    argv = ["unlearn", "--benchmark", "real_world", "--profile", "paper", "--method", "ME+GD",
+            "--model", str(model), "--out", str(tmp_path / "run")]  # fmt: skip
+    cfg = _cfg(argv)
+    assert (cfg.train.learning_rate, cfg.data.max_length, cfg.method.forget_coeff) == (
+        5e-6,
+        300,
+        0.5,
+    )
+    small = ["train.batch_size=2", "train.per_device_batch_size=2", "train.max_steps=1"]
+    assert main([*argv, *small]) == 0
+    saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert saved["train"]["learning_rate"] == 5e-6 and saved["data"]["max_length"] == 300
+    assert saved["method"]["forget_coeff"] == 0.5 and saved["profile"] == "paper"
+    assert saved["_resolved"]["method"]["terms"]["forget"] == {"part": "ME", "coeff": 0.5}
+    log = (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in log] == [1]

@@ -7,7 +7,7 @@ The training loss is::
 
 (LLMU: ``forget_coeff * L_GA + mismatch_coeff * L_mismatch + regularization_coeff * L_KL``).
 Defaults of the paper's TOFU scripts: ``forget_coeff`` 0.1 and no question masking for ME+GD,
-1.0 with question masking for every other method (the ``paper`` profile adds its per-scenario
+1.0 with question masking for every other method (the ``paper`` profile adds its per-benchmark
 values, :mod:`unlearnkit.profiles`). Masking applies to the forget view only.
 A part from another paper brings its paper's coefficient (SimNPO 0.125, SatImp 0.1) and
 settings (``Part.settings``: ``method.beta`` etc. left unset mean each part's own default).
