@@ -472,9 +472,13 @@ def load_config(
     cls: type[T] = RunConfig,
     values: dict[str, Any] | None = None,
 ) -> T:
-    """Defaults < YAML file < ``values`` (typed, e.g. the commands' flags) < dotted overrides,
-    then the profile's defaults for every key none of those set (:mod:`unlearnkit.profiles`),
-    then :func:`validate` (for RunConfig)."""
+    """Defaults < YAML file < ``values`` (typed, e.g. the commands' flags) < dotted overrides <
+    the profile's rules keyed on the benchmark (:mod:`unlearnkit.profiles`) < the method's
+    defaults (its paper's learning rate), then :func:`validate` (for RunConfig).
+
+    The last two only fill keys the user did not set: a key set by the YAML file, ``values`` or
+    an override to anything but null is kept. A profile rule written for the method is that
+    method's default under the profile, so the method's own default does not replace it."""
     cfg: Any = cls() if path is None else read_yaml_config(path, cls)
     explicit: set[str] = set()
     if path is not None:
@@ -496,7 +500,9 @@ def load_config(
         cfg = resolve_profile(cfg, explicit)
         validate(cfg)
         # A sweep resolves each of its methods' rates itself (scenarios/sweep.py).
-        if cfg.scenario != "sweep" and "train.learning_rate" not in explicit:
+        # (a profile rule written for this method is its default under the profile: it stays)
+        fixed = explicit | getattr(cfg, "_method_rule_keys", frozenset())
+        if cfg.scenario != "sweep" and "train.learning_rate" not in fixed:
             _apply_method_learning_rate(cfg)
     return cfg
 

@@ -64,22 +64,33 @@ def _canonical(name: str) -> str:
     return "+".join(p.strip().upper() for p in str(name).split("+"))
 
 
-def profile_defaults(
+def profile_rules(
     profile: str, benchmark_kind: str | None, scenario: str, method: str
-) -> dict[str, Any]:
-    """The dotted keys ``profile`` sets for a run of ``method`` in ``scenario`` on a benchmark of
-    kind ``benchmark_kind`` (``tofu``, ``real_world``; None: unknown, only the base table)."""
+) -> dict[str, tuple[Any, bool]]:
+    """Dotted key -> (value, written for this method) that ``profile`` sets for a run of
+    ``method`` in ``scenario`` on a benchmark of kind ``benchmark_kind`` (``tofu``,
+    ``real_world``; None: unknown, only the base table). A value written for the method is that
+    method's default under the profile, so a method's own default does not replace it."""
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile '{profile}'; choose from {', '.join(PROFILES)}")
-    out = dict(PROFILE_TABLES[profile])
+    out = {key: (value, False) for key, value in PROFILE_TABLES[profile].items()}
     method = _canonical(method)
     for (kind, scen, meth), table in RULE_TABLES[profile].items():
         if kind not in (None, benchmark_kind) or scen not in (None, scenario):
             continue
         if meth not in (None, method):
             continue
-        out.update(table)
+        out.update({key: (value, meth is not None) for key, value in table.items()})
     return out
+
+
+def profile_defaults(
+    profile: str, benchmark_kind: str | None, scenario: str, method: str
+) -> dict[str, Any]:
+    """The dotted keys ``profile`` sets for a run of ``method`` in ``scenario`` on a benchmark of
+    kind ``benchmark_kind`` (:func:`profile_rules` without the provenance)."""
+    rules = profile_rules(profile, benchmark_kind, scenario, method)
+    return {key: value for key, (value, _) in rules.items()}
 
 
 def _get(cfg: Any, dotted: str) -> Any:
@@ -108,12 +119,15 @@ def resolve_profile(cfg: RunConfig, explicit: set[str] | frozenset[str] | None =
     explicit = frozenset(explicit)
     scenario = cfg.sweep.scenario if cfg.scenario == "sweep" else cfg.scenario
     kind = benchmark_kind(cfg.data.benchmark) if RULE_TABLES.get(cfg.profile) else None
-    table = profile_defaults(cfg.profile, kind, scenario, cfg.method.name)
+    rules = profile_rules(cfg.profile, kind, scenario, cfg.method.name)
     base = RunConfig()
     for key in sorted(_managed_keys()):
         if key in explicit:
             continue
-        value = table[key] if key in table else _get(base, key)
+        value = rules[key][0] if key in rules else _get(base, key)
         _set(cfg, key, copy.deepcopy(value))
     object.__setattr__(cfg, "_explicit_keys", explicit)
+    # keys a rule written for this method set: the method's own defaults leave them
+    method_keys = frozenset(k for k, (_, own) in rules.items() if own and k not in explicit)
+    object.__setattr__(cfg, "_method_rule_keys", method_keys)
     return cfg

@@ -1,6 +1,10 @@
 """Settings of the commands that run models (finetune, unlearn, eval, run): one precedence.
 
-    defaults < --config YAML file < explicit flags < dotted overrides (last on the line)
+    defaults < --config YAML file < explicit flags < dotted overrides (anywhere on the line)
+    < the profile's rules (keyed on the benchmark) < the method's defaults
+
+and a key the user set (YAML, flag, override; not to null) is never changed by the last two
+(:func:`unlearnkit.config.load_config`).
 
 A flag is a shortcut for one config key (``--method`` is ``method.name``, ``--profile`` is
 ``profile``); its value is kept as typed (``--model yes`` is the model ``'yes'``). Every name
@@ -40,7 +44,7 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "overrides",
         nargs="*",
-        help="dotted overrides, last on the line (they win over flags): method.beta=0.2",
+        help="dotted overrides, anywhere on the line (they win over flags): method.beta=0.2",
     )
 
 

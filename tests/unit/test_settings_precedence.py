@@ -1,0 +1,133 @@
+"""Which source of a setting wins, for both benchmarks (TOFU layout and real-world).
+
+The order (README "Settings"): built-in defaults < the --config YAML file < flags < dotted
+overrides (anywhere on the line) < the profile's rules keyed on the benchmark < the method's
+defaults; a key the user set (YAML, flag or override; not to null) is never changed by the last
+two. Each test pits two neighbouring sources against each other on the same key, so it fails if
+their order flips.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from unlearnkit.cli import parse_args
+from unlearnkit.commands._config import config_from_args
+from unlearnkit.config import RunConfig
+
+BENCHMARKS = ["tofu", "real_world"]
+# data.max_length under the paper profile, per benchmark (the paper's forget.py: 500; its
+# real_world_unlearn.py: 300); the built-in default is 512.
+PAPER_MAX_LENGTH = {"tofu": 500, "real_world": 300}
+
+
+def _cfg(*argv: str) -> RunConfig:
+    return config_from_args(parse_args(["unlearn", *argv]))
+
+
+def _yaml(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "exp.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+@pytest.mark.parametrize("bench", BENCHMARKS)
+def test_default_then_yaml(bench: str, tmp_path: Path) -> None:
+    assert _cfg("--benchmark", bench).train.epochs == RunConfig().train.epochs == 5.0
+    path = _yaml(tmp_path, f"data: {{benchmark: {bench}}}\ntrain: {{epochs: 2}}\n")
+    cfg = _cfg("--config", path)
+    assert cfg.train.epochs == 2.0 and cfg.data.benchmark == bench
+
+
+@pytest.mark.parametrize("bench", BENCHMARKS)
+def test_yaml_then_flag_then_override(bench: str, tmp_path: Path) -> None:
+    path = _yaml(tmp_path, f"data: {{benchmark: {bench}}}\nmethod: {{name: NPO+GD}}\n")
+    assert _cfg("--config", path).method.name == "NPO+GD"
+    assert _cfg("--config", path, "--method", "GA+GD").method.name == "GA+GD"  # flag > YAML
+    # override > flag, wherever the override stands on the line
+    for argv in (
+        ["--config", path, "--method", "GA+GD", "method.name=IDK+AP"],
+        ["method.name=IDK+AP", "--config", path, "--method", "GA+GD"],
+        ["--config", path, "method.name=IDK+AP", "--method", "GA+GD"],
+    ):
+        assert _cfg(*argv).method.name == "IDK+AP", argv
+    # between overrides, the last on the line wins
+    assert _cfg("method.beta=0.3", "--benchmark", bench, "method.beta=0.2").method.beta == 0.2
+
+
+@pytest.mark.parametrize("bench", BENCHMARKS)
+def test_profile_fills_what_the_user_left_unset(bench: str, tmp_path: Path) -> None:
+    assert _cfg("--benchmark", bench).data.max_length == 512  # default profile: built-in
+    paper = _cfg("--benchmark", bench, "--profile", "paper")
+    assert paper.data.max_length == PAPER_MAX_LENGTH[bench]  # profile > default
+    # every source the user writes wins over the profile
+    path = _yaml(tmp_path, f"profile: paper\ndata: {{benchmark: {bench}, max_length: 128}}\n")
+    assert _cfg("--config", path).data.max_length == 128  # YAML > profile
+    assert _cfg("--config", path, "data.max_length=64").data.max_length == 64  # override
+    assert (
+        _cfg("--benchmark", bench, "--profile", "paper", "data.max_length=64").data.max_length == 64
+    )
+    # the profile itself comes from any source; a later source chooses it
+    path = _yaml(tmp_path, f"profile: paper\ndata: {{benchmark: {bench}}}\n")
+    assert _cfg("--config", path, "--profile", "default").data.max_length == 512
+    assert _cfg("--config", path, "profile=default").data.max_length == 512
+
+
+@pytest.mark.parametrize("bench", BENCHMARKS)
+def test_profile_rules_follow_the_benchmark_and_method(bench: str) -> None:
+    me = _cfg("--benchmark", bench, "--profile", "paper", "--method", "ME+GD")
+    ga = _cfg("--benchmark", bench, "--profile", "paper", "--method", "GA+GD")
+    if bench == "real_world":  # P:scripts/real_world/me_gd.sh
+        assert (me.train.learning_rate, me.method.forget_coeff) == (5e-6, 0.5)
+    else:  # TOFU's script: the method's own forget_coeff (left null, 0.1 for ME+GD)
+        assert (me.train.learning_rate, me.method.forget_coeff) == (1e-5, None)
+    assert (ga.train.learning_rate, ga.method.forget_coeff) == (1e-5, None)
+
+
+@pytest.mark.parametrize("bench", BENCHMARKS)
+@pytest.mark.parametrize("profile", ["default", "paper"])
+def test_method_default_fills_what_user_and_profile_left(bench: str, profile: str) -> None:
+    base = ["--benchmark", bench, "--profile", profile]
+    assert _cfg(*base, "--method", "UNDIAL").train.learning_rate == 1e-4  # UNDIAL's paper rate
+    assert _cfg(*base, "--method", "GA+GD").train.learning_rate == 1e-5
+    # the user's rate wins over the method's, from every source
+    assert _cfg(*base, "--method", "UNDIAL", "train.learning_rate=2e-5").train.learning_rate == 2e-5
+
+
+def test_method_default_wins_over_a_profile_rule_for_every_method(monkeypatch) -> None:
+    """A profile rule for every method yields to a method's own default; a rule written for
+    that method is the method's default under the profile, so it stands."""
+    import unlearnkit.profiles as profiles
+
+    rules = dict(profiles.RULE_TABLES["paper"])
+    rules[("real_world", None, None)] = {
+        **rules[("real_world", None, None)],
+        "train.learning_rate": 3e-6,
+    }
+    monkeypatch.setitem(profiles.RULE_TABLES, "paper", rules)
+    base = ["--benchmark", "real_world", "--profile", "paper"]
+    assert _cfg(*base, "--method", "GA+GD").train.learning_rate == 3e-6  # the profile's rule
+    assert _cfg(*base, "--method", "UNDIAL").train.learning_rate == 1e-4  # method > profile
+    rules[("real_world", None, "UNDIAL")] = {"train.learning_rate": 2e-6}
+    assert _cfg(*base, "--method", "UNDIAL").train.learning_rate == 2e-6  # written for UNDIAL
+    assert _cfg(*base, "--method", "UNDIAL", "train.learning_rate=1e-5").train.learning_rate == 1e-5
+
+
+@pytest.mark.parametrize("bench", BENCHMARKS)
+def test_null_leaves_the_key_to_the_profile_and_method(bench: str, tmp_path: Path) -> None:
+    path = _yaml(
+        tmp_path,
+        f"profile: paper\ndata: {{benchmark: {bench}}}\n"
+        "method: {name: ME+GD, forget_coeff: null}\n",
+    )
+    expected = 0.5 if bench == "real_world" else None  # None: the method's own 0.1 when built
+    assert _cfg("--config", path).method.forget_coeff == expected
+    assert _cfg("--config", path, "method.forget_coeff=0.3").method.forget_coeff == 0.3
+    assert (
+        _cfg(
+            "--config", path, "method.forget_coeff=0.3", "method.forget_coeff=null"
+        ).method.forget_coeff
+        == expected
+    )
