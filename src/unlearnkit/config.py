@@ -1,11 +1,13 @@
 """Dataclass configuration: the single source of truth for every run.
 
-A run's configuration is a tree of dataclasses. It is built from defaults, then a YAML file,
-then typed values (the commands' flags), then dotted command-line overrides
-(``method.beta=0.2``), and validated once on load. Override values are text, converted to the
-field's type (``model.name=yes`` stays the string ``yes``; YAML 1.1's yes/no/on/off are
-booleans only where the field is one). The resolved configuration is written beside every
-run's outputs (:func:`save_config`).
+A run's configuration is a tree of dataclasses: their types, defaults, the conversion of YAML
+and override values to them (:func:`read_yaml_config`, :func:`set_values`,
+:func:`apply_overrides`) and the checks (:func:`validate`). The settings are resolved from those
+sources, the profile's rules and the method's defaults in one place, :mod:`unlearnkit.settings`
+(``load_config``), which imports this module and never the reverse. Override values are text,
+converted to the field's type (``model.name=yes`` stays the string ``yes``; YAML 1.1's
+yes/no/on/off are booleans only where the field is one). The resolved configuration is written
+beside every run's outputs (:func:`save_config`).
 
 Defaults (the ``default`` profile) come from the paper (Yuan et al., ICLR 2025) and TOFU: lr
 1e-5, 5 epochs, effective batch 32, AdamW weight decay 0.01, one warm-up epoch, beta 0.1. The
@@ -464,77 +466,6 @@ def read_yaml_config(path: str | Path, cls: type[T] = RunConfig) -> T:
     except ConfigError as exc:
         line = _key_lines(yaml.compose(text)).get(exc.key or "")
         raise ConfigError(f"{p}{f': line {line}' if line else ''}: {exc}", exc.key) from None
-
-
-def load_config(
-    path: str | Path | None = None,
-    overrides: list[str] | None = None,
-    cls: type[T] = RunConfig,
-    values: dict[str, Any] | None = None,
-) -> T:
-    """Defaults < YAML file < ``values`` (typed, e.g. the commands' flags) < dotted overrides <
-    the profile's rules keyed on the benchmark (:mod:`unlearnkit.profiles`) < the method's
-    defaults (its paper's learning rate), then :func:`validate` (for RunConfig).
-
-    The last two only fill keys the user did not set: a key set by the YAML file, ``values`` or
-    an override to anything but null is kept. A profile rule written for the method is that
-    method's default under the profile, so the method's own default does not replace it."""
-    cfg: Any = cls() if path is None else read_yaml_config(path, cls)
-    explicit: set[str] = set()
-    if path is not None:
-        from unlearnkit.utils import read_text
-
-        data = yaml.safe_load(read_text(Path(path))) or {}  # valid: read_yaml_config parsed it
-        explicit |= _dotted_keys(data)
-    if values:
-        cfg = set_values(cfg, values)
-        explicit |= set(values)
-    if overrides:
-        cfg = apply_overrides(cfg, overrides)
-        explicit |= {item.split("=", 1)[0].strip() for item in overrides}
-    # A key set to null chose nothing: the profile's or the method's default applies to it.
-    explicit = {key for key in explicit if _value_at(cfg, key) is not None}
-    if isinstance(cfg, RunConfig):
-        from unlearnkit.profiles import resolve_profile
-
-        cfg = resolve_profile(cfg, explicit)
-        validate(cfg)
-        # A sweep resolves each of its methods' rates itself (scenarios/sweep.py).
-        # (a profile rule written for this method is its default under the profile: it stays)
-        fixed = explicit | getattr(cfg, "_method_rule_keys", frozenset())
-        if cfg.scenario != "sweep" and "train.learning_rate" not in fixed:
-            _apply_method_learning_rate(cfg)
-    return cfg
-
-
-def _value_at(cfg: Any, dotted: str) -> Any:
-    node = cfg
-    for part in dotted.split("."):
-        node = getattr(node, part)
-    return node
-
-
-def _dotted_keys(data: dict[str, Any], prefix: str = "") -> set[str]:
-    """Every key a (nested) mapping sets, dotted: ``{"train": {"lr": 1}}`` -> ``{"train.lr"}``."""
-    keys: set[str] = set()
-    for key, value in data.items():
-        where = f"{prefix}{key}"
-        keys.add(where)
-        if isinstance(value, dict):
-            keys |= _dotted_keys(value, where + ".")
-    return keys
-
-
-def _apply_method_learning_rate(cfg: RunConfig) -> None:
-    """A method whose paper trains at another learning rate (UNDIAL: 1e-4) gets it by default."""
-    from unlearnkit.methods import default_learning_rate
-
-    try:
-        lr = default_learning_rate(cfg.method.name)
-    except ValueError:
-        return  # an unknown method name is reported where the method is built
-    if lr is not None:
-        cfg.train.learning_rate = lr
 
 
 def save_config(cfg: Any, path: str | Path, extra: dict[str, Any] | None = None) -> Path:

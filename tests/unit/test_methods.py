@@ -421,7 +421,7 @@ def test_gradient_guard_stops_before_a_nan_update(tiny, tmp_path):
 def test_method_config_files_resolve():
     from pathlib import Path
 
-    from unlearnkit.config import load_config
+    from unlearnkit.settings import load_config
 
     folder = Path(__file__).resolve().parents[2] / "configs" / "methods"
     files = sorted(folder.glob("*.yaml"))

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from unlearnkit.config import MethodConfig, load_config
+from unlearnkit.config import MethodConfig
 from unlearnkit.data.collator import pad_batch
 from unlearnkit.data.formatting import PromptFormatter
 from unlearnkit.data.records import QAItem
@@ -27,6 +27,7 @@ from unlearnkit.methods.base import find_layer
 from unlearnkit.methods.rmu import control_vector
 from unlearnkit.models.tiny import tiny_model
 from unlearnkit.registry import FORGET_OBJECTIVES, METHODS
+from unlearnkit.settings import load_config
 
 NEW_FORGET = ["SimNPO", "WGA", "SatImp", "UNDIAL", "CE-U", "RMU", "LMF", "AltDPO"]
 REFUSALS = ["I don't know.", "No idea, sorry."]

@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from unlearnkit.config import RunConfig, load_config, save_config
+from unlearnkit.config import RunConfig, save_config
 from unlearnkit.data.collator import pad_fixed
 from unlearnkit.data.formatting import IGNORE_INDEX, PromptFormatter
 from unlearnkit.data.records import QAItem
@@ -29,6 +29,7 @@ from unlearnkit.methods.views import VIEWS
 from unlearnkit.models.tiny import tiny_tokenizer
 from unlearnkit.profiles import profile_defaults
 from unlearnkit.scenarios.sweep import expand_sweep
+from unlearnkit.settings import load_config
 from unlearnkit.train.common import trained_dtype
 from unlearnkit.train.schedule import EpochOrderDataset, paper_schedule
 from unlearnkit.train.trainer import plan_batches, training_arguments

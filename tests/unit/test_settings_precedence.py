@@ -131,3 +131,47 @@ def test_null_leaves_the_key_to_the_profile_and_method(bench: str, tmp_path: Pat
         ).method.forget_coeff
         == expected
     )
+
+
+@pytest.mark.parametrize("bench", BENCHMARKS)
+def test_each_value_names_its_source(bench: str, tmp_path: Path) -> None:
+    from unlearnkit.settings import sources
+
+    path = _yaml(tmp_path, f"data: {{benchmark: {bench}}}\ntrain: {{epochs: 2, seed: 1}}\n")
+    argv = ["--config", path, "--profile", "paper", "--method", "UNDIAL", "train.seed=3"]
+    cfg = _cfg(*argv)
+    src = sources(cfg)
+    assert src["data.benchmark"] == src["train.epochs"] == f"yaml:{path}"
+    assert (src["profile"], src["method.name"]) == ("flag", "flag")
+    assert (cfg.train.seed, src["train.seed"]) == (3, "override")
+    assert (cfg.data.max_length, src["data.max_length"]) == (PAPER_MAX_LENGTH[bench], "profile")
+    assert (cfg.train.learning_rate, src["train.learning_rate"]) == (1e-4, "method")
+    assert (cfg.train.weight_decay, src["train.weight_decay"]) == (0.01, "default")
+    assert set(src.values()) == {f"yaml:{path}", "flag", "override", "profile", "method", "default"}
+
+
+@pytest.mark.parametrize("bench", BENCHMARKS)
+def test_sweep_grid_points_resolve_afresh_with_the_sweeps_sources(
+    bench: str, tmp_path: Path
+) -> None:
+    from unlearnkit.scenarios.sweep import expand_sweep
+    from unlearnkit.settings import sources
+
+    scenario = "real_world" if bench == "real_world" else "fictitious"
+    path = _yaml(
+        tmp_path,
+        f"profile: paper\nscenario: sweep\ndata: {{benchmark: {bench}}}\n"
+        f"sweep: {{scenario: {scenario}, methods: [ME+GD, UNDIAL, GA+GD]}}\n",
+    )
+    me, undial, ga = expand_sweep(_cfg("--config", path))
+    rw = bench == "real_world"
+    assert me.train.learning_rate == (5e-6 if rw else 1e-5)  # the profile's rule for ME+GD
+    assert me.method.forget_coeff == (0.5 if rw else None)
+    assert (undial.train.learning_rate, ga.train.learning_rate) == (1e-4, 1e-5)
+    assert sources(me)["method.name"] == f"yaml:{path}"  # from sweep.methods
+    assert sources(undial)["train.learning_rate"] == "method"
+    assert sources(ga)["train.learning_rate"] == "default"
+    assert sources(me)["train.learning_rate"] == ("profile" if rw else "default")
+    # a rate the user set applies to every grid point, UNDIAL's too
+    pinned = expand_sweep(_cfg("--config", path, "train.learning_rate=2e-6"))
+    assert [r.train.learning_rate for r in pinned] == [2e-6] * 3

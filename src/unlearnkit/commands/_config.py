@@ -18,7 +18,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from unlearnkit.config import PROFILES, RunConfig, load_config
+from unlearnkit.config import PROFILES, RunConfig
+from unlearnkit.settings import format_settings, load_config
 
 # flag attribute -> config key, for every command that has the flag
 FLAG_KEYS = {
@@ -42,6 +43,11 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
         help="default: unlearnkit's choices; paper: the paper's code, number for number",
     )
     p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved settings and the source of each, then exit (nothing is loaded)",
+    )
+    p.add_argument(
         "overrides",
         nargs="*",
         help="dotted overrides, anywhere on the line (they win over flags): method.beta=0.2",
@@ -59,6 +65,15 @@ def config_from_args(args: argparse.Namespace, extra: dict[str, Any] | None = No
     values.update(extra or {})
     cfg = load_config(args.config, list(args.overrides or []), values=values)
     return check_names(cfg)
+
+
+def print_config(args: argparse.Namespace, cfg: RunConfig) -> bool:
+    """``--print-config``: print ``cfg``'s resolved settings with their sources; True if printed
+    (the command then exits 0 before opening data or loading a model)."""
+    if not getattr(args, "print_config", False):
+        return False
+    print(format_settings(cfg, f"unlearn {args.command}: resolved settings"))
+    return True
 
 
 def check_names(cfg: RunConfig) -> RunConfig:
