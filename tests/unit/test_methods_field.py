@@ -375,3 +375,38 @@ def test_leaderboard_config_runs_every_method_with_its_paper_defaults():
     # the base method's own rate does not leak into the other methods of a sweep
     leak = load_config(path, ["method.name=UNDIAL", "sweep.methods=[GA+GD, UNDIAL]"])
     assert [r.train.learning_rate for r in expand_sweep(leak)] == [1e-5, 1e-4]
+
+
+def test_each_part_declares_its_settings_with_type_default_and_help():
+    from dataclasses import fields
+
+    from unlearnkit.methods.base import Setting
+    from unlearnkit.registry import FORGET_OBJECTIVES, REGULARIZERS
+
+    method_keys = {f.name for f in fields(MethodConfig)}
+    declared = 0
+    for registry in (FORGET_OBJECTIVES, REGULARIZERS):
+        for name in registry.names():
+            for key, setting in registry.get(name).settings.items():
+                assert isinstance(setting, Setting) and setting.help, (name, key)
+                assert key in method_keys, (name, key)  # routed by method.<key>
+                declared += 1
+    assert declared >= 12
+    # checked where declared, with the declared type
+    ceu = FORGET_OBJECTIVES.get("CE-U").settings["ignore_first"]
+    assert ceu.type == "int" and ceu.check("ignore_first", 2.0) == 2
+    with pytest.raises(ValueError, match="method.ignore_first must be a whole number >= 0"):
+        ceu.check("ignore_first", -1)
+    beta = FORGET_OBJECTIVES.get("NPO").settings["beta"]
+    with pytest.raises(ValueError, match="method.beta must be > 0"):
+        beta.check("beta", 0.0)
+    with pytest.raises(ValueError, match="method.beta must be a finite number"):
+        beta.check("beta", float("inf"))
+    assert FORGET_OBJECTIVES.get("RMU").settings["layer"].check("layer", "model.layers.3") == (
+        "model.layers.3"
+    )
+    # a part that gives a bare default gets a declaration inferred from it (as before Setting)
+    assert Setting.infer("beta", 0.5) == Setting(0.5, type="float", positive=True)
+    assert Setting.infer("ignore_first", 1).type == "int"
+    with pytest.raises(ValueError, match="setting type must be"):
+        Setting(1.0, type="str")
