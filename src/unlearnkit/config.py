@@ -443,14 +443,31 @@ def _key_lines(node: Any, prefix: str = "") -> dict[str, int]:
     return lines
 
 
-def read_yaml_config(path: str | Path, cls: type[T] = RunConfig) -> T:
-    """A YAML experiment file as ``cls``; every error names the file and, where it has one,
-    the line (syntax errors, unknown keys, values of the wrong type)."""
+INCLUDE_KEY = "include"  # a YAML file's list of other YAML files it builds on
+
+
+def read_yaml_layers(path: str | Path, cls: type = RunConfig) -> list[tuple[Path, dict[str, Any]]]:
+    """The mappings of a YAML experiment file and of the files it includes, in the order they
+    apply: ``include: [base.yaml, ...]`` (paths relative to the including file) comes first,
+    in its order, each after its own includes, then the file itself, whose keys win. Each file
+    is checked against ``cls`` on its own, so an error names its file and line; an include
+    cycle is an error."""
+    layers: list[tuple[Path, dict[str, Any]]] = []
+    _read_layers(Path(path), cls, layers, ())
+    return layers
+
+
+def _read_layers(
+    p: Path, cls: type, layers: list[tuple[Path, dict[str, Any]]], stack: tuple[Path, ...]
+) -> None:
     from unlearnkit.utils import read_text
 
-    p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"config file not found: {p}")
+        where = f" (included by {stack[-1]})" if stack else ""
+        raise ConfigError(f"config file not found: {p}{where}")
+    if p.resolve() in stack:
+        chain = " -> ".join(str(s) for s in (*stack, p.resolve()))
+        raise ConfigError(f"{p}: include cycle: {chain}")
     text = read_text(p)
     try:
         data = yaml.safe_load(text) or {}
@@ -461,11 +478,40 @@ def read_yaml_config(path: str | Path, cls: type[T] = RunConfig) -> T:
         raise ConfigError(f"{where}: not valid YAML: {problem}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: the top level must be a mapping")
+    includes = data.pop(INCLUDE_KEY, None) or []
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise ConfigError(f"{p}: '{INCLUDE_KEY}' must be a file name or a list of them")
+    for name in includes:
+        _read_layers(p.parent / Path(name).expanduser(), cls, layers, (*stack, p.resolve()))
     try:
-        return from_dict(cls, data)
+        from_dict(cls, data)  # checked on its own: the error names this file
     except ConfigError as exc:
         line = _key_lines(yaml.compose(text)).get(exc.key or "")
         raise ConfigError(f"{p}{f': line {line}' if line else ''}: {exc}", exc.key) from None
+    layers.append((p, data))
+
+
+def merge_mappings(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``, nested mappings merged key by key (a list or value replaces)."""
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_mappings(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_yaml_config(path: str | Path, cls: type[T] = RunConfig) -> T:
+    """A YAML experiment file (with the files it includes, :func:`read_yaml_layers`) as
+    ``cls``; every error names the file and, where it has one, the line (syntax errors,
+    unknown keys, values of the wrong type)."""
+    merged: dict[str, Any] = {}
+    for _, data in read_yaml_layers(path, cls):
+        merged = merge_mappings(merged, data)
+    return from_dict(cls, merged)
 
 
 def save_config(cfg: Any, path: str | Path, extra: dict[str, Any] | None = None) -> Path:

@@ -3,7 +3,8 @@
 A run's settings come from, in this order (a later source wins over an earlier one)::
 
     built-in defaults (config.py's dataclasses)
-    < the --config YAML file                          source "yaml:<file>"
+    < the --config YAML file (after the files it      source "yaml:<file>"
+      includes: ``include: [base.yaml]``)
     < flags (--model, --method, ...)                  source "flag" (the demo's sizes: "demo")
     < dotted overrides, anywhere on the line          source "override" (the last of a key wins)
     < the profile's rules, keyed on the benchmark     source "profile" (unlearnkit.profiles)
@@ -32,8 +33,10 @@ import yaml
 from unlearnkit.config import (
     RunConfig,
     apply_overrides,
+    from_dict,
+    merge_mappings,
     parse_override_value,
-    read_yaml_config,
+    read_yaml_layers,
     set_values,
     validate,
 )
@@ -61,13 +64,14 @@ def load_config(
     for a RunConfig, the profile's rules and the method's defaults (:func:`resolve`) and
     :func:`validate`. ``layers`` are further typed values with their source's name (the demo's
     sizes), applied before ``values``. Every key's source is kept (:func:`sources`)."""
-    cfg: Any = cls() if path is None else read_yaml_config(path, cls)
+    cfg: Any = cls()
     set_by: dict[str, str] = {}
-    if path is not None:
-        from unlearnkit.utils import read_text
-
-        data = yaml.safe_load(read_text(Path(path))) or {}  # valid: read_yaml_config parsed it
-        set_by.update(dict.fromkeys(_dotted_keys(data), f"yaml:{path}"))
+    if path is not None:  # the file after the files it includes, each key's source its file
+        merged: dict[str, Any] = {}
+        for file, data in read_yaml_layers(path, cls):
+            merged = merge_mappings(merged, data)
+            set_by.update(dict.fromkeys(_dotted_keys(data), f"yaml:{file}"))
+        cfg = from_dict(cls, merged)
     for source, typed in [*(layers or []), ("flag", values or {})]:
         if typed:
             cfg = set_values(cfg, typed)

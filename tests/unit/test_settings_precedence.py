@@ -175,3 +175,51 @@ def test_sweep_grid_points_resolve_afresh_with_the_sweeps_sources(
     # a rate the user set applies to every grid point, UNDIAL's too
     pinned = expand_sweep(_cfg("--config", path, "train.learning_rate=2e-6"))
     assert [r.train.learning_rate for r in pinned] == [2e-6] * 3
+
+
+@pytest.mark.parametrize("bench", BENCHMARKS)
+def test_included_yaml_is_overridden_by_the_including_file(bench: str, tmp_path: Path) -> None:
+    from unlearnkit.settings import sources
+
+    (tmp_path / "shared").mkdir()
+    base = tmp_path / "shared" / "base.yaml"
+    base.write_text(
+        f"profile: paper\ndata: {{benchmark: {bench}, max_length: 128}}\n"
+        "train: {epochs: 2, seed: 7}\nmethod: {name: NPO+GD, beta: 0.3}\n"
+    )
+    top = tmp_path / "exp.yaml"
+    top.write_text("include: shared/base.yaml\ntrain: {epochs: 3}\nmethod: {beta: 0.2}\n")
+    cfg = _cfg("--config", str(top))
+    src = sources(cfg)
+    assert (cfg.train.epochs, src["train.epochs"]) == (3.0, f"yaml:{top}")  # including file wins
+    assert (cfg.train.seed, src["train.seed"]) == (7, f"yaml:{base}")  # the rest is kept
+    assert (cfg.method.name, cfg.method.beta) == ("NPO+GD", 0.2)
+    # the included file's keys are the user's: they win over the profile
+    assert (cfg.data.max_length, src["data.max_length"]) == (128, f"yaml:{base}")
+    assert cfg.data.benchmark == bench and cfg.profile == "paper"
+    # flags and overrides still win over both files
+    assert _cfg("--config", str(top), "--method", "GA+GD").method.name == "GA+GD"
+    assert _cfg("--config", str(top), "train.epochs=1").train.epochs == 1.0
+    # several includes apply in order, the later over the earlier
+    (tmp_path / "b2.yaml").write_text("train: {seed: 9}\n")
+    top.write_text("include: [shared/base.yaml, b2.yaml]\n")
+    assert _cfg("--config", str(top)).train.seed == 9
+
+
+def test_include_errors_name_the_file(tmp_path: Path) -> None:
+    from unlearnkit.config import ConfigError
+
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("include: b.yaml\n")
+    b.write_text("include: a.yaml\n")
+    with pytest.raises(ConfigError, match="include cycle"):
+        _cfg("--config", str(a))
+    b.write_text("train:\n  epochs: many\n")
+    with pytest.raises(ConfigError, match=r"b\.yaml: line 2: train\.epochs: expected a number"):
+        _cfg("--config", str(a))
+    a.write_text("include: [missing.yaml]\n")
+    with pytest.raises(ConfigError, match=r"config file not found: .*missing\.yaml \(included by"):
+        _cfg("--config", str(a))
+    a.write_text("include: {x: 1}\n")
+    with pytest.raises(ConfigError, match="'include' must be a file name or a list"):
+        _cfg("--config", str(a))
