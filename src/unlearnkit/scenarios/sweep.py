@@ -14,7 +14,7 @@ from pathlib import Path
 
 from unlearnkit.config import RunConfig, validate
 from unlearnkit.scenarios.common import is_done, log, run_dir
-from unlearnkit.settings import mark, resolve
+from unlearnkit.settings import mark, resolve, sources
 
 
 def expand_sweep(cfg: RunConfig) -> list[RunConfig]:
@@ -30,9 +30,9 @@ def expand_sweep(cfg: RunConfig) -> list[RunConfig]:
         s.splits or [cfg.data.split],
         s.seeds or [cfg.train.seed],
     )
-    set_by = getattr(cfg, "_sources", {})
+    set_by = sources(cfg)
     swept = {
-        key: set_by.get(f"sweep.{name}", "default")
+        key: set_by[f"sweep.{name}"]
         for key, name, values in (
             ("method.name", "methods", s.methods),
             ("train.learning_rate", "learning_rates", s.learning_rates),
