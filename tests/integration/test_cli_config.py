@@ -216,3 +216,16 @@ def test_demo_prints_each_runs_settings_and_loads_nothing(nothing_loads, capsys)
     assert first["train.learning_rate"] == ("0.0003", "demo")
     assert first["method.forget_coeff"] == ("0.1", "method (config.yaml: null)")
     assert _printed(blocks[1])["method.name"] == ("IDK+AP", "demo")
+
+
+def test_print_config_of_a_sweep_shows_each_grid_point(nothing_loads, capsys):
+    argv = ["run", "--scenario", "sweep", "--profile", "paper", "--benchmark", "real_world",
+            "sweep.scenario=real_world", "sweep.methods=[ME+GD, UNDIAL]",
+            "--print-config"]  # fmt: skip
+    assert main(argv) == 0
+    blocks = capsys.readouterr().out.split("\n\n")
+    assert len(blocks) == 3 and "sweep run 2/2 (UNDIAL" in blocks[2]
+    me, undial = _printed(blocks[1]), _printed(blocks[2])
+    assert me["train.learning_rate"] == ("5.0e-06", "profile")
+    assert me["method.name"] == ("ME+GD", "override")  # from sweep.methods
+    assert undial["train.learning_rate"] == ("0.0001", "method")

@@ -73,6 +73,14 @@ def print_config(args: argparse.Namespace, cfg: RunConfig) -> bool:
     if not getattr(args, "print_config", False):
         return False
     print(format_settings(cfg, f"unlearn {args.command}: resolved settings"))
+    if cfg.scenario == "sweep":  # what each run of the grid trains with
+        from unlearnkit.scenarios.sweep import expand_sweep
+
+        runs = expand_sweep(cfg)
+        for i, sub in enumerate(runs, start=1):
+            point = f"{sub.method.name}, lr {sub.train.learning_rate:g}, {sub.data.split}"
+            title = f"sweep run {i}/{len(runs)} ({point}, seed {sub.train.seed})"
+            print(f"\n{format_settings(sub, title)}")
     return True
 
 

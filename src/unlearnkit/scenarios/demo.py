@@ -57,7 +57,7 @@ def demo_config(
     sizes: DemoSizes,
     data_dir: Path,
     out_dir: Path,
-    model: str,
+    model: str | None,
     method: str,
     nli_model: str | None = None,
 ) -> RunConfig:
@@ -84,7 +84,7 @@ def demo_config(
         "eval.nli_model": None,
         "eval.mia_gradnorm": False,  # a backward pass per item: too slow for the demo's budget
     }
-    flags: dict[str, object] = {"model.name": model}
+    flags: dict[str, object] = {} if model is None else {"model.name": model}
     if nli_model:
         flags["eval.nli_model"] = nli_model
     return load_config(None, values=flags, layers=[("demo", demo)])
@@ -101,7 +101,7 @@ def demo_dir(sizes: DemoSizes) -> Path:
 
 def print_demo_config(
     quick: bool = False,
-    model: str = "smollm2-135m",
+    model: str | None = None,
     nli_model: str | None = None,
     out_dir: Path = Path("unlearn-demo"),
 ) -> None:
