@@ -2,8 +2,9 @@
 
 ``profile: default`` keeps unlearnkit's own choices; ``profile: paper`` behaves like the paper's
 code (sail-sg/closer-look-LLM-unlearning @ b622294, ``docs/paper-differences.md``). A profile only
-changes *defaults*: a key set in the YAML file or by a dotted override always wins. The resolved
-values are ordinary config fields, so they are written to every run's ``config.yaml``.
+changes *defaults*: a key set in the YAML file, by a flag or by a dotted override always wins.
+The resolved values are ordinary config fields, so they are written to every run's
+``config.yaml``.
 
 This module only holds the tables; :func:`unlearnkit.settings.resolve` applies them (with the
 method's own defaults) to every key the user did not set, a key set to null counting as not set.
