@@ -28,9 +28,9 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from unlearnkit.config import load_config
 from unlearnkit.data.splits import TofuBenchmark
 from unlearnkit.models.tiny import save_tiny_model
+from unlearnkit.settings import load_config
 from unlearnkit.train import run_unlearning
 
 

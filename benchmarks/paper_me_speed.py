@@ -22,12 +22,12 @@ import time
 
 import torch
 
-from unlearnkit.config import load_config
 from unlearnkit.data.formatting import PromptFormatter
 from unlearnkit.data.splits import TofuBenchmark
 from unlearnkit.methods import build_method
 from unlearnkit.methods.data import UnlearningCollator, UnlearningDataset
 from unlearnkit.models.loading import load_model
+from unlearnkit.settings import load_config
 from unlearnkit.utils import default_data_root
 
 

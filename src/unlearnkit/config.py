@@ -1,11 +1,13 @@
 """Dataclass configuration: the single source of truth for every run.
 
-A run's configuration is a tree of dataclasses. It is built from defaults, then a YAML file,
-then typed values (the commands' flags), then dotted command-line overrides
-(``method.beta=0.2``), and validated once on load. Override values are text, converted to the
-field's type (``model.name=yes`` stays the string ``yes``; YAML 1.1's yes/no/on/off are
-booleans only where the field is one). The resolved configuration is written beside every
-run's outputs (:func:`save_config`).
+A run's configuration is a tree of dataclasses: their types, defaults, the conversion of YAML
+and override values to them (:func:`read_yaml_config`, :func:`set_values`,
+:func:`apply_overrides`) and the checks (:func:`validate`). The settings are resolved from those
+sources, the profile's rules and the method's defaults in one place, :mod:`unlearnkit.settings`
+(``load_config``), which imports this module and never the reverse. Override values are text,
+converted to the field's type (``model.name=yes`` stays the string ``yes``; YAML 1.1's
+yes/no/on/off are booleans only where the field is one). The resolved configuration is written
+beside every run's outputs (:func:`save_config`).
 
 Defaults (the ``default`` profile) come from the paper (Yuan et al., ICLR 2025) and TOFU: lr
 1e-5, 5 epochs, effective batch 32, AdamW weight decay 0.01, one warm-up epoch, beta 0.1. The
@@ -454,14 +456,31 @@ def _key_lines(node: Any, prefix: str = "") -> dict[str, int]:
     return lines
 
 
-def read_yaml_config(path: str | Path, cls: type[T] = RunConfig) -> T:
-    """A YAML experiment file as ``cls``; every error names the file and, where it has one,
-    the line (syntax errors, unknown keys, values of the wrong type)."""
+INCLUDE_KEY = "include"  # a YAML file's list of other YAML files it builds on
+
+
+def read_yaml_layers(path: str | Path, cls: type = RunConfig) -> list[tuple[Path, dict[str, Any]]]:
+    """The mappings of a YAML experiment file and of the files it includes, in the order they
+    apply: ``include: [base.yaml, ...]`` (paths relative to the including file) comes first,
+    in its order, each after its own includes, then the file itself, whose keys win. Each file
+    is checked against ``cls`` on its own, so an error names its file and line; an include
+    cycle is an error."""
+    layers: list[tuple[Path, dict[str, Any]]] = []
+    _read_layers(Path(path), cls, layers, ())
+    return layers
+
+
+def _read_layers(
+    p: Path, cls: type, layers: list[tuple[Path, dict[str, Any]]], stack: tuple[Path, ...]
+) -> None:
     from unlearnkit.utils import read_text
 
-    p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"config file not found: {p}")
+        where = f" (included by {stack[-1]})" if stack else ""
+        raise ConfigError(f"config file not found: {p}{where}")
+    if p.resolve() in stack:
+        chain = " -> ".join(str(s) for s in (*stack, p.resolve()))
+        raise ConfigError(f"{p}: include cycle: {chain}")
     text = read_text(p)
     try:
         data = yaml.safe_load(text) or {}
@@ -472,67 +491,40 @@ def read_yaml_config(path: str | Path, cls: type[T] = RunConfig) -> T:
         raise ConfigError(f"{where}: not valid YAML: {problem}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: the top level must be a mapping")
+    includes = data.pop(INCLUDE_KEY, None) or []
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise ConfigError(f"{p}: '{INCLUDE_KEY}' must be a file name or a list of them")
+    for name in includes:
+        _read_layers(p.parent / Path(name).expanduser(), cls, layers, (*stack, p.resolve()))
     try:
-        return from_dict(cls, data)
+        from_dict(cls, data)  # checked on its own: the error names this file
     except ConfigError as exc:
         line = _key_lines(yaml.compose(text)).get(exc.key or "")
         raise ConfigError(f"{p}{f': line {line}' if line else ''}: {exc}", exc.key) from None
+    layers.append((p, data))
 
 
-def load_config(
-    path: str | Path | None = None,
-    overrides: list[str] | None = None,
-    cls: type[T] = RunConfig,
-    values: dict[str, Any] | None = None,
-) -> T:
-    """Defaults < YAML file < ``values`` (typed, e.g. the commands' flags) < dotted overrides,
-    then the profile's defaults for every key none of those set (:mod:`unlearnkit.profiles`),
-    then :func:`validate` (for RunConfig)."""
-    cfg: Any = cls() if path is None else read_yaml_config(path, cls)
-    explicit: set[str] = set()
-    if path is not None:
-        from unlearnkit.utils import read_text
-
-        data = yaml.safe_load(read_text(Path(path))) or {}  # valid: read_yaml_config parsed it
-        explicit |= _dotted_keys(data)
-    if values:
-        cfg = set_values(cfg, values)
-        explicit |= set(values)
-    if overrides:
-        cfg = apply_overrides(cfg, overrides)
-        explicit |= {item.split("=", 1)[0].strip() for item in overrides}
-    if isinstance(cfg, RunConfig):
-        from unlearnkit.profiles import resolve_profile
-
-        cfg = resolve_profile(cfg, explicit)
-        validate(cfg)
-        # A sweep resolves each of its methods' rates itself (scenarios/sweep.py).
-        if cfg.scenario != "sweep" and "train.learning_rate" not in explicit:
-            _apply_method_learning_rate(cfg)
-    return cfg
+def merge_mappings(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``, nested mappings merged key by key (a list or value replaces)."""
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge_mappings(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
-def _dotted_keys(data: dict[str, Any], prefix: str = "") -> set[str]:
-    """Every key a (nested) mapping sets, dotted: ``{"train": {"lr": 1}}`` -> ``{"train.lr"}``."""
-    keys: set[str] = set()
-    for key, value in data.items():
-        where = f"{prefix}{key}"
-        keys.add(where)
-        if isinstance(value, dict):
-            keys |= _dotted_keys(value, where + ".")
-    return keys
-
-
-def _apply_method_learning_rate(cfg: RunConfig) -> None:
-    """A method whose paper trains at another learning rate (UNDIAL: 1e-4) gets it by default."""
-    from unlearnkit.methods import default_learning_rate
-
-    try:
-        lr = default_learning_rate(cfg.method.name)
-    except ValueError:
-        return  # an unknown method name is reported where the method is built
-    if lr is not None:
-        cfg.train.learning_rate = lr
+def read_yaml_config(path: str | Path, cls: type[T] = RunConfig) -> T:
+    """A YAML experiment file (with the files it includes, :func:`read_yaml_layers`) as
+    ``cls``; every error names the file and, where it has one, the line (syntax errors,
+    unknown keys, values of the wrong type)."""
+    merged: dict[str, Any] = {}
+    for _, data in read_yaml_layers(path, cls):
+        merged = merge_mappings(merged, data)
+    return from_dict(cls, merged)
 
 
 def save_config(cfg: Any, path: str | Path, extra: dict[str, Any] | None = None) -> Path:

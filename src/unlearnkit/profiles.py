@@ -1,21 +1,20 @@
-"""Profiles: per-profile and per-scenario defaults, resolved once when a config is loaded.
+"""Profiles: per-profile defaults and rules keyed on the benchmark, resolved when a config loads.
 
 ``profile: default`` keeps unlearnkit's own choices; ``profile: paper`` behaves like the paper's
 code (sail-sg/closer-look-LLM-unlearning @ b622294, ``docs/paper-differences.md``). A profile only
-changes *defaults*: a key set in the YAML file or by a dotted override always wins. The resolved
-values are ordinary config fields, so they are written to every run's ``config.yaml``.
+changes *defaults*: a key set in the YAML file, by a flag or by a dotted override always wins.
+The resolved values are ordinary config fields, so they are written to every run's
+``config.yaml``.
 
-Resolution is a pure function of (profile, scenario, method, explicitly set keys), and it resets
-every profile-managed key that the user did not set before applying the table. So it can be run
-again after a sweep changes a grid point's scenario or method (:func:`resolve_profile`).
+This module only holds the tables; :func:`unlearnkit.settings.resolve` applies them (with the
+method's own defaults) to every key the user did not set, a key set to null counting as not set.
 """
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
-from unlearnkit.config import PROFILES, ConfigError, RunConfig
+from unlearnkit.config import PROFILES, ConfigError
 
 # The paper's code, every scenario (P: = the paper's repository).
 _PAPER: dict[str, Any] = {
@@ -29,79 +28,59 @@ _PAPER: dict[str, Any] = {
     "lora.alpha": 32,  # P:config/tofu.yaml LoRA.alpha
 }
 
-# (scenario, canonical method or None for every method) -> overrides on top of _PAPER.
-_PAPER_SCENARIO: dict[tuple[str, str | None], dict[str, Any]] = {
-    ("real_world", None): {"data.max_length": 300},  # P:real_world_unlearn.py:72
+# Rules on top of _PAPER, keyed on (benchmark kind, scenario, canonical method); None matches
+# any. The benchmark kind is what the run trains on (``data.benchmark``: tofu or real_world), as
+# the evaluation protocol keys its paper rules (eval/protocol.py), so ``unlearn unlearn``,
+# ``unlearn run``, a sweep's grid points and the demo resolve alike. The scenario is the one a
+# sweep's grid point runs for a sweep.
+Rule = tuple[str | None, str | None, str | None]
+_PAPER_RULES: dict[Rule, dict[str, Any]] = {
+    ("real_world", None, None): {"data.max_length": 300},  # P:real_world_unlearn.py:72
     # P:scripts/real_world/me_gd.sh: lr 5e-6, forget_coeff 0.5
-    ("real_world", "ME+GD"): {"train.learning_rate": 5e-6, "method.forget_coeff": 0.5},
-    # P:scripts/continual_tofu/me_gd.sh: forget_coeff 1.0
-    ("continual", "ME+GD"): {"method.forget_coeff": 1.0},
+    ("real_world", None, "ME+GD"): {"train.learning_rate": 5e-6, "method.forget_coeff": 0.5},
+    # P:scripts/continual_tofu/me_gd.sh: forget_coeff 1.0 (the TOFU script's 0.1 otherwise)
+    ("tofu", "continual", "ME+GD"): {"method.forget_coeff": 1.0},
 }
 
 PROFILE_TABLES: dict[str, dict[str, Any]] = {"default": {}, "paper": _PAPER}
-SCENARIO_TABLES: dict[str, dict[tuple[str, str | None], dict[str, Any]]] = {
-    "default": {},
-    "paper": _PAPER_SCENARIO,
-}
+RULE_TABLES: dict[str, dict[Rule, dict[str, Any]]] = {"default": {}, "paper": _PAPER_RULES}
 
 
-def _managed_keys() -> set[str]:
+def managed_keys() -> set[str]:
+    """Every key some profile or rule sets (reset to its default where no rule applies)."""
     keys: set[str] = set()
     for table in PROFILE_TABLES.values():
         keys |= set(table)
-    for tables in SCENARIO_TABLES.values():
-        for table in tables.values():
+    for rules in RULE_TABLES.values():
+        for table in rules.values():
             keys |= set(table)
     return keys
 
 
-def _canonical(name: str) -> str:
-    """``"me+gd"`` -> ``"ME+GD"`` without importing the method registry (config stays light)."""
-    return "+".join(p.strip().upper() for p in str(name).split("+"))
-
-
-def profile_defaults(profile: str, scenario: str, method: str) -> dict[str, Any]:
-    """The dotted keys ``profile`` sets for ``scenario`` and ``method`` (the base table first)."""
+def profile_rules(
+    profile: str, benchmark_kind: str | None, scenario: str, method: str
+) -> dict[str, tuple[Any, bool]]:
+    """Dotted key -> (value, written for this method) that ``profile`` sets for a run of
+    ``method`` (its canonical name, ``ME+GD``) in ``scenario`` on a benchmark of kind
+    ``benchmark_kind`` (``tofu``, ``real_world``; None: unknown, only the base table). A value
+    written for the method is that method's default under the profile, so a method's own
+    default does not replace it."""
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile '{profile}'; choose from {', '.join(PROFILES)}")
-    out = dict(PROFILE_TABLES[profile])
-    tables = SCENARIO_TABLES[profile]
-    for key in ((scenario, None), (scenario, _canonical(method))):
-        out.update(tables.get(key, {}))
+    out = {key: (value, False) for key, value in PROFILE_TABLES[profile].items()}
+    for (kind, scen, meth), table in RULE_TABLES[profile].items():
+        if kind not in (None, benchmark_kind) or scen not in (None, scenario):
+            continue
+        if meth not in (None, method):
+            continue
+        out.update({key: (value, meth is not None) for key, value in table.items()})
     return out
 
 
-def _get(cfg: Any, dotted: str) -> Any:
-    node = cfg
-    for part in dotted.split("."):
-        node = getattr(node, part)
-    return node
-
-
-def _set(cfg: Any, dotted: str, value: Any) -> None:
-    *path, last = dotted.split(".")
-    node = cfg
-    for part in path:
-        node = getattr(node, part)
-    setattr(node, last, value)
-
-
-def resolve_profile(cfg: RunConfig, explicit: set[str] | frozenset[str] | None = None) -> RunConfig:
-    """Apply ``cfg.profile``'s defaults to every key not in ``explicit``; returns ``cfg``.
-
-    ``explicit`` is remembered on ``cfg`` (a plain attribute, not a config field, so it is never
-    saved), so a later call (a sweep's grid point) may pass None to reuse it.
-    """
-    if explicit is None:
-        explicit = getattr(cfg, "_explicit_keys", frozenset())
-    explicit = frozenset(explicit)
-    scenario = cfg.sweep.scenario if cfg.scenario == "sweep" else cfg.scenario
-    table = profile_defaults(cfg.profile, scenario, cfg.method.name)
-    base = RunConfig()
-    for key in sorted(_managed_keys()):
-        if key in explicit:
-            continue
-        value = table[key] if key in table else _get(base, key)
-        _set(cfg, key, copy.deepcopy(value))
-    object.__setattr__(cfg, "_explicit_keys", explicit)
-    return cfg
+def profile_defaults(
+    profile: str, benchmark_kind: str | None, scenario: str, method: str
+) -> dict[str, Any]:
+    """The dotted keys ``profile`` sets for a run of ``method`` in ``scenario`` on a benchmark of
+    kind ``benchmark_kind`` (:func:`profile_rules` without the provenance)."""
+    rules = profile_rules(profile, benchmark_kind, scenario, method)
+    return {key: value for key, (value, _) in rules.items()}

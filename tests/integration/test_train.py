@@ -16,7 +16,6 @@ from safetensors.torch import load_file
 from transformers import TrainerCallback
 
 from unlearnkit.cli import main
-from unlearnkit.config import load_config
 from unlearnkit.data.collator import pad_batch
 from unlearnkit.data.formatting import PromptFormatter
 from unlearnkit.data.splits import TofuBenchmark
@@ -24,6 +23,7 @@ from unlearnkit.methods.base import Part
 from unlearnkit.models.loading import load_model
 from unlearnkit.models.tiny import save_tiny_model
 from unlearnkit.registry import FORGET_OBJECTIVES
+from unlearnkit.settings import load_config
 from unlearnkit.train import NonFiniteLossError, run_unlearning
 
 N_FORGET = 8

@@ -12,9 +12,9 @@ import yaml
 from safetensors.torch import load_file
 from transformers import TrainerCallback
 
-from unlearnkit.config import load_config
 from unlearnkit.data.records import QAItem
 from unlearnkit.models.tiny import save_tiny_model
+from unlearnkit.settings import load_config
 from unlearnkit.train import run_unlearning
 
 FORGET = [QAItem(f"Who wrote book {i}?", f"Ann {i} did.") for i in range(8)]

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from unlearnkit.config import MethodConfig, load_config
+from unlearnkit.config import MethodConfig
 from unlearnkit.data.formatting import PromptFormatter
 from unlearnkit.data.records import QAItem
 from unlearnkit.losses import npo_loss
@@ -32,6 +32,7 @@ from unlearnkit.methods import (
 from unlearnkit.methods.data import cyclic_permutation
 from unlearnkit.models.tiny import tiny_model
 from unlearnkit.registry import FORGET_OBJECTIVES
+from unlearnkit.settings import load_config
 from unlearnkit.train import run_unlearning
 
 FORGET = [QAItem(f"Who wrote book {i}?", f"Ann {i} did.") for i in range(8)]

@@ -1,6 +1,7 @@
 import pytest
 
-from unlearnkit.config import ConfigError, RunConfig, apply_overrides, load_config, save_config
+from unlearnkit.config import ConfigError, RunConfig, apply_overrides, save_config
+from unlearnkit.settings import load_config
 
 
 def test_defaults_follow_the_paper():

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from unlearnkit.config import ConfigError, EvalConfig, load_config
+from unlearnkit.config import ConfigError, EvalConfig
 from unlearnkit.eval import threads as T
+from unlearnkit.settings import load_config
 
 
 def test_auto_threads_hand_computed() -> None:

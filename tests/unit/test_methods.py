@@ -421,7 +421,7 @@ def test_gradient_guard_stops_before_a_nan_update(tiny, tmp_path):
 def test_method_config_files_resolve():
     from pathlib import Path
 
-    from unlearnkit.config import load_config
+    from unlearnkit.settings import load_config
 
     folder = Path(__file__).resolve().parents[2] / "configs" / "methods"
     files = sorted(folder.glob("*.yaml"))
@@ -431,3 +431,15 @@ def test_method_config_files_resolve():
         method = build_method(cfg.method)
         assert path.stem.upper().replace("_", "+") == method.name
         assert "unlearn unlearn --config" in path.read_text().splitlines()[1]
+        # a key written in a YAML pins it against the profile: write only what changes
+        import yaml
+
+        from unlearnkit.config import RunConfig, from_dict
+
+        data = yaml.safe_load(path.read_text())
+        for section, values in data.items():
+            default = getattr(RunConfig(), section)
+            for key, value in values.items():
+                if (section, key) == ("method", "name"):
+                    continue  # what the file is about, even where it is the default (ME+GD)
+                assert from_dict(type(default), {key: value}) != default, (path.name, key)

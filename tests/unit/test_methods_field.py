@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from unlearnkit.config import MethodConfig, load_config
+from unlearnkit.config import MethodConfig
 from unlearnkit.data.collator import pad_batch
 from unlearnkit.data.formatting import PromptFormatter
 from unlearnkit.data.records import QAItem
@@ -27,6 +27,7 @@ from unlearnkit.methods.base import find_layer
 from unlearnkit.methods.rmu import control_vector
 from unlearnkit.models.tiny import tiny_model
 from unlearnkit.registry import FORGET_OBJECTIVES, METHODS
+from unlearnkit.settings import load_config
 
 NEW_FORGET = ["SimNPO", "WGA", "SatImp", "UNDIAL", "CE-U", "RMU", "LMF", "AltDPO"]
 REFUSALS = ["I don't know.", "No idea, sorry."]
@@ -374,3 +375,38 @@ def test_leaderboard_config_runs_every_method_with_its_paper_defaults():
     # the base method's own rate does not leak into the other methods of a sweep
     leak = load_config(path, ["method.name=UNDIAL", "sweep.methods=[GA+GD, UNDIAL]"])
     assert [r.train.learning_rate for r in expand_sweep(leak)] == [1e-5, 1e-4]
+
+
+def test_each_part_declares_its_settings_with_type_default_and_help():
+    from dataclasses import fields
+
+    from unlearnkit.methods.base import Setting
+    from unlearnkit.registry import FORGET_OBJECTIVES, REGULARIZERS
+
+    method_keys = {f.name for f in fields(MethodConfig)}
+    declared = 0
+    for registry in (FORGET_OBJECTIVES, REGULARIZERS):
+        for name in registry.names():
+            for key, setting in registry.get(name).settings.items():
+                assert isinstance(setting, Setting) and setting.help, (name, key)
+                assert key in method_keys, (name, key)  # routed by method.<key>
+                declared += 1
+    assert declared >= 12
+    # checked where declared, with the declared type
+    ceu = FORGET_OBJECTIVES.get("CE-U").settings["ignore_first"]
+    assert ceu.type == "int" and ceu.check("ignore_first", 2.0) == 2
+    with pytest.raises(ValueError, match="method.ignore_first must be a whole number >= 0"):
+        ceu.check("ignore_first", -1)
+    beta = FORGET_OBJECTIVES.get("NPO").settings["beta"]
+    with pytest.raises(ValueError, match="method.beta must be > 0"):
+        beta.check("beta", 0.0)
+    with pytest.raises(ValueError, match="method.beta must be a finite number"):
+        beta.check("beta", float("inf"))
+    assert FORGET_OBJECTIVES.get("RMU").settings["layer"].check("layer", "model.layers.3") == (
+        "model.layers.3"
+    )
+    # a part that gives a bare default gets a declaration inferred from it (as before Setting)
+    assert Setting.infer("beta", 0.5) == Setting(0.5, type="float", positive=True)
+    assert Setting.infer("ignore_first", 1).type == "int"
+    with pytest.raises(ValueError, match="setting type must be"):
+        Setting(1.0, type="str")

@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from unlearnkit.config import RunConfig, load_config, save_config
+from unlearnkit.config import RunConfig, save_config
 from unlearnkit.data.collator import pad_fixed
 from unlearnkit.data.formatting import IGNORE_INDEX, PromptFormatter
 from unlearnkit.data.records import QAItem
@@ -29,6 +29,7 @@ from unlearnkit.methods.views import VIEWS
 from unlearnkit.models.tiny import tiny_tokenizer
 from unlearnkit.profiles import profile_defaults
 from unlearnkit.scenarios.sweep import expand_sweep
+from unlearnkit.settings import load_config
 from unlearnkit.train.common import trained_dtype
 from unlearnkit.train.schedule import EpochOrderDataset, paper_schedule
 from unlearnkit.train.trainer import plan_batches, training_arguments
@@ -251,15 +252,15 @@ def test_paper_profile_defaults_and_explicit_keys_win(tmp_path: Path) -> None:
     assert cfg.data.pairing == "index" and cfg.data.fixed_padding and cfg.data.max_length == 500
     assert cfg.method.kl_positions == "all" and cfg.method.me_epsilon == 1e-12
     assert cfg.lora.alpha == 32 and cfg.method.forget_coeff is None  # TOFU ME+GD: 0.1 built in
-    rw = load_config(None, ["profile=paper", "scenario=real_world"])
+    rw = load_config(None, ["profile=paper", "data.benchmark=real_world"])
     assert (rw.train.learning_rate, rw.method.forget_coeff, rw.data.max_length) == (5e-6, 0.5, 300)
-    rw_ga = load_config(None, ["profile=paper", "scenario=real_world", "method.name=GA+GD"])
+    rw_ga = load_config(None, ["profile=paper", "data.benchmark=real_world", "method.name=GA+GD"])
     assert (rw_ga.train.learning_rate, rw_ga.method.forget_coeff) == (1e-5, None)
     cont = load_config(None, ["profile=paper", "scenario=continual", "method.name=me+gd"])
     assert cont.method.forget_coeff == 1.0
     # a YAML key or an override always wins over the profile
     path = tmp_path / "c.yaml"
-    path.write_text(yaml.safe_dump({"profile": "paper", "scenario": "real_world",
+    path.write_text(yaml.safe_dump({"profile": "paper", "data": {"benchmark": "real_world"},
                                     "train": {"learning_rate": 2e-6}}))  # fmt: skip
     mine = load_config(path, ["data.max_length=128"])
     assert mine.train.learning_rate == 2e-6 and mine.data.max_length == 128
@@ -269,11 +270,12 @@ def test_paper_profile_defaults_and_explicit_keys_win(tmp_path: Path) -> None:
     saved = yaml.safe_load((tmp_path / "saved.yaml").read_text())
     assert saved["profile"] == "paper" and saved["train"]["max_grad_norm"] == 0.0
     assert saved["method"]["forget_coeff"] == 0.5 and saved["data"]["pairing"] == "index"
-    assert profile_defaults("default", "real_world", "ME+GD") == {}
+    assert profile_defaults("default", "real_world", "fictitious", "ME+GD") == {}
 
 
 def test_sweep_grid_points_resolve_their_own_scenario_defaults() -> None:
     cfg = load_config(None, ["profile=paper", "scenario=sweep", "sweep.scenario=real_world",
+                             "data.benchmark=real_world",
                              "sweep.methods=[ME+GD, GA+GD]"])  # fmt: skip
     me, ga = expand_sweep(cfg)
     assert (me.method.name, me.method.forget_coeff, me.train.learning_rate) == ("ME+GD", 0.5, 5e-6)
@@ -369,3 +371,58 @@ def test_paper_profile_trains_the_paper_schedule_end_to_end(tmp_path: Path, tiny
     assert saved["_resolved"]["batch"]["max_steps"] == 5
     assert saved["_resolved"]["batch"]["warmup_steps"] == 2
     assert saved["_resolved"]["fixed_length_views"] == ["forget"]
+
+
+def _real_world_folder(root: Path) -> Path:
+    """A folder in the real-world layout (forget.json + neighbor.json): its kind is read from
+    the file names alone."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "forget.json").write_text('{"task_id": 1, "question": "q?", "answer": "a."}\n')
+    (root / "neighbor.json").write_text('{"question": "n?", "answer": "b."}\n')
+    return root
+
+
+def test_paper_rules_follow_the_benchmark_not_the_scenario(tmp_path: Path) -> None:
+    rw = (5e-6, 0.5, 300)
+
+    def key(*overrides: str) -> tuple:
+        cfg = load_config(None, ["profile=paper", *overrides])
+        return cfg.train.learning_rate, cfg.method.forget_coeff, cfg.data.max_length
+
+    # `unlearn unlearn --benchmark real_world` runs the default scenario (fictitious)
+    assert key("data.benchmark=real_world") == rw
+    assert key("data.benchmark=real_world", "scenario=real_world") == rw
+    # a real-world folder is a real-world benchmark, whatever its name
+    folder = _real_world_folder(tmp_path / "people")
+    assert key(f"data.benchmark={folder}") == rw
+    # the scenario's name alone does not make TOFU data real-world
+    assert key("data.benchmark=tofu", "scenario=real_world") == (1e-5, None, 500)
+    # the continual script's ME+GD coefficient needs the continual scenario on TOFU-layout data
+    assert key("scenario=continual")[1] == 1.0
+    assert key("data.benchmark=synthetic", "scenario=continual")[1] == 1.0
+    assert key()[1] is None
+
+
+def test_null_is_not_a_choice(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text(
+        "profile: paper\ndata: {benchmark: real_world}\nmethod: {name: ME+GD, forget_coeff: null}\n"
+    )
+    assert load_config(path).method.forget_coeff == 0.5  # the profile's value, not pinned None
+    assert load_config(path, ["method.forget_coeff=0.3"]).method.forget_coeff == 0.3
+    # an override to null undoes a YAML value: the profile's value again
+    path.write_text("profile: paper\ndata: {benchmark: real_world}\nmethod: {forget_coeff: 0.2}\n")
+    assert load_config(path).method.forget_coeff == 0.2
+    assert load_config(path, ["method.forget_coeff=null"]).method.forget_coeff == 0.5
+    # a null on a key no profile or method manages still sets it (eval.nli_model: none)
+    assert load_config(None, ["eval.nli_model=null"]).eval.nli_model is None
+
+
+def test_registered_benchmarks_declare_their_kind() -> None:
+    from unlearnkit.data.splits import REGISTERED_KINDS, benchmark_kind
+    from unlearnkit.registry import BENCHMARKS
+
+    assert sorted(REGISTERED_KINDS) == BENCHMARKS.names()
+    assert benchmark_kind("real_world") == "real_world"
+    assert benchmark_kind("tofu") == benchmark_kind("locuslab/TOFU") == "tofu"
+    assert benchmark_kind("no-such-benchmark") is None

@@ -8,9 +8,10 @@ import shutil
 import pytest
 
 from unlearnkit.cli import main
-from unlearnkit.config import ConfigError, load_config
+from unlearnkit.config import ConfigError
 from unlearnkit.data.loaders import load_qa_file
 from unlearnkit.models.loading import load_model
+from unlearnkit.settings import load_config
 from unlearnkit.utils import read_json, read_jsonl, read_text
 
 ROWS = [{"question": f"Who wrote book {i}?", "answer": f"Ann {i} did."} for i in range(5)]

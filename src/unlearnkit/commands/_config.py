@@ -1,6 +1,10 @@
 """Settings of the commands that run models (finetune, unlearn, eval, run): one precedence.
 
-    defaults < --config YAML file < explicit flags < dotted overrides (last on the line)
+    defaults < --config YAML file < explicit flags < dotted overrides (anywhere on the line)
+    < the profile's rules (keyed on the benchmark) < the method's defaults
+
+and a key the user set (YAML, flag, override; not to null) is never changed by the last two
+(:func:`unlearnkit.config.load_config`).
 
 A flag is a shortcut for one config key (``--method`` is ``method.name``, ``--profile`` is
 ``profile``); its value is kept as typed (``--model yes`` is the model ``'yes'``). Every name
@@ -14,7 +18,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from unlearnkit.config import PROFILES, RunConfig, load_config
+from unlearnkit.config import PROFILES, RunConfig
+from unlearnkit.settings import format_settings, load_config
 
 # flag attribute -> config key, for every command that has the flag
 FLAG_KEYS = {
@@ -38,9 +43,14 @@ def add_config_arguments(p: argparse.ArgumentParser) -> None:
         help="default: unlearnkit's choices; paper: the paper's code, number for number",
     )
     p.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print the resolved settings and the source of each, then exit (nothing is loaded)",
+    )
+    p.add_argument(
         "overrides",
         nargs="*",
-        help="dotted overrides, last on the line (they win over flags): method.beta=0.2",
+        help="dotted overrides, anywhere on the line (they win over flags): method.beta=0.2",
     )
 
 
@@ -55,6 +65,23 @@ def config_from_args(args: argparse.Namespace, extra: dict[str, Any] | None = No
     values.update(extra or {})
     cfg = load_config(args.config, list(args.overrides or []), values=values)
     return check_names(cfg)
+
+
+def print_config(args: argparse.Namespace, cfg: RunConfig) -> bool:
+    """``--print-config``: print ``cfg``'s resolved settings with their sources; True if printed
+    (the command then exits 0 before opening data or loading a model)."""
+    if not getattr(args, "print_config", False):
+        return False
+    print(format_settings(cfg, f"unlearn {args.command}: resolved settings"))
+    if cfg.scenario == "sweep":  # what each run of the grid trains with
+        from unlearnkit.scenarios.sweep import expand_sweep
+
+        runs = expand_sweep(cfg)
+        for i, sub in enumerate(runs, start=1):
+            point = f"{sub.method.name}, lr {sub.train.learning_rate:g}, {sub.data.split}"
+            title = f"sweep run {i}/{len(runs)} ({point}, seed {sub.train.seed})"
+            print(f"\n{format_settings(sub, title)}")
+    return True
 
 
 def check_names(cfg: RunConfig) -> RunConfig:

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from unlearnkit.commands._config import add_config_arguments, config_from_args
+from unlearnkit.commands._config import add_config_arguments, config_from_args, print_config
 from unlearnkit.config import RunConfig
 
 
@@ -83,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
             **({"eval.use_cache": False} if args.no_cache else {}),
         },
     )
+    if print_config(args, cfg):
+        return 0
     every_task = args.task_or_all is not None and args.task_or_all.lower() == "all"
     task = None if every_task else cfg.data.task
     bench = open_benchmark(cfg.data.benchmark, cfg.data.holdout_authors)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from unlearnkit.commands._config import config_from_args
+from unlearnkit.commands._config import config_from_args, print_config
 from unlearnkit.commands.unlearn import add_common_arguments, default_out
 
 
@@ -44,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     from unlearnkit.train.finetune import run_finetune
 
     cfg = config_from_args(args)
+    if print_config(args, cfg):
+        return 0
     bench = open_benchmark(cfg.data.benchmark, cfg.data.holdout_authors)
     if not isinstance(bench, TofuBenchmark):
         raise ValueError(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from unlearnkit.commands._config import add_config_arguments, config_from_args
+from unlearnkit.commands._config import add_config_arguments, config_from_args, print_config
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -28,6 +28,8 @@ def run(args: argparse.Namespace) -> int:
     from unlearnkit.scenarios import run_scenario
 
     cfg = config_from_args(args, {"output_dir": args.out} if args.out else None)
+    if print_config(args, cfg):
+        return 0
     result = run_scenario(cfg, resume=args.resume)
     paths = result if isinstance(result, list) else [result]
     for path in paths:

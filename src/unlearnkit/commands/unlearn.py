@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from unlearnkit.commands._config import add_config_arguments, config_from_args
+from unlearnkit.commands._config import add_config_arguments, config_from_args, print_config
 from unlearnkit.config import RunConfig
 
 
@@ -71,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
     from unlearnkit.train.unlearn import run_unlearning
 
     cfg = config_from_args(args)
+    if print_config(args, cfg):
+        return 0
     bench = open_benchmark(cfg.data.benchmark, cfg.data.holdout_authors)
     forget = bench.forget(cfg.data.split, cfg.data.task)
     retain = bench.retain(cfg.data.split, cfg.data.task)

@@ -426,6 +426,30 @@ def _snapshot(path: Path) -> Path:
     return max(revisions, key=lambda d: d.stat().st_mtime) if revisions else path
 
 
+# The kind each registered name opens (its class's ``kind``), known without opening it.
+REGISTERED_KINDS = {
+    "tofu": TofuBenchmark.kind,
+    "real_world": RealWorldBenchmark.kind,
+    "synthetic": TofuBenchmark.kind,
+}
+
+
+def benchmark_kind(name_or_path: str) -> str | None:
+    """The kind of benchmark (``tofu`` or ``real_world``) that :func:`open_benchmark` would open
+    for ``name_or_path``, from the name or the folder's file names alone (no data is read), so
+    settings can follow the benchmark before anything is loaded. None for a name that names no
+    benchmark (reported when it is checked or opened)."""
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        root = _snapshot(path)
+        return RealWorldBenchmark.kind if config_files(root, "neighbor") else TofuBenchmark.kind
+    if name_or_path in BENCHMARKS:
+        return REGISTERED_KINDS.get(name_or_path)
+    if "/" in name_or_path and not path.exists():
+        return TofuBenchmark.kind  # a hub id: read in TOFU layout
+    return None
+
+
 def open_benchmark(name_or_path: str, holdout_authors: int = 0) -> Benchmark:
     """A registered benchmark name, a folder (TOFU or real-world layout), or a hub id.
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from torch import Tensor
 
 from unlearnkit.losses import dpo_loss
-from unlearnkit.methods.base import Part, StepContext
+from unlearnkit.methods.base import Part, Setting, StepContext
 from unlearnkit.registry import FORGET_OBJECTIVES
 
 
@@ -70,6 +70,6 @@ ALTDPO = Part(
     description="DPO with an alternative answer (method.alternates) preferred over the forget "
     "answer (recipe: AltPO = AltDPO+GD)",
     paper="Mekala et al. 2024, arXiv:2409.13474",
-    settings={"beta": 0.1},
+    settings={"beta": Setting(0.1, "DPO inverse temperature", positive=True)},
 )
 FORGET_OBJECTIVES.add(ALTDPO.name, ALTDPO, description=ALTDPO.listing)

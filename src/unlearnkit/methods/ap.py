@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from unlearnkit.losses import ap_loss
-from unlearnkit.methods.base import Part, StepContext
+from unlearnkit.methods.base import Part, Setting, StepContext
 from unlearnkit.registry import REGULARIZERS
 
 
@@ -19,6 +19,6 @@ AP = Part(
     views=("retain", "retain_idk"),
     description="Answer Preservation: -(1/beta) mean log sigmoid(beta (nll_idk - nll_ans))",
     paper="Yuan et al. 2025, arXiv:2410.08109",
-    settings={"beta": 0.1},
+    settings={"beta": Setting(0.1, "inverse temperature of the preference", positive=True)},
 )
 REGULARIZERS.add(AP.name, AP, description=AP.listing)

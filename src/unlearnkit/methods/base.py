@@ -13,6 +13,8 @@ view: ``batch["forget"]["input_ids"]``.
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +26,49 @@ from torch import Tensor
 from unlearnkit.data.formatting import IGNORE_INDEX
 from unlearnkit.losses import sequence_nll
 from unlearnkit.methods.views import REF_NLL, VIEWS, Batch
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting of a part, declared next to the part's code: its paper's default, its type
+    and a line of help. :meth:`check` validates a value of ``method.<name>`` where the setting
+    is declared (every part that has the setting checks it the same way).
+
+    ``type``: ``float`` (a finite number), ``int`` (a whole number >= 0) or ``layer`` (a layer
+    index or module name, checked against the model when it is found); ``positive``: > 0."""
+
+    default: Any
+    help: str = ""
+    type: str = "float"
+    positive: bool = False
+
+    def __post_init__(self) -> None:
+        if self.type not in ("float", "int", "layer"):
+            raise ValueError(f"setting type must be float, int or layer, not {self.type!r}")
+
+    @classmethod
+    def infer(cls, name: str, default: Any) -> Setting:
+        """A setting declared by its default alone: ``layer`` by name, ``int`` for an integer
+        default, ``float`` otherwise; the betas (inverse temperatures) must be > 0."""
+        if name == "layer":
+            return cls(default, type="layer")
+        whole = isinstance(default, int) and not isinstance(default, bool)
+        return cls(default, type="int" if whole else "float", positive=name.startswith("beta"))
+
+    def check(self, name: str, value: Any) -> Any:
+        """``value`` as the setting's type; a one-line ValueError naming ``method.<name>``."""
+        if self.type == "layer" or value is None:
+            return value
+        real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if not real or not math.isfinite(value):
+            raise ValueError(f"method.{name} must be a finite number, got {value!r}")
+        if self.positive and value <= 0:
+            raise ValueError(f"method.{name} must be > 0, got {value!r}; e.g. method.{name}=1.0")
+        if self.type == "int":
+            if value != int(value) or value < 0:
+                raise ValueError(f"method.{name} must be a whole number >= 0, got {value!r}")
+            return int(value)
+        return float(value)
 
 
 @dataclass(frozen=True)
@@ -49,13 +94,19 @@ class Part:
     cached_ref_views: tuple[str, ...] = ()
     description: str = ""
     paper: str = ""
-    settings: Mapping[str, Any] = field(default_factory=dict)
+    settings: Mapping[str, Setting] = field(default_factory=dict)
     forget_coeff: float | None = None
     learning_rate: float | None = None
     hidden_views: tuple[str, ...] = ()
     end_step: Callable[[dict[str, Any], Mapping[str, Any]], None] | None = None
 
     def __post_init__(self) -> None:
+        # A setting given by its default alone is declared from it (Setting.infer).
+        declared = {
+            name: value if isinstance(value, Setting) else Setting.infer(name, value)
+            for name, value in self.settings.items()
+        }
+        object.__setattr__(self, "settings", declared)
         # Every view a part names must be declared (methods/views.py); forget-side only cached.
         VIEWS.order((*self.views, *self.cached_ref_views, *self.hidden_views))
         moving = [v for v in self.cached_ref_views if not VIEWS.get(v).fixed]

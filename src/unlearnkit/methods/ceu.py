@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from unlearnkit.losses import ceu_loss
-from unlearnkit.methods.base import Part, StepContext
+from unlearnkit.methods.base import Part, Setting, StepContext
 from unlearnkit.registry import FORGET_OBJECTIVES
 
 
@@ -20,6 +20,6 @@ CEU = Part(
     description="Cross-Entropy Unlearning: H(softmax(z with z[y] = -inf), p) on forget tokens, "
     "first answer token left out (recipe: CE-U alone)",
     paper="Yang et al. 2025, arXiv:2503.01224",
-    settings={"ignore_first": 1},
+    settings={"ignore_first": Setting(1, "first answer tokens left out", type="int")},
 )
 FORGET_OBJECTIVES.add(CEU.name, CEU, description=CEU.listing)

@@ -7,7 +7,7 @@ The training loss is::
 
 (LLMU: ``forget_coeff * L_GA + mismatch_coeff * L_mismatch + regularization_coeff * L_KL``).
 Defaults of the paper's TOFU scripts: ``forget_coeff`` 0.1 and no question masking for ME+GD,
-1.0 with question masking for every other method (the ``paper`` profile adds its per-scenario
+1.0 with question masking for every other method (the ``paper`` profile adds its per-benchmark
 values, :mod:`unlearnkit.profiles`). Masking applies to the forget view only.
 A part from another paper brings its paper's coefficient (SimNPO 0.125, SatImp 0.1) and
 settings (``Part.settings``: ``method.beta`` etc. left unset mean each part's own default).
@@ -16,7 +16,6 @@ settings (``Part.settings``: ``method.beta`` etc. left unset mean each part's ow
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -258,26 +257,14 @@ def default_learning_rate(name: str) -> float | None:
 
 
 def _resolve_settings(part: Part, cfg: MethodConfig) -> dict[str, Any]:
-    """The part's settings: its paper defaults, each overridden by ``method.<name>`` when set."""
+    """The part's settings: its paper defaults, each overridden by ``method.<name>`` when set,
+    checked by the part's own declaration (:class:`~unlearnkit.methods.base.Setting`)."""
     out: dict[str, Any] = {}
-    for key, default in part.settings.items():
+    for key, setting in part.settings.items():
         if not hasattr(cfg, key):
             raise RuntimeError(f"part {part.name}'s setting '{key}' has no method.{key} field")
         value = getattr(cfg, key)
-        value = default if value is None else value
-        if key != "layer" and value is not None:
-            real = isinstance(value, numbers.Real) and not isinstance(value, bool)
-            if not real or not math.isfinite(value):
-                raise ValueError(f"method.{key} must be a finite number, got {value!r}")
-            if key.startswith("beta") and value <= 0:
-                raise ValueError(f"method.{key} must be > 0, got {value!r}; e.g. method.{key}=1.0")
-            if isinstance(default, int) and not isinstance(default, bool):
-                if value != int(value) or value < 0:
-                    raise ValueError(f"method.{key} must be a whole number >= 0, got {value!r}")
-                value = int(value)
-            else:
-                value = float(value)
-        out[key] = value
+        out[key] = setting.check(key, setting.default if value is None else value)
     return out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from unlearnkit.losses import dpo_loss
-from unlearnkit.methods.base import Part, StepContext
+from unlearnkit.methods.base import Part, Setting, StepContext
 from unlearnkit.registry import FORGET_OBJECTIVES
 
 
@@ -27,6 +27,6 @@ DPO = Part(
     cached_ref_views=("forget", "forget_idk"),
     description="Direct Preference Optimization with a refusal as the preferred answer",
     paper="Rafailov et al. 2023, arXiv:2305.18290; TOFU, Maini et al. 2024",
-    settings={"beta": 0.1},
+    settings={"beta": Setting(0.1, "DPO inverse temperature", positive=True)},
 )
 FORGET_OBJECTIVES.add(DPO.name, DPO, description=DPO.listing)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from unlearnkit.losses import npo_loss
-from unlearnkit.methods.base import Part, StepContext
+from unlearnkit.methods.base import Part, Setting, StepContext
 from unlearnkit.registry import FORGET_OBJECTIVES
 
 
@@ -22,6 +22,6 @@ NPO = Part(
     cached_ref_views=("forget",),
     description="Negative Preference Optimization: -(2/beta) mean logsigmoid(beta (nll - ref_nll))",
     paper="Zhang et al. 2024, arXiv:2404.05868",
-    settings={"beta": 0.1},
+    settings={"beta": Setting(0.1, "NPO inverse temperature", positive=True)},
 )
 FORGET_OBJECTIVES.add(NPO.name, NPO, description=NPO.listing)

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from unlearnkit.losses import gd_loss, logit_margin_loss
-from unlearnkit.methods.base import Part, StepContext
+from unlearnkit.methods.base import Part, Setting, StepContext
 from unlearnkit.registry import FORGET_OBJECTIVES, REGULARIZERS
 
 INITIAL_MULTIPLIER = 1.0  # open-unlearning's alpha
@@ -80,7 +80,10 @@ PD = Part(
     views=("retain",),
     description="Primal-dual retain constraint: lambda (NLL_retain - eps), lambda by dual ascent",
     paper="Entesari et al. 2025, arXiv:2506.05314",
-    settings={"retain_eps": None, "dual_lr": 1.0},
+    settings={
+        "retain_eps": Setting(None, "retain-loss bound; None = the first step's retain loss"),
+        "dual_lr": Setting(1.0, "step size of the multiplier's dual ascent"),
+    },
     end_step=dual_step,
 )
 FORGET_OBJECTIVES.add(LMF.name, LMF, description=LMF.listing)

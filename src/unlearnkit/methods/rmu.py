@@ -18,8 +18,11 @@ import torch
 from torch import Tensor
 
 from unlearnkit.losses import activation_mse
-from unlearnkit.methods.base import Part, StepContext
+from unlearnkit.methods.base import Part, Setting, StepContext
 from unlearnkit.registry import FORGET_OBJECTIVES, REGULARIZERS
+
+# the layer whose activations RMU moves and ED holds (open-unlearning: 7)
+_LAYER = Setting(7, "layer index or module name whose activations are read", type="layer")
 
 
 def control_vector(dim: int, steering_coeff: float, seed: int) -> Tensor:
@@ -46,7 +49,10 @@ RMU = Part(
     description="Representation Misdirection: a layer's forget activations pushed toward a "
     "random direction (recipe: RMU+ED)",
     paper="Li et al. 2024 (WMDP), arXiv:2403.03218",
-    settings={"layer": 7, "steering_coeff": 2.0},
+    settings={
+        "layer": _LAYER,
+        "steering_coeff": Setting(2.0, "norm of the random target activation"),
+    },
     hidden_views=("forget",),
 )
 ED = Part(
@@ -57,7 +63,7 @@ ED = Part(
     description="Embedding Difference: a layer's retain activations kept close to the frozen "
     "model's (RMU's retain term)",
     paper="Li et al. 2024 (WMDP), arXiv:2403.03218",
-    settings={"layer": 7},
+    settings={"layer": _LAYER},
     hidden_views=("retain",),
 )
 FORGET_OBJECTIVES.add(RMU.name, RMU, description=RMU.listing)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from unlearnkit.losses import undial_loss
-from unlearnkit.methods.base import Part, StepContext
+from unlearnkit.methods.base import Part, Setting, StepContext
 from unlearnkit.registry import FORGET_OBJECTIVES
 
 
@@ -24,7 +24,7 @@ UNDIAL = Part(
     description="UNDIAL: cross-entropy to softmax(z_ref - beta onehot(y)) on forget tokens "
     "(recipe: UNDIAL alone, learning rate 1e-4)",
     paper="Dong et al. 2024, arXiv:2402.10052",
-    settings={"beta": 10.0},
+    settings={"beta": Setting(10.0, "how far the true token logit is lowered", positive=True)},
     learning_rate=1e-4,
 )
 FORGET_OBJECTIVES.add(UNDIAL.name, UNDIAL, description=UNDIAL.listing)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor
 
 from unlearnkit.losses import wga_loss
-from unlearnkit.methods.base import Part, StepContext
+from unlearnkit.methods.base import Part, Setting, StepContext
 from unlearnkit.registry import FORGET_OBJECTIVES
 
 
@@ -19,6 +19,6 @@ WGA = Part(
     views=("forget",),
     description="Weighted Gradient Ascent: -mean p^beta * NLL per forget token (recipe: WGA+GD)",
     paper="Wang et al. 2025, arXiv:2502.19301",
-    settings={"beta": 1.0},
+    settings={"beta": Setting(1.0, "exponent of p(token) in the weight", positive=True)},
 )
 FORGET_OBJECTIVES.add(WGA.name, WGA, description=WGA.listing)

@@ -17,8 +17,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from unlearnkit.config import RunConfig, load_config, validate
+from unlearnkit.config import RunConfig
 from unlearnkit.scenarios.common import log, open_benchmark, retain_model, target_model
+from unlearnkit.settings import format_settings, load_config
 from unlearnkit.utils import cache_root
 
 DEMO_METHODS = ["ME+GD", "IDK+AP", "GA+GD", "IDK+GD"]
@@ -53,34 +54,64 @@ QUICK = DemoSizes(
 
 
 def demo_config(
-    sizes: DemoSizes, data_dir: Path, out_dir: Path, model: str, method: str
+    sizes: DemoSizes,
+    data_dir: Path,
+    out_dir: Path,
+    model: str | None,
+    method: str,
+    nli_model: str | None = None,
 ) -> RunConfig:
-    cfg = load_config(
-        None,
-        [
-            f"model.name={model}",
-            f"data.benchmark={data_dir}",
-            f"data.split={sizes.split}",
-            f"method.name={method}",
-            f"output_dir={out_dir}",
-            f"name={method}",
-            f"train.epochs={sizes.unlearn_epochs}",
-            f"train.learning_rate={sizes.unlearn_lr}",
-            f"train.batch_size={sizes.batch_size}",
-            f"train.per_device_batch_size={sizes.batch_size}",
-            "train.warmup_epochs=1",
-            "target.finetune=true",
-            "target.retain_model=true",
-            f"target.epochs={sizes.finetune_epochs}",
-            f"target.learning_rate={sizes.finetune_lr}",
-            f"eval.ds_size={sizes.eval_items}",
-            f"eval.max_new_tokens={sizes.max_new_tokens}",
-            "eval.batch_size=8",
-            "eval.nli_model=null",
-            "eval.mia_gradnorm=false",  # a backward pass per item: too slow for the demo's budget
-        ],
+    """One demo run's settings: the demo's sizes (source ``demo``), then its flags (``--model``,
+    ``--nli-model``), resolved like every command's (:mod:`unlearnkit.settings`)."""
+    demo = {
+        "data.benchmark": str(data_dir),
+        "data.split": sizes.split,
+        "method.name": method,
+        "output_dir": str(out_dir),
+        "name": method,
+        "train.epochs": sizes.unlearn_epochs,
+        "train.learning_rate": sizes.unlearn_lr,
+        "train.batch_size": sizes.batch_size,
+        "train.per_device_batch_size": sizes.batch_size,
+        "train.warmup_epochs": 1,
+        "target.finetune": True,
+        "target.retain_model": True,
+        "target.epochs": sizes.finetune_epochs,
+        "target.learning_rate": sizes.finetune_lr,
+        "eval.ds_size": sizes.eval_items,
+        "eval.max_new_tokens": sizes.max_new_tokens,
+        "eval.batch_size": 8,
+        "eval.nli_model": None,
+        "eval.mia_gradnorm": False,  # a backward pass per item: too slow for the demo's budget
+    }
+    flags: dict[str, object] = {} if model is None else {"model.name": model}
+    if nli_model:
+        flags["eval.nli_model"] = nli_model
+    return load_config(None, values=flags, layers=[("demo", demo)])
+
+
+def demo_dir(sizes: DemoSizes) -> Path:
+    """The demo's synthetic benchmark folder (generated on first use)."""
+    return (
+        cache_root()
+        / "data"
+        / f"demo-synthetic-{sizes.authors}x{sizes.questions}p{sizes.perturbed}"
     )
-    return validate(cfg)
+
+
+def print_demo_config(
+    quick: bool = False,
+    model: str | None = None,
+    nli_model: str | None = None,
+    out_dir: Path = Path("unlearn-demo"),
+) -> None:
+    """``unlearn demo --print-config``: each demo run's resolved settings and their sources;
+    nothing is generated, pulled or loaded."""
+    sizes = QUICK if quick else FULL
+    for method in DEMO_METHODS:
+        cfg = demo_config(sizes, demo_dir(sizes), Path(out_dir), model, method, nli_model)
+        print(format_settings(cfg, f"unlearn demo{' --quick' if quick else ''}: {method}"))
+        print()
 
 
 def run_demo(
@@ -106,8 +137,7 @@ def run_demo(
         "135M model too little in the few steps a 15-minute demo allows), "
         f"evaluate the first {sizes.eval_items} items per split"
     )
-    name = f"demo-synthetic-{sizes.authors}x{sizes.questions}p{sizes.perturbed}"
-    data_dir = cache_root() / "data" / name
+    data_dir = demo_dir(sizes)
     if not (data_dir / "forget10.json").is_file():
         generate_synthetic(
             data_dir,
@@ -124,7 +154,7 @@ def run_demo(
     timings["model"] = time.time() - t
     out_dir = Path(out_dir)
     # The two fine-tunes first (each run below then reuses them from the cache), timed apart.
-    first = demo_config(sizes, data_dir, out_dir, model_path, DEMO_METHODS[0])
+    first = demo_config(sizes, data_dir, out_dir, model_path, DEMO_METHODS[0], nli_model)
     bench = open_benchmark(first.data.benchmark)
     t = time.time()
     target_model(first, bench)
@@ -134,9 +164,7 @@ def run_demo(
     timings["retain-model fine-tune"] = time.time() - t
     runs = []
     for method in DEMO_METHODS:
-        cfg = demo_config(sizes, data_dir, out_dir, model_path, method)
-        if nli_model:
-            cfg.eval.nli_model = nli_model
+        cfg = demo_config(sizes, data_dir, out_dir, model_path, method, nli_model)
         rdir = out_dir / cfg.name  # type: ignore[operator]
         if rdir.exists():
             shutil.rmtree(rdir)  # the demo owns its run folders: unlearn again on every call

@@ -1,9 +1,10 @@
 """A grid of runs (methods x learning rates x splits x seeds) from one config; finished runs are
 skipped, so an interrupted sweep picks up where it stopped.
 
-With no ``sweep.learning_rates``, each method trains at its paper's learning rate where its
-paper has its own (UNDIAL: 1e-4), else at ``train.learning_rate``: a leaderboard
-(``configs/leaderboard_synth.yaml``) runs every method with its paper's defaults."""
+With no ``sweep.learning_rates`` and no ``train.learning_rate`` of the user's, each method trains
+at its paper's learning rate where its paper has its own (UNDIAL: 1e-4), else at the profile's
+or the built-in one: a leaderboard (``configs/leaderboard_synth.yaml``) runs every method with
+its paper's defaults. A ``train.learning_rate`` the user set applies to every method."""
 
 from __future__ import annotations
 
@@ -12,51 +13,44 @@ import itertools
 from pathlib import Path
 
 from unlearnkit.config import RunConfig, validate
-from unlearnkit.profiles import resolve_profile
 from unlearnkit.scenarios.common import is_done, log, run_dir
+from unlearnkit.settings import mark, resolve, sources
 
 
 def expand_sweep(cfg: RunConfig) -> list[RunConfig]:
+    """One config per grid point, each resolved afresh for its scenario and method (the
+    profile's rules, the method's defaults: :func:`unlearnkit.settings.resolve`); the swept keys
+    count as set by the user, with the source of the sweep's list."""
     s = cfg.sweep
     if s.scenario == "sweep":
         raise ValueError("sweep.scenario must be fictitious, continual or real_world")
-    from unlearnkit.methods import default_learning_rate
-
     grid = itertools.product(
         s.methods or [cfg.method.name],
         s.learning_rates or [None],
         s.splits or [cfg.data.split],
         s.seeds or [cfg.train.seed],
     )
+    set_by = sources(cfg)
+    swept = {
+        key: set_by[f"sweep.{name}"]
+        for key, name, values in (
+            ("method.name", "methods", s.methods),
+            ("train.learning_rate", "learning_rates", s.learning_rates),
+            ("data.split", "splits", s.splits),
+            ("train.seed", "seeds", s.seeds),
+        )
+        if values
+    }
     runs = []
     for method, lr, split, seed in grid:
         sub = copy.deepcopy(cfg)
         sub.scenario = s.scenario
         sub.name = None
-        paper_lr = default_learning_rate(method) if lr is None else None
-        if lr is None:
-            lr = paper_lr or cfg.train.learning_rate
-        sub.method.name, sub.train.learning_rate, sub.data.split, sub.train.seed = (
-            method,
-            lr,
-            split,
-            seed,
-        )
-        # Per-scenario/per-method profile defaults follow the grid point; swept keys are explicit.
-        swept = {
-            key
-            for key, values in (
-                ("method.name", s.methods),
-                ("train.learning_rate", s.learning_rates),
-                ("data.split", s.splits),
-                ("train.seed", s.seeds),
-            )
-            if values
-        }
-        explicit = set(getattr(cfg, "_explicit_keys", frozenset())) | swept
-        if paper_lr is not None:  # the method's own paper rate (UNDIAL) is not a profile default
-            explicit.add("train.learning_rate")
-        runs.append(validate(resolve_profile(sub, explicit)))
+        sub.method.name, sub.data.split, sub.train.seed = method, split, seed
+        if lr is not None:
+            sub.train.learning_rate = lr
+        mark(sub, swept)
+        runs.append(validate(resolve(sub)))
     return runs
 
 
