@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from unlearnkit.config import ConfigError, load_config, validate
+from unlearnkit.config import ConfigError, validate
+from unlearnkit.settings import load_config
 from unlearnkit.scenarios.epoch_eval import RetainMatch
 
 

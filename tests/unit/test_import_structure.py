@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "unlearnkit.runtime": 5,
     "unlearnkit.train": 6,
     "unlearnkit.eval": 6,
+    "unlearnkit.settings": 7,
     "unlearnkit.attacks": 7,
     "unlearnkit.report": 8,
     "unlearnkit.scenarios": 9,
@@ -149,17 +150,11 @@ def test_cycle_and_layer_checks_catch_a_constructed_violation() -> None:
     assert _layer("unlearnkit.train") > _layer("unlearnkit.methods")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="config -> profiles/methods (lazy imports in load_config): issue 23"
-)
 def test_no_import_cycles() -> None:
     cycles = _cycles(_edges_without_package_faces(import_graph()))
     assert not cycles, "import cycles between files: " + "; ".join(" <-> ".join(c) for c in cycles)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="config -> profiles/methods (lazy imports in load_config): issue 23"
-)
 def test_no_import_back_up_a_layer() -> None:
     upward = [
         f"{m} (layer {_layer(m)}) -> {t} (layer {_layer(t)})"
@@ -173,6 +168,6 @@ def test_no_import_back_up_a_layer() -> None:
 @pytest.mark.parametrize("prefix", sorted(LAYERS))
 def test_every_layer_names_real_modules(prefix: str) -> None:
     """A layer that names nothing would hide a renamed package from the checks."""
-    if prefix == "unlearnkit.attacks":
+    if prefix == "unlearnkit.attacks":  # issue 21's package, on its own branch until merged
         pytest.skip(f"{prefix}: declared for code that has not landed yet")
     assert any(m == prefix or m.startswith(prefix + ".") for m in import_graph())

@@ -4,7 +4,7 @@
     < the profile's rules (keyed on the benchmark) < the method's defaults
 
 and a key the user set (YAML, flag, override; not to null) is never changed by the last two
-(:func:`unlearnkit.config.load_config`).
+(:func:`unlearnkit.settings.load_config`).
 
 A flag is a shortcut for one config key (``--method`` is ``method.name``, ``--profile`` is
 ``profile``); its value is kept as typed (``--model yes`` is the model ``'yes'``). Every name
