@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from unlearnkit.config import ConfigError, validate
-from unlearnkit.settings import load_config
 from unlearnkit.scenarios.epoch_eval import RetainMatch
+from unlearnkit.settings import load_config
 
 
 def _summary(rouge: float) -> dict:
