@@ -431,6 +431,7 @@ REGISTERED_KINDS = {
     "tofu": TofuBenchmark.kind,
     "real_world": RealWorldBenchmark.kind,
     "synthetic": TofuBenchmark.kind,
+    "tofu_small": TofuBenchmark.kind,
 }
 
 
