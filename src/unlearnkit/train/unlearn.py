@@ -44,7 +44,7 @@ from unlearnkit.train.common import (
     trained_dtype,
     write_config,
 )
-from unlearnkit.train.trainer import plan_batches
+from unlearnkit.train.trainer import BatchPlan, plan_batches
 from unlearnkit.utils import seed_everything
 
 logger = logging.getLogger(__name__)
@@ -94,7 +94,6 @@ def _reference_nlls(
     ref_path: str,
     cache_path: Path,
     batch_size: int,
-    pad_id: int,
 ) -> None:
     """Attach cached reference NLLs to ``dataset``: load from disk or compute once (main first)."""
     from accelerate import PartialState
@@ -107,11 +106,149 @@ def _reference_nlls(
         if nlls is None:
             ref.to(state.device)
             nlls = compute_reference_nlls(
-                ref, dataset, views, batch_size=batch_size, device=state.device, pad_id=pad_id
+                ref,
+                dataset,
+                views,
+                batch_size=batch_size,
+                device=state.device,
+                pad_id=method.pad_id,
             )
             if state.is_main_process:
                 save_reference_cache(cache_path, key, nlls)
     attach_reference_nlls(dataset, nlls)
+
+
+def _cache_reference(
+    method: Method,
+    dataset: UnlearningDataset,
+    ref_model: PreTrainedModel,
+    ref_path: str,
+    cfg: RunConfig,
+    paths: RunPaths,
+) -> bool:
+    """Attach the reference's NLLs of the cached views to ``dataset``; True when training still
+    needs the reference model itself (views scored at every step)."""
+    if method.cached_ref_views:
+        batch = max(1, cfg.train.per_device_batch_size)
+        _reference_nlls(method, dataset, ref_model, ref_path, paths.root / REF_CACHE, batch)
+        return method.per_step_reference
+    return True
+
+
+def _free_memory() -> None:
+    """Release a dropped model's memory (CPU and accelerator)."""
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _check_inputs(
+    cfg: RunConfig, method: Method, forget: Sequence[QAItem], retain: Sequence[QAItem]
+) -> dict[str, list[str]] | None:
+    """Every one-line error a run's inputs can raise, before anything is written; returns the
+    alternative answers of a method that needs them (AltPO), else None."""
+    alternates = None
+    if method.needs_alternates:
+        if not cfg.method.alternates:
+            raise ValueError(
+                f"method {method.name} needs alternative answers: pass method.alternates=<file> "
+                '(JSON lines {"question": ..., "alternate": ...})'
+            )
+        alternates = load_alternates(cfg.method.alternates)
+    if method.trainable_params is not None and cfg.lora.enabled:
+        raise ValueError(
+            "method.trainable_params and lora.enabled both choose what is trained; set only one"
+        )
+    if not forget:
+        raise ValueError("the forget set is empty; check --benchmark, --split and --task")
+    if method.needs_retain and not retain:
+        raise ValueError(
+            f"method {method.name} needs retain data but the retain set is empty; "
+            "use a method without a regularizer (e.g. --method GA) or another split"
+        )
+    return alternates
+
+
+def _reference_model(
+    method: Method, cfg: RunConfig, ref_path: str, dtype: torch.dtype
+) -> tuple[str, torch.nn.Module | None]:
+    """The frozen reference a method needs (resolved path, model), or (path as given, None)."""
+    if not method.needs_reference:
+        return ref_path, None
+    try:
+        resolved = resolve_model_path(ref_path, cfg.model.cache_dir)
+    except ValueError as exc:
+        raise ValueError(
+            f"method {method.name} needs a reference model: {exc}; pass --ref-model"
+        ) from None
+    return resolved, _load_reference(method, resolved, cfg, dtype)
+
+
+def _select_trainable(model: torch.nn.Module, method: Method) -> None:
+    """Freeze every parameter outside ``method.trainable_params`` (when the method sets it)."""
+    if method.trainable_params is not None:
+        chosen = select_trainable(model, method.trainable_params)
+        logger.info(
+            "training %d parameter tensors matching %s", len(chosen), method.trainable_params
+        )
+
+
+def _dataset(
+    cfg: RunConfig,
+    method: Method,
+    forget: Sequence[QAItem],
+    retain: Sequence[QAItem],
+    formatter: PromptFormatter,
+    alternates: dict[str, list[str]] | None,
+) -> tuple[UnlearningDataset, list[str]]:
+    """The views' dataset of the run and the refusals it draws from."""
+    refusals = load_refusals(cfg.data.refusals) if method.needs_refusals else []
+    dataset = UnlearningDataset(
+        forget,
+        retain,
+        refusals,
+        formatter,
+        method.views,
+        mask_question=method.mask_question,
+        max_length=cfg.data.max_length,
+        seed=cfg.train.seed,
+        pairing=cfg.data.pairing,
+        fixed_length_views=method.fixed_length_views() if cfg.data.fixed_padding else (),
+        alternates=alternates,
+    )
+    return dataset, refusals
+
+
+def _run_record(
+    cfg: RunConfig,
+    method: Method,
+    formatter: PromptFormatter,
+    dataset: UnlearningDataset,
+    plan: BatchPlan,
+    sizes: dict[str, int],
+    model_path: str | Path,
+    ref_path: str,
+) -> dict[str, object]:
+    """What the run's ``config.yaml`` records beside the settings."""
+    return {
+        "stage": "unlearn",
+        "template": formatter.template_info(),
+        "method": method.describe(),
+        "model_path": str(model_path),
+        "reference": ref_path if method.needs_reference else None,
+        **sizes,
+        "profile": cfg.profile,
+        "fixed_length_views": sorted(dataset.fixed_length_views),
+        "batch": {
+            "effective": plan.effective,
+            "per_device": plan.per_device,
+            "processes": plan.processes,
+            "grad_accum": plan.grad_accum,
+            "steps_per_epoch": plan.steps_per_epoch,
+            "warmup_steps": plan.warmup_steps,
+            "max_steps": plan.max_steps,
+        },
+    }
 
 
 def run_unlearning(
@@ -135,46 +272,16 @@ def run_unlearning(
     """
     method = build_method(cfg.method)  # pad id set once the tokenizer is loaded
     method.seed = cfg.train.seed
-    alternates = None
-    if method.needs_alternates:
-        if not cfg.method.alternates:
-            raise ValueError(
-                f"method {method.name} needs alternative answers: pass method.alternates=<file> "
-                '(JSON lines {"question": ..., "alternate": ...})'
-            )
-        alternates = load_alternates(cfg.method.alternates)
-    if method.trainable_params is not None and cfg.lora.enabled:
-        raise ValueError(
-            "method.trainable_params and lora.enabled both choose what is trained; set only one"
-        )
-    if not forget:
-        raise ValueError("the forget set is empty; check --benchmark, --split and --task")
-    if method.needs_retain and not retain:
-        raise ValueError(
-            f"method {method.name} needs retain data but the retain set is empty; "
-            "use a method without a regularizer (e.g. --method GA) or another split"
-        )
+    alternates = _check_inputs(cfg, method, forget, retain)
     device = run_device(cfg)
-    processes = init_processes(device)
-    plan = plan_batches(cfg.train, len(forget), what="forget set", processes=processes)
+    plan = plan_batches(cfg.train, len(forget), "forget set", processes=init_processes(device))
     paths = RunPaths.of(out_dir)
     if check_out_dir(paths, resume):
         logger.info("%s already holds the finished model; nothing to do", paths.model)
         return paths.model
     seed_everything(cfg.train.seed)
-    dtype = run_dtype(cfg, device)
-
     ref_path = str(ref_model_path if ref_model_path is not None else model_path)
-    ref_model = None
-    if method.needs_reference:
-        try:
-            ref_path = resolve_model_path(ref_path, cfg.model.cache_dir)
-        except ValueError as exc:
-            raise ValueError(
-                f"method {method.name} needs a reference model: {exc}; pass --ref-model"
-            ) from None
-        ref_model = _load_reference(method, ref_path, cfg, dtype)
-
+    ref_path, ref_model = _reference_model(method, cfg, ref_path, run_dtype(cfg, device))
     model, tok = load_model(
         str(model_path),
         device="cpu",
@@ -183,66 +290,16 @@ def run_unlearning(
     )
     method.pad_id = int(tok.pad_token_id)
     formatter = PromptFormatter(tok, cfg.data.prompt_preset, cfg.data.system_prompt)
-    refusals = load_refusals(cfg.data.refusals) if method.needs_refusals else []
-    dataset = UnlearningDataset(
-        forget,
-        retain,
-        refusals,
-        formatter,
-        method.views,
-        mask_question=method.mask_question,
-        max_length=cfg.data.max_length,
-        seed=cfg.train.seed,
-        pairing=cfg.data.pairing,
-        fixed_length_views=method.fixed_length_views() if cfg.data.fixed_padding else (),
-        alternates=alternates,
-    )
-    if method.trainable_params is not None:
-        chosen = select_trainable(model, method.trainable_params)
-        logger.info(
-            "training %d parameter tensors matching %s", len(chosen), method.trainable_params
-        )
-    write_config(
-        cfg,
-        paths,
-        extra={
-            "stage": "unlearn",
-            "template": formatter.template_info(),
-            "method": method.describe(),
-            "model_path": str(model_path),
-            "reference": ref_path if method.needs_reference else None,
-            "n_forget": len(forget),
-            "n_retain": len(retain),
-            "n_refusals": len(refusals),
-            "profile": cfg.profile,
-            "fixed_length_views": sorted(dataset.fixed_length_views),
-            "batch": {
-                "effective": plan.effective,
-                "per_device": plan.per_device,
-                "processes": plan.processes,
-                "grad_accum": plan.grad_accum,
-                "steps_per_epoch": plan.steps_per_epoch,
-                "warmup_steps": plan.warmup_steps,
-                "max_steps": plan.max_steps,
-            },
-        },
-    )
-    if ref_model is not None and method.cached_ref_views:
-        _reference_nlls(
-            method,
-            dataset,
-            ref_model,
-            ref_path,
-            paths.root / REF_CACHE,
-            batch_size=max(1, cfg.train.per_device_batch_size),
-            pad_id=method.pad_id,
-        )
-        if not method.per_step_reference:
-            # Only cached NLLs are needed from now on: free the reference's memory.
-            ref_model = None
-            gc.collect()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+    dataset, refusals = _dataset(cfg, method, forget, retain, formatter, alternates)
+    _select_trainable(model, method)
+    sizes = {"n_forget": len(forget), "n_retain": len(retain), "n_refusals": len(refusals)}
+    record = _run_record(cfg, method, formatter, dataset, plan, sizes, model_path, ref_path)
+    write_config(cfg, paths, extra=record)
+    if ref_model is not None and not _cache_reference(
+        method, dataset, ref_model, ref_path, cfg, paths
+    ):
+        ref_model = None  # only the cached NLLs are needed from now on: free its memory
+        _free_memory()
     if is_main_process():
         logger.info("unlearning with %s: %s", method.name, method.describe())
     return fit(
