@@ -117,12 +117,7 @@ def print_demo_config(
 def run_demo(
     out_dir: Path, quick: bool = False, model: str = "smollm2-135m", nli_model: str | None = None
 ) -> Path:
-    from unlearnkit.data.synth import HOLDOUT_FILE, generate_holdout, generate_synthetic
     from unlearnkit.models.packaged import pull
-    from unlearnkit.report.build import build_report
-    from unlearnkit.report.explain import explain_tables
-    from unlearnkit.report.store import ResultsStore
-    from unlearnkit.report.tables import report_markdown, scenario_tables
     from unlearnkit.scenarios.fictitious import run_fictitious
 
     sizes = QUICK if quick else FULL
@@ -137,18 +132,7 @@ def run_demo(
         "135M model too little in the few steps a 15-minute demo allows), "
         f"evaluate the first {sizes.eval_items} items per split"
     )
-    data_dir = demo_dir(sizes)
-    if not (data_dir / "forget10.json").is_file():
-        generate_synthetic(
-            data_dir,
-            n_authors=sizes.authors,
-            questions_per_author=sizes.questions,
-            seed=0,
-            n_perturbed=sizes.perturbed,
-        )
-    if not (data_dir / HOLDOUT_FILE).is_file():  # MIA non-members, in no training set
-        generate_holdout(data_dir, max(2, sizes.authors // 5))
-    log(f"synthetic benchmark: {data_dir}")
+    data_dir = demo_data(sizes)
     t = time.time()
     model_path = str(pull(model)) if "/" not in model and not Path(model).is_dir() else model
     timings["model"] = time.time() - t
@@ -172,6 +156,36 @@ def run_demo(
         runs.append(run_fictitious(cfg))
         timings[method] = time.time() - t
     report_dir = out_dir / "report"
+    _report(runs, report_dir, timings, t0)
+    return report_dir
+
+
+def demo_data(sizes: DemoSizes) -> Path:
+    """The demo's synthetic benchmark (generated once into the cache) with its holdout authors."""
+    from unlearnkit.data.synth import HOLDOUT_FILE, generate_holdout, generate_synthetic
+
+    data_dir = demo_dir(sizes)
+    if not (data_dir / "forget10.json").is_file():
+        generate_synthetic(
+            data_dir,
+            n_authors=sizes.authors,
+            questions_per_author=sizes.questions,
+            seed=0,
+            n_perturbed=sizes.perturbed,
+        )
+    if not (data_dir / HOLDOUT_FILE).is_file():  # MIA non-members, in no training set
+        generate_holdout(data_dir, max(2, sizes.authors // 5))
+    log(f"synthetic benchmark: {data_dir}")
+    return data_dir
+
+
+def _report(runs: list[Path], report_dir: Path, timings: dict[str, float], t0: float) -> None:
+    """Write the HTML report, print the table with its sentences and the time of each stage."""
+    from unlearnkit.report.build import build_report
+    from unlearnkit.report.explain import explain_tables
+    from unlearnkit.report.store import ResultsStore
+    from unlearnkit.report.tables import report_markdown, scenario_tables
+
     t = time.time()
     page = build_report(runs, None, report_dir)
     timings["report"] = time.time() - t
@@ -187,4 +201,3 @@ def run_demo(
     )
     log(f"full tables: {report_dir / 'report.md'}")
     log(f"HTML report: {page}")
-    return report_dir

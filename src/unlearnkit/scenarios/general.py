@@ -232,9 +232,6 @@ def run_general_tasks(
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be a positive number of examples, got {limit}")
     _require_lm_eval()
-    from lm_eval import simple_evaluate
-    from lm_eval.models.huggingface import HFLM
-
     manager = check_task_names(tasks, include_path)
 
     result = GeneralTaskResult()
@@ -242,6 +239,37 @@ def run_general_tasks(
     loaded, leaves = _load_tasks(manager, list(dict.fromkeys(tasks)), offline, result)
     if not loaded:
         return result
+
+    out = _simple_evaluate(model, tokenizer, loaded, manager, limit, num_fewshot, log_samples,
+                           batch_size=batch_size, add_bos_token=add_bos_token)  # fmt: skip
+    if out is None:  # pragma: no cover - only on non-zero ranks of a distributed run
+        return result
+    all_results: dict[str, dict[str, Any]] = out["results"]
+    for name, leaf_names in leaves.items():
+        task_results = all_results.get(name) or out.get("groups", {}).get(name)
+        if task_results is None:  # a tag: score each of its tasks separately
+            for leaf in leaf_names:
+                _record(result, leaf, all_results[leaf], out, [leaf], log_samples)
+            continue
+        _record(result, name, task_results, out, leaf_names, log_samples)
+    return result
+
+
+def _simple_evaluate(
+    model: Any,
+    tokenizer: Any,
+    loaded: list[Any],
+    manager: Any,
+    limit: int | None,
+    num_fewshot: int | None,
+    log_samples: bool,
+    *,
+    batch_size: int,
+    add_bos_token: bool | None,
+) -> dict[str, Any] | None:
+    """lm_eval's ``simple_evaluate`` on the in-memory model (its train/eval mode restored)."""
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
 
     was_training = model.training
     try:
@@ -251,7 +279,7 @@ def run_general_tasks(
             batch_size=batch_size,
             add_bos_token=add_bos_token,
         )
-        out = simple_evaluate(
+        return simple_evaluate(
             model=lm,
             tasks=loaded,
             task_manager=manager,
@@ -262,18 +290,6 @@ def run_general_tasks(
         )
     finally:
         model.train(was_training)
-    if out is None:  # pragma: no cover - only on non-zero ranks of a distributed run
-        return result
-
-    all_results: dict[str, dict[str, Any]] = out["results"]
-    for name, leaf_names in leaves.items():
-        task_results = all_results.get(name) or out.get("groups", {}).get(name)
-        if task_results is None:  # a tag: score each of its tasks separately
-            for leaf in leaf_names:
-                _record(result, leaf, all_results[leaf], out, [leaf], log_samples)
-            continue
-        _record(result, name, task_results, out, leaf_names, log_samples)
-    return result
 
 
 def _record(
