@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 from unlearnkit.config import RunConfig
 from unlearnkit.scenarios.common import (
@@ -31,12 +32,8 @@ from unlearnkit.scenarios.common import (
 from unlearnkit.utils import atomic_write_json
 
 
-def run_continual(cfg: RunConfig, resume: bool = False) -> Path:
-    """Unlearn ``cfg.tasks`` in sequence; ``resume`` only decides whether a fresh sequence says
-    that there was nothing to resume (an interrupted one continues either way)."""
-    from unlearnkit.train.unlearn import run_unlearning
-
-    bench = open_benchmark(cfg.data.benchmark, cfg.data.holdout_authors)
+def _task_sequence(cfg: RunConfig, bench: Any) -> list[int]:
+    """``cfg.tasks`` (default: every task of the split), checked against the benchmark's."""
     split = cfg.data.split
     if hasattr(bench, "check_continual"):
         bench.check_continual(split)  # the hub's TOFU layout has no tasks: a one-line error
@@ -45,6 +42,17 @@ def run_continual(cfg: RunConfig, resume: bool = False) -> Path:
     unknown = [t for t in tasks if t not in available]
     if unknown:
         raise ValueError(f"tasks {unknown} are not in {split}; available tasks: {available}")
+    return tasks
+
+
+def run_continual(cfg: RunConfig, resume: bool = False) -> Path:
+    """Unlearn ``cfg.tasks`` in sequence; ``resume`` only decides whether a fresh sequence says
+    that there was nothing to resume (an interrupted one continues either way)."""
+    from unlearnkit.train.unlearn import run_unlearning
+
+    bench = open_benchmark(cfg.data.benchmark, cfg.data.holdout_authors)
+    split = cfg.data.split
+    tasks = _task_sequence(cfg, bench)
     rdir = run_dir(cfg)
     if is_done(rdir):
         log(f"{rdir} is already finished; skipping")
