@@ -9,7 +9,9 @@ at the answer positions come, per answer token a_t,
     mu_t = sum_v p(v) log p(v),  sigma_t^2 = sum_v p(v) (log p(v))^2 - mu_t^2
 
 (the mean of -log p(a_t) is the mean answer NLL the Probability metric uses; a test holds the
-two paths equal). GradNorm needs a backward pass per item (:func:`answer_grad_norms`).
+two paths equal). Every answer token is kept here, its EOS included; the metrics that follow the
+field in leaving the EOS out take :meth:`AnswerTokens.field_view`. GradNorm needs a backward
+pass per item (:func:`answer_grad_norms`).
 """
 
 from __future__ import annotations
@@ -95,6 +97,10 @@ def _grad_norm(
 ) -> float:
     batch = pad_batch([feat], pad_id=pad_id, side="right")
     labels = batch["labels"].to(device)  # (1, T)
+    answer = (labels[0] != IGNORE_INDEX).nonzero().squeeze(-1)  # positions of the answer tokens
+    if answer.numel() > 1:  # the field's rule: the final EOS is left out (AnswerTokens.field_view)
+        labels = labels.clone()
+        labels[0, answer[-1]] = IGNORE_INDEX
     logits = model(
         input_ids=batch["input_ids"].to(device),
         attention_mask=batch["attention_mask"].to(device),
@@ -102,7 +108,7 @@ def _grad_norm(
     ).logits  # (1, T, V)
     loss = torch.nn.functional.cross_entropy(
         logits[0, :-1].float(), labels[0, 1:], ignore_index=IGNORE_INDEX
-    )  # mean NLL of the answer tokens
+    )  # mean NLL of the answer tokens before the EOS
     grads = torch.autograd.grad(loss, params, allow_unused=True)
     return float(np.mean([g.float().norm().item() for g in grads if g is not None]))
 
@@ -115,7 +121,10 @@ def answer_grad_norms(
     *,
     pad_id: int,
 ) -> list[float]:
-    """GradNorm statistic per item: g = 1/|P| sum_{W in P} ||dLbar/dW||_2, one backward pass each.
+    """GradNorm statistic per item: g = 1/|P| sum_{W in P} ||dLbar'/dW||_2, one backward pass each.
+
+    Lbar': the mean NLL of the answer tokens before its final EOS (the field's rule, as
+    open-unlearning's GradNorm attack computes it); an answer with no other token keeps its EOS.
 
     P: the parameters that require a gradient (all of them when none does, e.g. a frozen
     model). Gradients are taken with ``torch.autograd.grad``: the parameters' ``.grad`` (a

@@ -38,6 +38,26 @@ class AnswerTokens:
                     f"AnswerTokens.{name} has {len(getattr(self, name))} values, not {n}"
                 )
 
+    def field_view(self) -> AnswerTokens:
+        """The answer without its final token (the end-of-sequence token), as the field scores
+        exact memorization, extraction strength, Min-K% and Min-K%++ (open-unlearning's
+        ``tokenwise_logprobs``/``tokenwise_vocab_logprobs`` drop the last labelled position).
+
+        An answer with no token but its EOS (A = 1) keeps it: there is nothing else to score.
+        Probability and the LOSS, ZLib and Reference attacks keep the EOS (:attr:`mean_nll`).
+        """
+        if len(self.logp) < 2:
+            return self
+        return AnswerTokens(
+            text=self.text,
+            logp=np.asarray(self.logp)[:-1],
+            greedy_hit=np.asarray(self.greedy_hit)[:-1],
+            mean_logp=np.asarray(self.mean_logp)[:-1],
+            var_logp=np.asarray(self.var_logp)[:-1],
+            grad_norm=self.grad_norm,
+            reference_nll=self.reference_nll,
+        )
+
     @property
     def mean_nll(self) -> float:
         """Lbar = -1/A sum_t log p(a_t | q, a_<t), the value the Probability metric uses."""
