@@ -38,10 +38,20 @@ _PAPER_SCENARIO: dict[tuple[str, str | None], dict[str, Any]] = {
     ("continual", "ME+GD"): {"method.forget_coeff": 1.0},
 }
 
-PROFILE_TABLES: dict[str, dict[str, Any]] = {"default": {}, "paper": _PAPER}
+# open-unlearning's evaluator (locuslab/open-unlearning @ d3d7cf9): its rules live in the
+# evaluation engine (EngineSettings.open_unlearning) and split metrics, not in config defaults;
+# its generation (configs/generation/default.yaml: greedy, max_new_tokens 200) is our default.
+_OPEN_UNLEARNING: dict[str, Any] = {}
+
+PROFILE_TABLES: dict[str, dict[str, Any]] = {
+    "default": {},
+    "paper": _PAPER,
+    "open-unlearning": _OPEN_UNLEARNING,
+}
 SCENARIO_TABLES: dict[str, dict[tuple[str, str | None], dict[str, Any]]] = {
     "default": {},
     "paper": _PAPER_SCENARIO,
+    "open-unlearning": {},
 }
 
 

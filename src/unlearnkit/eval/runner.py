@@ -62,6 +62,11 @@ GENERATION_RULES = {
         "of its batch of 30 consecutive items of the split); stops at the end-of-sequence tokens "
         "(tokenizer and generation_config); text not stripped"
     ),
+    "open-unlearning": (
+        "greedy; max_new_tokens new tokens per item whatever the prompt's length; prompt tokens "
+        "equal to the pad token get attention 0 (its collator); decoded by model.generate; stops "
+        "at the end-of-sequence tokens"
+    ),
 }
 
 

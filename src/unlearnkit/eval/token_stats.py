@@ -24,12 +24,34 @@ from transformers import PreTrainedModel
 from unlearnkit.data.collator import pad_batch
 from unlearnkit.data.formatting import IGNORE_INDEX, PromptFormatter
 from unlearnkit.eval.metrics.answer_tokens import AnswerTokens
-from unlearnkit.eval.scoring import accepts_kwarg, at_least_float32
+from unlearnkit.eval.scoring import accepts_kwarg, at_least_float32, attention
+
+OPEN_UNLEARNING_RULE = "open-unlearning"
 
 
-def _encode(formatter: PromptFormatter, questions: list[str], answers: list[str]) -> list[dict]:
+def _encode(
+    formatter: PromptFormatter,
+    questions: list[str],
+    answers: list[str],
+    joint: bool = False,
+    mask_pad_id: int | None = None,
+) -> list[dict]:
+    """Training's encoding, or (``joint``) question and answer tokenized as one string with the
+    prompt's tokens masked (open-unlearning's ``preprocess_chat_instance``); ``mask_pad_id``:
+    attention 0 at every token equal to it (open-unlearning's collator)."""
     pairs = zip(questions, answers, strict=True)
-    return [formatter.encode(q, a, mask_question=True) for q, a in pairs]
+    if not joint:
+        feats = [formatter.encode(q, a, mask_question=True) for q, a in pairs]
+    else:
+        feats = []
+        for q, a in pairs:
+            ids, n_question = formatter.encode_joint(q, a)
+            labels = [IGNORE_INDEX] * n_question + ids[n_question:]
+            feats.append({"input_ids": ids, "labels": labels, "attention_mask": [1] * len(ids)})
+    if mask_pad_id is not None:
+        for f in feats:
+            f["attention_mask"] = attention(f["input_ids"], mask_pad_id, True)
+    return feats
 
 
 @torch.inference_mode()
@@ -43,9 +65,15 @@ def answer_token_stats(
     pad_id: int,
     desc: str = "token statistics",
     progress: bool = False,
+    open_unlearning: bool = False,
 ) -> list[AnswerTokens]:
-    """:class:`AnswerTokens` of each (question, answer), batches sorted by length."""
-    feats = _encode(formatter, questions, answers)
+    """:class:`AnswerTokens` of each (question, answer), batches sorted by length.
+
+    ``open_unlearning``: open-unlearning's joint tokenization and collator mask (:func:`_encode`),
+    and its rules in the metrics that read the result (``AnswerTokens.rule``)."""
+    feats = _encode(
+        formatter, questions, answers, open_unlearning, pad_id if open_unlearning else None
+    )
     device = next(model.parameters()).device
     out: list[AnswerTokens | None] = [None] * len(feats)
     order = sorted(range(len(feats)), key=lambda i: len(feats[i]["input_ids"]))
@@ -82,6 +110,7 @@ def answer_token_stats(
                 greedy_hit=hit[row][m].cpu().numpy(),
                 mean_logp=mu[row][m].double().cpu().numpy(),
                 var_logp=var[row][m].double().cpu().numpy(),
+                rule=OPEN_UNLEARNING_RULE if open_unlearning else "default",
             )
         bar.update(len(idx))
     bar.close()
@@ -120,6 +149,7 @@ def answer_grad_norms(
     answers: list[str],
     *,
     pad_id: int,
+    open_unlearning: bool = False,
 ) -> list[float]:
     """GradNorm statistic per item: g = 1/|P| sum_{W in P} ||dLbar'/dW||_2, one backward pass each.
 
@@ -137,7 +167,9 @@ def answer_grad_norms(
         for p in params:
             p.requires_grad_(True)
     device = next(model.parameters()).device
-    feats = _encode(formatter, questions, answers)
+    feats = _encode(
+        formatter, questions, answers, open_unlearning, pad_id if open_unlearning else None
+    )
     # enable_grad: also when called under no_grad (e.g. from a training callback)
     try:
         with torch.enable_grad():

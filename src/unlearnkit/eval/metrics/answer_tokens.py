@@ -17,7 +17,8 @@ class AnswerTokens:
     sigma_t^2 = sum_v p(v) (log p(v))^2 - mu_t^2, the mean and variance of the log-probability
     of a token drawn from the model's own next-token distribution (Min-K%++).
     ``grad_norm``: the GradNorm statistic, ``reference_nll``: the mean answer NLL under a
-    reference model; None when not computed.
+    reference model; None when not computed. ``rule``: ``"open-unlearning"`` under that profile
+    (extraction strength then follows its loop), else ``"default"``.
     """
 
     text: str
@@ -27,6 +28,8 @@ class AnswerTokens:
     var_logp: np.ndarray
     grad_norm: float | None = None
     reference_nll: float | None = None
+    # "open-unlearning": the metrics follow that profile's rules (extraction strength's loop)
+    rule: str = "default"
 
     def __post_init__(self) -> None:
         n = len(self.logp)
@@ -56,6 +59,7 @@ class AnswerTokens:
             var_logp=np.asarray(self.var_logp)[:-1],
             grad_norm=self.grad_norm,
             reference_nll=self.reference_nll,
+            rule=self.rule,
         )
 
     @property

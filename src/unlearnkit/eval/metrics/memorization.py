@@ -46,4 +46,6 @@ def extraction_strength(tokens: AnswerTokens) -> float:
     n = hits.size
     misses = np.flatnonzero(~hits)
     k = 0 if misses.size == 0 else int(misses[-1]) + 1  # the suffix after the last miss is exact
+    if tokens.rule == "open-unlearning":
+        k = min(k, n - 1)  # its ``for k in range(valid_len)`` ends at A - 1
     return 1.0 - k / n
