@@ -130,6 +130,11 @@ def run_ours(args: argparse.Namespace, paths: dict[str, Path], profile: str) -> 
         threads=1,
     )
     out = args.work / f"ours-{profile}"
+    names = [*sets, "holdout"] if "holdout" not in sets else list(sets)
+    if args.reuse_ours and (out / "summary.json").is_file():
+        saved = json.loads((out / "summary.json").read_text())
+        records = {s: read_jsonl(out / f"{s}.jsonl") for s in names}
+        return {"summary": saved, "records": records, "wall": saved.get("ou_side_by_side_wall")}
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
     summary = evaluate(
@@ -137,8 +142,9 @@ def run_ours(args: argparse.Namespace, paths: dict[str, Path], profile: str) -> 
         profile=profile,
     )  # fmt: skip
     wall = time.perf_counter() - start
-    records = {s: read_jsonl(out / f"{s}.jsonl") for s in (*sets, "holdout") if s != "holdout"}
-    records["holdout"] = read_jsonl(out / "holdout.jsonl")
+    summary["ou_side_by_side_wall"] = wall
+    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
+    records = {s: read_jsonl(out / f"{s}.jsonl") for s in names}
     return {"summary": summary, "records": records, "wall": wall}
 
 
@@ -284,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--ds-size", type=int, default=None, help="cap ours (a smoke run)")
     ap.add_argument("--skip-ou", action="store_true", help="only reuse open-unlearning's logs")
+    ap.add_argument("--reuse-ours", action="store_true", help="reuse our saved evaluations")
+    ap.add_argument("--ours-only", action="store_true", help="run ours only (no comparison)")
     args = ap.parse_args(argv)
     for what, p in (("open-unlearning's code", args.ou_code / "src" / "eval.py"),
                     ("open-unlearning's Python", args.ou_python),
@@ -293,6 +301,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skipped: {what} not found at {p}")
             return 0
     paths = prepare(args)
+    if args.ours_only:
+        for profile in args.profiles.split(","):
+            print(profile, f"{run_ours(args, paths, profile)['wall']:.0f} s", flush=True)
+        return 0
     walls = {} if args.skip_ou else run_ou(args, paths)
     ou = json.loads((paths["ou_target"] / "TOFU_EVAL.json").read_text())
     results: dict[str, Any] = {"ou_walls": walls, "load": os.getloadavg(), "profiles": {}}
