@@ -70,7 +70,8 @@ def answer_token_stats(
     """:class:`AnswerTokens` of each (question, answer), batches sorted by length.
 
     ``open_unlearning``: open-unlearning's joint tokenization and collator mask (:func:`_encode`),
-    and its rules in the metrics that read the result (``AnswerTokens.rule``)."""
+    its ZLib text (the answer decoded from its label tokens) and its rules in the metrics that
+    read the result (``AnswerTokens.rule``)."""
     feats = _encode(
         formatter, questions, answers, open_unlearning, pad_id if open_unlearning else None
     )
@@ -104,8 +105,15 @@ def answer_token_stats(
         var = (p * logp.square()).sum(-1) - mu.square()  # (B, keep - 1)
         for row, i in enumerate(idx):
             m = valid[row]
+            text = answers[i]
+            if open_unlearning:  # ZLib compresses the answer decoded from its labels
+                text = formatter.tokenizer.decode(
+                    [t for t in feats[i]["labels"] if t != IGNORE_INDEX],
+                    skip_special_tokens=True,
+                    clean_up_tokenization_spaces=True,
+                )
             out[i] = AnswerTokens(
-                text=answers[i],
+                text=text,
                 logp=tok_logp[row][m].double().cpu().numpy(),
                 greedy_hit=hit[row][m].cpu().numpy(),
                 mean_logp=mu[row][m].double().cpu().numpy(),
