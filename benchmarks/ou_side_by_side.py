@@ -2,7 +2,7 @@
 
     PYTHONPATH=src:. python -m benchmarks.ou_side_by_side \\
         --ou-code /work/ext/open-unlearning --ou-python /work/ext/ou-venv/bin/python \\
-        --work /work/ext/ou-run [--n-utility 40] [--profiles default,open-unlearning]
+        --work /work/ext/ou-run [--n-utility 20] [--profiles default,open-unlearning]
 
 open-unlearning (locuslab/open-unlearning @ d3d7cf9) runs unmodified: its ``src/eval.py`` with its
 own Python (a venv with its requirements), given a config dir of our own
@@ -229,28 +229,37 @@ def _attack_section(ou, rec, splits, agg, add, gens, missing, n, h) -> None:  # 
 
 
 def _utility_section(ou, rec, splits, agg, add, gens, missing, n, h) -> None:  # noqa: ANN001
+    """Utility splits on their first m items, m = the smaller of the two item counts; our
+    aggregates are recomputed over those m items (and open-unlearning's 9-value MU from them)."""
+    from unlearnkit.eval.metrics import model_utility_open_unlearning
+
+    values: dict[str, dict[str, float | None]] = {}
     for split, pre in SPLIT_KEYS.items():
         if split not in rec:
             continue
-        r_ = rec[split]
-        m = len(r_)
         try:
             p_key = f"{pre}_Q_A_Prob" if split == "retain" else f"{pre}_Q_A_Prob_normalised"
+            m = min(len(rec[split]), len(ou[p_key]["value_by_index"]))
+            r_ = rec[split][:m]
+            mine = {k: sum(r[k] for r in r_) / m for k in ("probability", "rouge_l", "truth_ratio")}
+            values[split] = dict(mine)
             rows = _rows(ou, p_key)
             add(f"{split} Probability", [rows[i]["prob"] for i in range(m)],
                 [r["probability"] for r in r_], ou[p_key]["agg_value"],
-                splits[split]["probability"])  # fmt: skip
+                mine["probability"])  # fmt: skip
             rows = _rows(ou, f"{pre}_Q_A_ROUGE")
             gens[split] = (sum(rows[i]["generation"] == r_[i]["generation"] for i in range(m)), m)
             add(f"{split} ROUGE-L recall", [rows[i]["rougeL_recall"] for i in range(m)],
                 [r["rouge_l"] for r in r_], ou[f"{pre}_Q_A_ROUGE"]["agg_value"],
-                splits[split]["rouge_l"])  # fmt: skip
+                mine["rouge_l"])  # fmt: skip
             rows = _rows(ou, f"{pre}_Truth_Ratio")
             add(f"{split} Truth Ratio s = 1/R", [rows[i]["score"] for i in range(m)],
                 [1 / r["truth_ratio_raw"] for r in r_], ou[f"{pre}_Truth_Ratio"]["agg_value"],
-                splits[split]["truth_ratio"])  # fmt: skip
+                mine["truth_ratio"])  # fmt: skip
         except KeyError as err:
             missing.append(str(err))
+    if len(values) == len(SPLIT_KEYS):
+        agg["model_utility_open_unlearning"] = model_utility_open_unlearning(values)[0]
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -283,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", type=Path, default=REPO_ROOT.parent / "shared/data/tofu")
     ap.add_argument("--model-dir", type=Path, default=home)
     ap.add_argument("--embedding", default="all-minilm-l6-v2")
-    ap.add_argument("--n-utility", type=int, default=40, help="0: every utility item")
+    ap.add_argument("--n-utility", type=int, default=20, help="0: every utility item")
     ap.add_argument("--profiles", default="default,open-unlearning")
     ap.add_argument(
         "--out", type=Path, default=REPO_ROOT / "benchmarks/results-ou-side-by-side.json"
