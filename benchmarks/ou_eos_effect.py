@@ -69,6 +69,16 @@ def main() -> None:
             "max_item_diff": float(diff.max()),
             "items_changed": int((diff > 0).sum()),
         }
+    # extraction strength's last position: our k* = A against open-unlearning's loop (k <= A - 1)
+    ours = [extraction_strength(t) for t in stats[:n]]
+    loop = [extraction_strength(dataclasses.replace(t, rule="open-unlearning")) for t in stats[:n]]
+    diff = np.abs(np.subtract(loop, ours))
+    out["extraction_strength_loop"] = {
+        "mean_ours": float(np.mean(ours)),
+        "mean_open_unlearning_loop": float(np.mean(loop)),
+        "items_changed": int((diff > 0).sum()),
+        "max_item_diff": float(diff.max()),
+    }
     scores = {"mia_min_k": min_k_score, "mia_min_k_plus_plus": min_k_plus_plus_score}
     for name, fn in scores.items():
         new = [fn(t) for t in stats]
