@@ -30,8 +30,9 @@ import yaml
 
 T = TypeVar("T")
 
-# "default": unlearnkit's choices; "paper": the paper's code, number for number.
-PROFILES = ("default", "paper")
+# "default": unlearnkit's choices; "paper": the paper's code, number for number;
+# "open-unlearning": open-unlearning's evaluator (src/eval.py), item by item.
+PROFILES = ("default", "paper", "open-unlearning")
 
 
 class ConfigError(ValueError):

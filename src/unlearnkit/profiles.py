@@ -42,8 +42,21 @@ _PAPER_RULES: dict[Rule, dict[str, Any]] = {
     ("tofu", "continual", "ME+GD"): {"method.forget_coeff": 1.0},
 }
 
-PROFILE_TABLES: dict[str, dict[str, Any]] = {"default": {}, "paper": _PAPER}
-RULE_TABLES: dict[str, dict[Rule, dict[str, Any]]] = {"default": {}, "paper": _PAPER_RULES}
+# open-unlearning's evaluator (locuslab/open-unlearning @ d3d7cf9): its rules live in the
+# evaluation engine (EngineSettings.open_unlearning) and split metrics, not in config defaults;
+# its generation (configs/generation/default.yaml: greedy, max_new_tokens 200) is our default.
+_OPEN_UNLEARNING: dict[str, Any] = {}
+
+PROFILE_TABLES: dict[str, dict[str, Any]] = {
+    "default": {},
+    "paper": _PAPER,
+    "open-unlearning": _OPEN_UNLEARNING,
+}
+RULE_TABLES: dict[str, dict[Rule, dict[str, Any]]] = {
+    "default": {},
+    "paper": _PAPER_RULES,
+    "open-unlearning": {},
+}
 
 
 def managed_keys() -> set[str]:

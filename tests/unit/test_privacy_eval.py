@@ -95,10 +95,18 @@ def test_grad_norms_by_hand_and_training_gradients_untouched(tiny) -> None:
     assert all((p.grad == 3.0).all() for p in model.parameters())
     model.zero_grad(set_to_none=True)
     feat = fmt.encode(FORGET[0].question, FORGET[0].answer)
+    labels = list(feat["labels"])
+    assert labels[-1] == tok.eos_token_id  # the answer's final EOS ...
+    feat["labels"] = labels[:-1] + [-100]  # ... is left out of GradNorm's mean NLL
     out = model(**{k: torch.tensor([v]) for k, v in feat.items()})  # loss = mean answer NLL
     out.loss.backward()
     expected = np.mean([p.grad.norm().item() for p in model.parameters() if p.grad is not None])
     assert norms[0] == pytest.approx(expected, rel=1e-5)
+    model.zero_grad(set_to_none=True)
+    feat["labels"] = labels  # with the EOS the statistic differs
+    model(**{k: torch.tensor([v]) for k, v in feat.items()}).loss.backward()
+    with_eos = np.mean([p.grad.norm().item() for p in model.parameters() if p.grad is not None])
+    assert abs(norms[0] - with_eos) > 1e-3 * with_eos
 
 
 def test_members_with_lower_loss_give_auc_above_one_half(tiny, tmp_path: Path) -> None:

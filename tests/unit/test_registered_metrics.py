@@ -51,18 +51,26 @@ def test_rouge1_recall_hand_computed() -> None:
 # Memorization
 
 
+# Each case's last value belongs to the answer's final EOS token, which the field (open-unlearning's
+# tokenwise_vocab_logprobs / tokenwise_logprobs) leaves out of EM, ES, Min-K%, Min-K%++ and
+# GradNorm: flipping it must not change these metrics.
+
+
 def test_exact_memorization_hand_computed() -> None:
-    assert exact_memorization(tokens([0.0] * 4, hits=[1, 0, 1, 1])) == 0.75
-    assert exact_memorization(tokens([0.0] * 3, hits=[0, 0, 0])) == 0.0
+    # text tokens (1, 0, 1, 1) -> 3/4; the EOS (missed or hit) is not counted
+    assert exact_memorization(tokens([0.0] * 5, hits=[1, 0, 1, 1, 0])) == 0.75
+    assert exact_memorization(tokens([0.0] * 5, hits=[1, 0, 1, 1, 1])) == 0.75
+    assert exact_memorization(tokens([0.0] * 4, hits=[0, 0, 0, 1])) == 0.0
+    assert exact_memorization(tokens([0.0], hits=[1])) == 1.0  # EOS only: kept
 
 
 @pytest.mark.parametrize(
     ("hits", "expected"),
     [
-        ([1, 1, 1, 1], 1.0),  # k* = 0: the whole answer is predicted
-        ([1, 0, 1, 1], 0.5),  # the rest is exact after the prefix of 2 tokens
-        ([0, 1, 1], 2 / 3),  # after the first token
-        ([1, 1, 0], 0.0),  # the last token is wrong: k* = A
+        ([1, 1, 1, 1, 0], 1.0),  # k* = 0: the whole text is predicted (the missed EOS is out)
+        ([1, 0, 1, 1, 1], 0.5),  # the rest is exact after the prefix of 2 tokens
+        ([0, 1, 1, 0], 2 / 3),  # after the first token
+        ([1, 1, 0, 1], 0.0),  # the last text token is wrong: k* = A (open-unlearning: 1/3)
     ],
 )
 def test_extraction_strength_hand_computed(hits: list[int], expected: float) -> None:
@@ -75,26 +83,29 @@ def test_extraction_strength_hand_computed(hits: list[int], expected: float) -> 
 
 def test_attack_scores_hand_computed() -> None:
     t = tokens([-1.0, -2.0, -3.0], text="abc", reference_nll=3.0, grad_norm=0.25)
-    assert loss_score(t) == pytest.approx(-2.0)  # Lbar = 2
+    assert loss_score(t) == pytest.approx(-2.0)  # Lbar = 2: the EOS (-3) counts for LOSS
     assert zlib_score(t) == pytest.approx(-2.0 / 11)  # zlib.compress(b"abc") is 11 bytes
     assert reference_score(t) == pytest.approx(1.0)  # -(2 - 3)
     assert gradnorm_score(t) == -0.25
     assert reference_score(tokens([-1.0])) is None and gradnorm_score(tokens([-1.0])) is None
 
 
-def test_min_k_takes_the_lowest_40_percent() -> None:
-    # A = 5: floor(0.4 * 5) = 2 lowest of (-1, -5, -2, -4, -3) -> mean(-5, -4)
-    assert min_k_score(tokens([-1.0, -5.0, -2.0, -4.0, -3.0])) == pytest.approx(-4.5)
-    # A = 2: floor(0.8) = 0, at least one token -> the lowest
-    assert min_k_score(tokens([-1.0, -3.0])) == pytest.approx(-3.0)
+def test_min_k_takes_the_lowest_40_percent_before_the_eos() -> None:
+    # A' = 5 text tokens: floor(0.4 * 5) = 2 lowest of (-1, -5, -2, -4, -3) -> mean(-5, -4);
+    # the EOS's -9 would be the lowest if it counted
+    assert min_k_score(tokens([-1.0, -5.0, -2.0, -4.0, -3.0, -9.0])) == pytest.approx(-4.5)
+    # A' = 2: floor(0.8) = 0, at least one token -> the lowest
+    assert min_k_score(tokens([-1.0, -3.0, -9.0])) == pytest.approx(-3.0)
+    assert min_k_score(tokens([-9.0])) == pytest.approx(-9.0)  # EOS only: kept
 
 
 def test_min_k_plus_plus_standardises_by_the_models_distribution() -> None:
-    # z = ((-1 + 0.5) / 0.5, (-2 + 1) / 2) = (-1, -0.5); A = 2 -> the lowest, -1
-    t = tokens([-1.0, -2.0], mu=[-0.5, -1.0], var=[0.25, 4.0])
+    # z = ((-1 + 0.5) / 0.5, (-2 + 1) / 2) = (-1, -0.5); A' = 2 -> the lowest, -1; the EOS's
+    # z = (-9 - 0) / 1 = -9 is left out
+    t = tokens([-1.0, -2.0, -9.0], mu=[-0.5, -1.0, 0.0], var=[0.25, 4.0, 1.0])
     assert min_k_plus_plus_score(t) == pytest.approx(-1.0)
     # sigma = 0 (a one-token distribution): z = 0 rather than 0/0
-    t = tokens([0.0, -2.0], mu=[0.0, -1.0], var=[0.0, 4.0])
+    t = tokens([0.0, -2.0, -9.0], mu=[0.0, -1.0, 0.0], var=[0.0, 4.0, 1.0])
     assert min_k_plus_plus_score(t) == pytest.approx(-0.5)
 
 

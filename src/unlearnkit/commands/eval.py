@@ -37,7 +37,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="output folder (default runs/eval/<model>_<benchmark>_<split>)")
     p.add_argument(
         "--retain-eval",
-        help="evaluation folder of a retain model (its forget.jsonl), for Forget Quality",
+        help="evaluation folder of a retain model (its forget.jsonl), or open-unlearning's "
+        "retain logs (TOFU_EVAL.json, as its retain_logs_path), for Forget Quality and PrivLeak",
     )
     p.add_argument("--no-cache", action="store_true", help="recompute even if cached")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

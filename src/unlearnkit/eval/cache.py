@@ -32,7 +32,7 @@ from unlearnkit.utils import cache_root, read_json
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: EM, ES, Min-K%, Min-K%++ and GradNorm leave out the final EOS
 
 
 def weights_fingerprint(model: torch.nn.Module) -> str:

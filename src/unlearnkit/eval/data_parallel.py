@@ -101,7 +101,11 @@ def merge_shards(
         scores = {s.name: [r[f"{s.name}_score"] for r in both] for s in M.metrics_of_kind("mia")}
         for name in scores:
             missing.pop(name, None)
-        reference = R.load_retain_reference(cfg.retain_eval) if cfg.retain_eval else None
+        reference = (
+            R.load_retain_reference(cfg.retain_eval, sets.get(forget), sets.get(holdout))
+            if cfg.retain_eval
+            else None
+        )
         agg, over, miss, privacy = R.mia_and_privacy(scores, len(records[forget]), reference)
         aggregates.update(agg)
         aggregates["computed_over"].update(over)

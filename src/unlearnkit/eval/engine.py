@@ -46,6 +46,9 @@ from unlearnkit.eval.metrics.answer_tokens import AnswerTokens
 from unlearnkit.eval.scoring import PromptState, score_split
 from unlearnkit.eval.token_stats import answer_grad_norms, answer_token_stats
 
+# open-unlearning's generation has no limit on prompt + new tokens (max_new_tokens only).
+OU_NO_LENGTH_CAP = 2**31 - 1
+
 
 @dataclass(frozen=True)
 class EngineSettings:
@@ -58,24 +61,37 @@ class EngineSettings:
     cache_bytes: int = 4 * 2**30  # generation's key/value cache (automatic batch)
     prompt_state_bytes: int = 0  # generation's prompt states kept for scoring
     paper: bool = False  # the paper's budgets, unstripped texts, joint tokenization
+    # open-unlearning's evaluator: joint tokenization, its collator's attention mask (0 at every
+    # pad-token id), its float32 reduction, max_new_tokens without a prompt-length cap
+    open_unlearning: bool = False
 
     @classmethod
     def from_config(cls, cfg: EvalConfig, profile: str = "default") -> EngineSettings:
         paper = profile == "paper"
+        ou = profile == "open-unlearning"
         return cls(
             batch_size=cfg.batch_size,
             generation_batch_size=cfg.generation_batch_size,
             max_new_tokens=cfg.max_new_tokens,
-            generation_max_length=cfg.generation_max_length,
+            # open-unlearning generates max_new_tokens whatever the prompt's length
+            generation_max_length=OU_NO_LENGTH_CAP if ou else cfg.generation_max_length,
             cache_bytes=cfg.generation_cache_mib * 2**20,
             # the paper's joint tokenization scores from other prompts than generation's
-            prompt_state_bytes=0 if paper else cfg.prompt_cache_mib * 2**20,
+            prompt_state_bytes=0 if paper or ou else cfg.prompt_cache_mib * 2**20,
             paper=paper,
+            open_unlearning=ou,
         )
+
+    @property
+    def joint(self) -> bool:
+        """Question and answer tokenized as one string (the paper's and open-unlearning's)."""
+        return self.paper or self.open_unlearning
 
 
 class Engine(Protocol):
     """What the runner asks of a model (see the module docstring)."""
+
+    settings: EngineSettings
 
     def generate(self, splits: Mapping[str, list[str]]) -> dict[str, list[Generation]]: ...
 
@@ -149,6 +165,7 @@ class _BaseEngine:
             budgets=self._budgets(splits),
             strip=not self.settings.paper,
             states_out=states_out,
+            mask_pad=self.settings.open_unlearning,
         )
         out: dict[str, list[Generation]] = {}
         start = 0
@@ -188,8 +205,10 @@ class _BaseEngine:
             progress=self.progress,
             shared=not self._one_item,
             prompt_states=states if any(st is not None for st in states) else None,
-            joint=self.settings.paper,
-            paper_rounding=self.settings.paper,
+            joint=self.settings.joint,
+            # open-unlearning reduces as the paper's code does (cross_entropy on (B, V, T))
+            paper_rounding=self.settings.joint,
+            mask_pad=self.settings.open_unlearning,
         )
 
     def token_stats(self, questions: list[str], answers: list[str]) -> list[AnswerTokens]:
@@ -201,11 +220,19 @@ class _BaseEngine:
             batch_size=self._batch_size,
             pad_id=self.pad_id,
             progress=self.progress,
+            open_unlearning=self.settings.open_unlearning,
         )
 
     def grad_norms(self, questions: list[str], answers: list[str]) -> list[float]:
         """GradNorm statistic per item (one backward pass each; no batching to share)."""
-        return answer_grad_norms(self.model, self.formatter, questions, answers, pad_id=self.pad_id)
+        return answer_grad_norms(
+            self.model,
+            self.formatter,
+            questions,
+            answers,
+            pad_id=self.pad_id,
+            open_unlearning=self.settings.open_unlearning,
+        )
 
 
 class FastEngine(_BaseEngine):

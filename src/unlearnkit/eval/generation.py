@@ -274,6 +274,7 @@ def generate_answers(
     budgets: list[int] | None = None,
     strip: bool = True,
     states_out: list[PromptState | None] | None = None,
+    mask_pad: bool = False,
 ) -> list[Generation]:
     """Greedy answers to ``questions`` in the input order.
 
@@ -286,7 +287,10 @@ def generate_answers(
     ``batch_size`` None: :func:`auto_batch_size` for a key/value cache of ``cache_bytes``.
     ``budgets``: each question's new-token limit (e.g. :func:`batch_budgets`); default
     :func:`token_budget` of its own prompt. ``strip=False`` keeps the decoded text's surrounding
-    whitespace (the paper profile: its metrics see the text as decoded).
+    whitespace (the paper profile: its metrics see the text as decoded). ``mask_pad``: attention
+    0 at every prompt token equal to ``pad_id`` (open-unlearning's collator; with pad = EOS the
+    chat template's EOS separators too), decoded by ``model.generate``, which numbers positions
+    by the mask as open-unlearning's does; no prompt states are kept.
     """
     if batch_size is not None and batch_size <= 0:
         raise ValueError(f"batch_size must be > 0, got {batch_size}")
@@ -302,7 +306,7 @@ def generate_answers(
     device = _model_device(model)
     results: list[Generation | None] = [None] * len(prompts)
     kept_states: list[PromptState | None] = [None] * len(prompts)
-    if states_out is None:
+    if states_out is None or mask_pad:
         prompt_state_bytes = 0
     kept = 0  # bytes of prompt states kept so far
 
@@ -324,10 +328,12 @@ def generate_answers(
             )
             input_ids = batch["input_ids"].to(device)  # (B, T)
             attention_mask = batch["attention_mask"].to(device)  # (B, T)
+            if mask_pad:
+                attention_mask = attention_mask * (input_ids != pad_id)  # (B, T)
             row_budgets = [budgets[i] for i in runnable]
             decoded = None
             states: list[PromptState] | None = [] if kept < prompt_state_bytes else None
-            if prune:
+            if prune and not mask_pad:
                 decoded = greedy_decode(
                     model, input_ids, attention_mask, row_budgets, stop_ids, states
                 )

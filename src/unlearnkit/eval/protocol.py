@@ -10,7 +10,8 @@ A protocol declares, for one benchmark kind (``Benchmark.kind``):
 * ``forget_split``: Forget Efficacy's split, the members of the membership-inference attacks and
   the split of the memorization metrics; ``holdout_split``: the attacks' non-members;
 * ``forget_quality``: whether Forget Quality applies (a retain model exists for the benchmark);
-* ``paper``: what the ``paper`` profile changes (:class:`PaperRules`).
+* ``paper``: what the ``paper`` profile changes (:class:`PaperRules`); the ``open-unlearning``
+  profile compares every TOFU split's generation with its ``answer`` field (ROUGE).
 
 | kind       | splits                                    | Model Utility                     | FQ  | paper profile                                 |
 |------------|-------------------------------------------|-----------------------------------|-----|-----------------------------------------------|
@@ -62,6 +63,9 @@ class EvalProtocol:
                 f"choose from {', '.join(self.splits)}"
             )
         spec = self.splits[split]
+        if profile == "open-unlearning" and self.kind in ("tofu", "synthetic"):
+            # open-unlearning's TOFU ROUGE (ra/wf_Q_A_ROUGE) compares with the short answer
+            return dataclasses.replace(spec, rouge_reference="answer")
         if profile == "paper" and self.paper.probability_reference:
             return dataclasses.replace(spec, probability_reference=self.paper.probability_reference)
         return spec

@@ -26,6 +26,7 @@ import numpy as np
 
 from unlearnkit.data.records import QAItem
 from unlearnkit.eval import metrics as M
+from unlearnkit.eval import open_unlearning_logs as OU
 from unlearnkit.eval.engine import Engine
 from unlearnkit.eval.protocol import FORGET_SPLIT, HOLDOUT_SPLIT
 from unlearnkit.utils import read_jsonl
@@ -69,10 +70,20 @@ class RetainReference:
         return {"auc": self.auc, "nll": sorted(self.nll.items())}
 
 
-def load_retain_reference(retain_eval: str | Path) -> RetainReference:
+def load_retain_reference(
+    retain_eval: str | Path,
+    forget: list[QAItem] | None = None,
+    holdout: list[QAItem] | None = None,
+) -> RetainReference:
     """Read a retain model's evaluation folder (or its summary.json): the privacy attack's AUC
-    from ``summary.json`` and the answer NLLs of ``forget.jsonl`` and ``holdout.jsonl``."""
+    from ``summary.json`` and the answer NLLs of ``forget.jsonl`` and ``holdout.jsonl``; or
+    open-unlearning's logs (``TOFU_EVAL.json``), whose rows are matched to ``forget`` and
+    ``holdout`` by index (:mod:`unlearnkit.eval.open_unlearning_logs`)."""
     path = Path(retain_eval).expanduser()
+    ou_logs = OU.read_logs(path)
+    if ou_logs is not None:
+        auc, nll = OU.reference(path, ou_logs, forget, holdout)
+        return RetainReference(str(path), auc, nll)
     folder = path.parent if path.is_file() else path
     summary_path = folder / "summary.json"
     auc = None

@@ -31,6 +31,7 @@ from unlearnkit.data.formatting import PromptFormatter
 from unlearnkit.data.records import QAItem
 from unlearnkit.eval import cache as result_cache
 from unlearnkit.eval import metrics as M
+from unlearnkit.eval import open_unlearning_logs as OU
 from unlearnkit.eval import registered_metrics as R
 from unlearnkit.eval.engine import EngineSettings, FastEngine
 from unlearnkit.eval.protocol import EvalProtocol, protocol_for
@@ -60,6 +61,11 @@ GENERATION_RULES = {
         "greedy; new tokens per item = min(max_new_tokens, generation_max_length - longest prompt "
         "of its batch of 30 consecutive items of the split); stops at the end-of-sequence tokens "
         "(tokenizer and generation_config); text not stripped"
+    ),
+    "open-unlearning": (
+        "greedy; max_new_tokens new tokens per item whatever the prompt's length; prompt tokens "
+        "equal to the pad token get attention 0 (its collator); decoded by model.generate; stops "
+        "at the end-of-sequence tokens"
     ),
 }
 
@@ -100,10 +106,15 @@ def load_retain_truth_ratios(retain_eval: str | Path, forget: list[QAItem]) -> l
     """Per-item forget-set truth ratios R of a retain model, aligned with ``forget``.
 
     ``retain_eval``: the retain model's evaluation folder (or its ``summary.json``) holding
-    ``forget.jsonl``. Items are matched by question; a question the retain model was not
-    evaluated on is a ValueError (Forget Quality must compare the same items).
+    ``forget.jsonl``, or open-unlearning's logs file (``TOFU_EVAL.json``,
+    :mod:`unlearnkit.eval.open_unlearning_logs`, matched by row index). Items are matched by
+    question; a question the retain model was not evaluated on is a ValueError (Forget Quality
+    must compare the same items).
     """
     path = Path(retain_eval).expanduser()
+    ou_logs = OU.read_logs(path)
+    if ou_logs is not None:
+        return OU.truth_ratios(path, ou_logs, forget)
     folder = path.parent if path.is_file() else path
     records_path = folder / "forget.jsonl"
     if not records_path.is_file():
@@ -169,7 +180,9 @@ def plan_evaluation(
     retain_ratios = None
     if cfg.retain_eval and forget is not None:
         retain_ratios = load_retain_truth_ratios(cfg.retain_eval, forget)
-    reference = R.load_retain_reference(cfg.retain_eval) if cfg.retain_eval else None
+    reference = (
+        R.load_retain_reference(cfg.retain_eval, forget, holdout) if cfg.retain_eval else None
+    )
     holdout = holdout if forget is not None else None
     return EvalPlan(protocol, profile, cfg, sets, specs, holdout, retain_ratios, reference)
 

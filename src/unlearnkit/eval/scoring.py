@@ -319,6 +319,12 @@ def shared_prompt_nlls(
     return results
 
 
+def attention(ids: list[int], pad_id: int, mask_pad: bool) -> list[int]:
+    """The attention mask of an unpadded sequence: ones, or (``mask_pad``) 0 at every token
+    equal to ``pad_id``, as open-unlearning's collator builds it (``input_ids.ne(pad)``)."""
+    return [int(t != pad_id) for t in ids] if mask_pad else [1] * len(ids)
+
+
 Encoded = tuple[list[int], list[int]]  # (prompt tokens, continuation tokens ending in EOS)
 
 
@@ -357,6 +363,7 @@ def score_split(
     prompt_states: list[PromptState | None] | None = None,
     joint: bool = False,
     paper_rounding: bool = False,
+    mask_pad: bool = False,
 ) -> dict[str, np.ndarray]:
     """Teacher-forced mean NLLs of a split.
 
@@ -372,6 +379,9 @@ def score_split(
     some item's texts tokenize to different prompts is scored as full sequences.
     ``paper_rounding``: the paper's float32 reduction over the vocabulary (:func:`token_nlls`);
     generation's prompt states (computed with ours) are then not reused.
+    ``mask_pad``: every token equal to ``pad_id`` gets attention 0, as open-unlearning's collator
+    masks them (``input_ids.ne(pad_token_id)``: with pad = EOS, the chat template's own EOS
+    separators too); scored as full sequences.
     """
     n = len(questions)
     encode = _encoder(formatter, questions, joint)
@@ -391,7 +401,7 @@ def score_split(
     out_base = np.zeros(n)
     out_pert = np.zeros((n, k))
     order = sorted(range(n), key=lambda i: len(prompts[i]) + len(ans[i][1]))
-    share = shared
+    share = shared and not mask_pad
     bar = tqdm(total=n, desc=desc, unit="item", disable=not progress, leave=False)
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
@@ -427,7 +437,7 @@ def score_split(
                 return {
                     "input_ids": prompt + cont,
                     "labels": labels,
-                    "attention_mask": [1] * len(labels),
+                    "attention_mask": attention(prompt + cont, pad_id, mask_pad),
                 }
 
             feats = [feat(ans[i]) for i in idx] + ([feat(base[i]) for i in idx] if base else [])

@@ -142,6 +142,10 @@ def split_values(
             p_item = p_answer
         ratios = M.truth_ratio_per_item(nll["base"], nll["perturbed"])
         tr_item = M.truth_ratio_scores(ratios, forget=spec.forget)
+        if spec.forget and engine.settings.open_unlearning:
+            # open-unlearning's forget Truth Ratio: mean min(s, 1/s), s = 1/R (closer to 1 is
+            # better, "closer_to_1_better"): 1 - ours
+            tr_item = [1.0 - v for v in tr_item]
 
     records = []
     for i, (it, g) in enumerate(zip(items, gens, strict=True)):

@@ -9,7 +9,9 @@ at the answer positions come, per answer token a_t,
     mu_t = sum_v p(v) log p(v),  sigma_t^2 = sum_v p(v) (log p(v))^2 - mu_t^2
 
 (the mean of -log p(a_t) is the mean answer NLL the Probability metric uses; a test holds the
-two paths equal). GradNorm needs a backward pass per item (:func:`answer_grad_norms`).
+two paths equal). Every answer token is kept here, its EOS included; the metrics that follow the
+field in leaving the EOS out take :meth:`AnswerTokens.field_view`. GradNorm needs a backward
+pass per item (:func:`answer_grad_norms`).
 """
 
 from __future__ import annotations
@@ -22,12 +24,34 @@ from transformers import PreTrainedModel
 from unlearnkit.data.collator import pad_batch
 from unlearnkit.data.formatting import IGNORE_INDEX, PromptFormatter
 from unlearnkit.eval.metrics.answer_tokens import AnswerTokens
-from unlearnkit.eval.scoring import accepts_kwarg, at_least_float32
+from unlearnkit.eval.scoring import accepts_kwarg, at_least_float32, attention
+
+OPEN_UNLEARNING_RULE = "open-unlearning"
 
 
-def _encode(formatter: PromptFormatter, questions: list[str], answers: list[str]) -> list[dict]:
+def _encode(
+    formatter: PromptFormatter,
+    questions: list[str],
+    answers: list[str],
+    joint: bool = False,
+    mask_pad_id: int | None = None,
+) -> list[dict]:
+    """Training's encoding, or (``joint``) question and answer tokenized as one string with the
+    prompt's tokens masked (open-unlearning's ``preprocess_chat_instance``); ``mask_pad_id``:
+    attention 0 at every token equal to it (open-unlearning's collator)."""
     pairs = zip(questions, answers, strict=True)
-    return [formatter.encode(q, a, mask_question=True) for q, a in pairs]
+    if not joint:
+        feats = [formatter.encode(q, a, mask_question=True) for q, a in pairs]
+    else:
+        feats = []
+        for q, a in pairs:
+            ids, n_question = formatter.encode_joint(q, a)
+            labels = [IGNORE_INDEX] * n_question + ids[n_question:]
+            feats.append({"input_ids": ids, "labels": labels, "attention_mask": [1] * len(ids)})
+    if mask_pad_id is not None:
+        for f in feats:
+            f["attention_mask"] = attention(f["input_ids"], mask_pad_id, True)
+    return feats
 
 
 @torch.inference_mode()
@@ -41,9 +65,16 @@ def answer_token_stats(
     pad_id: int,
     desc: str = "token statistics",
     progress: bool = False,
+    open_unlearning: bool = False,
 ) -> list[AnswerTokens]:
-    """:class:`AnswerTokens` of each (question, answer), batches sorted by length."""
-    feats = _encode(formatter, questions, answers)
+    """:class:`AnswerTokens` of each (question, answer), batches sorted by length.
+
+    ``open_unlearning``: open-unlearning's joint tokenization and collator mask (:func:`_encode`),
+    its ZLib text (the answer decoded from its label tokens) and its rules in the metrics that
+    read the result (``AnswerTokens.rule``)."""
+    feats = _encode(
+        formatter, questions, answers, open_unlearning, pad_id if open_unlearning else None
+    )
     device = next(model.parameters()).device
     out: list[AnswerTokens | None] = [None] * len(feats)
     order = sorted(range(len(feats)), key=lambda i: len(feats[i]["input_ids"]))
@@ -74,12 +105,20 @@ def answer_token_stats(
         var = (p * logp.square()).sum(-1) - mu.square()  # (B, keep - 1)
         for row, i in enumerate(idx):
             m = valid[row]
+            text = answers[i]
+            if open_unlearning:  # ZLib compresses the answer decoded from its labels
+                text = formatter.tokenizer.decode(
+                    [t for t in feats[i]["labels"] if t != IGNORE_INDEX],
+                    skip_special_tokens=True,
+                    clean_up_tokenization_spaces=True,
+                )
             out[i] = AnswerTokens(
-                text=answers[i],
+                text=text,
                 logp=tok_logp[row][m].double().cpu().numpy(),
                 greedy_hit=hit[row][m].cpu().numpy(),
                 mean_logp=mu[row][m].double().cpu().numpy(),
                 var_logp=var[row][m].double().cpu().numpy(),
+                rule=OPEN_UNLEARNING_RULE if open_unlearning else "default",
             )
         bar.update(len(idx))
     bar.close()
@@ -95,6 +134,10 @@ def _grad_norm(
 ) -> float:
     batch = pad_batch([feat], pad_id=pad_id, side="right")
     labels = batch["labels"].to(device)  # (1, T)
+    answer = (labels[0] != IGNORE_INDEX).nonzero().squeeze(-1)  # positions of the answer tokens
+    if answer.numel() > 1:  # the field's rule: the final EOS is left out (AnswerTokens.field_view)
+        labels = labels.clone()
+        labels[0, answer[-1]] = IGNORE_INDEX
     logits = model(
         input_ids=batch["input_ids"].to(device),
         attention_mask=batch["attention_mask"].to(device),
@@ -102,7 +145,7 @@ def _grad_norm(
     ).logits  # (1, T, V)
     loss = torch.nn.functional.cross_entropy(
         logits[0, :-1].float(), labels[0, 1:], ignore_index=IGNORE_INDEX
-    )  # mean NLL of the answer tokens
+    )  # mean NLL of the answer tokens before the EOS
     grads = torch.autograd.grad(loss, params, allow_unused=True)
     return float(np.mean([g.float().norm().item() for g in grads if g is not None]))
 
@@ -114,8 +157,12 @@ def answer_grad_norms(
     answers: list[str],
     *,
     pad_id: int,
+    open_unlearning: bool = False,
 ) -> list[float]:
-    """GradNorm statistic per item: g = 1/|P| sum_{W in P} ||dLbar/dW||_2, one backward pass each.
+    """GradNorm statistic per item: g = 1/|P| sum_{W in P} ||dLbar'/dW||_2, one backward pass each.
+
+    Lbar': the mean NLL of the answer tokens before its final EOS (the field's rule, as
+    open-unlearning's GradNorm attack computes it); an answer with no other token keeps its EOS.
 
     P: the parameters that require a gradient (all of them when none does, e.g. a frozen
     model). Gradients are taken with ``torch.autograd.grad``: the parameters' ``.grad`` (a
@@ -128,7 +175,9 @@ def answer_grad_norms(
         for p in params:
             p.requires_grad_(True)
     device = next(model.parameters()).device
-    feats = _encode(formatter, questions, answers)
+    feats = _encode(
+        formatter, questions, answers, open_unlearning, pad_id if open_unlearning else None
+    )
     # enable_grad: also when called under no_grad (e.g. from a training callback)
     try:
         with torch.enable_grad():

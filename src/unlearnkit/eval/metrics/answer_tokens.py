@@ -17,7 +17,8 @@ class AnswerTokens:
     sigma_t^2 = sum_v p(v) (log p(v))^2 - mu_t^2, the mean and variance of the log-probability
     of a token drawn from the model's own next-token distribution (Min-K%++).
     ``grad_norm``: the GradNorm statistic, ``reference_nll``: the mean answer NLL under a
-    reference model; None when not computed.
+    reference model; None when not computed. ``rule``: ``"open-unlearning"`` under that profile
+    (extraction strength then follows its loop), else ``"default"``.
     """
 
     text: str
@@ -27,6 +28,8 @@ class AnswerTokens:
     var_logp: np.ndarray
     grad_norm: float | None = None
     reference_nll: float | None = None
+    # "open-unlearning": the metrics follow that profile's rules (extraction strength's loop)
+    rule: str = "default"
 
     def __post_init__(self) -> None:
         n = len(self.logp)
@@ -37,6 +40,27 @@ class AnswerTokens:
                 raise ValueError(
                     f"AnswerTokens.{name} has {len(getattr(self, name))} values, not {n}"
                 )
+
+    def field_view(self) -> AnswerTokens:
+        """The answer without its final token (the end-of-sequence token), as the field scores
+        exact memorization, extraction strength, Min-K% and Min-K%++ (open-unlearning's
+        ``tokenwise_logprobs``/``tokenwise_vocab_logprobs`` drop the last labelled position).
+
+        An answer with no token but its EOS (A = 1) keeps it: there is nothing else to score.
+        Probability and the LOSS, ZLib and Reference attacks keep the EOS (:attr:`mean_nll`).
+        """
+        if len(self.logp) < 2:
+            return self
+        return AnswerTokens(
+            text=self.text,
+            logp=np.asarray(self.logp)[:-1],
+            greedy_hit=np.asarray(self.greedy_hit)[:-1],
+            mean_logp=np.asarray(self.mean_logp)[:-1],
+            var_logp=np.asarray(self.var_logp)[:-1],
+            grad_norm=self.grad_norm,
+            reference_nll=self.reference_nll,
+            rule=self.rule,
+        )
 
     @property
     def mean_nll(self) -> float:

@@ -6,20 +6,26 @@ non-members (label 0):
 
     AUC = P(s(member) > s(non-member)) + 1/2 P(s(member) = s(non-member))
 
-AUC = 1: the forget set still looks like training data; 0.5: it looks like unseen data. With
-Lbar = -1/A sum_t log p(a_t | q, a_<t) over the A answer tokens (EOS included):
+AUC = 1: the forget set still looks like training data; 0.5: it looks like unseen data. All
+statistics are over the answer tokens given the question, as open-unlearning scores them (its
+labels mask the question). With Lbar = -1/A sum_t log p(a_t | q, a_<t) over the A answer tokens
+(the final EOS included) and A' = A - 1 the tokens before that EOS:
 
 * LOSS (Yeom et al. 2018):          s = -Lbar
 * ZLib (Carlini et al. 2021):        s = -Lbar / zlib(a), zlib(a) = bytes of zlib-compressed answer
-* Min-K% (Shi et al. 2024, k=0.4):   s = mean of the lowest max(1, floor(k A)) log p(a_t | ...)
+* Min-K% (Shi et al. 2024, k=0.4):   s = mean of the lowest max(1, floor(k A')) log p(a_t | ...)
+  over the A' tokens before the EOS
 * Min-K%++ (Zhang et al. 2025):      s = the same mean over z_t = (log p(a_t) - mu_t) / sigma_t,
   mu_t, sigma_t^2 the mean and variance of log p(v) for v ~ p(. | q, a_<t)
 * Reference (Carlini et al. 2022):   s = -(Lbar - Lbar_ref), Lbar_ref under a reference model
-* GradNorm (Wang et al. 2024):       s = -g, g = 1/|P| sum_{W in P} ||dLbar/dW||_2 over the
-  parameter tensors P (open-unlearning's statistic)
+* GradNorm (Wang et al. 2024):       s = -g, g = 1/|P| sum_{W in P} ||dLbar'/dW||_2 over the
+  parameter tensors P, Lbar' the mean NLL of the A' tokens before the EOS (open-unlearning's
+  statistic)
 
-Where we differ from open-unlearning, and why: statistics are over the answer tokens given the
-question (the item's answer is what is forgotten), not the whole sequence.
+The EOS rule is the field's: open-unlearning keeps the final EOS in the mean NLL of Probability,
+LOSS, ZLib and Reference, and drops it (``tokenwise_logprobs``) for Min-K%, Min-K%++ and
+GradNorm. An answer with no token but its EOS keeps it. Scores are oriented "higher = member"
+here; open-unlearning negates them and labels the holdout 1, which gives the same AUC.
 """
 
 from __future__ import annotations
@@ -92,8 +98,9 @@ def zlib_score(tokens: AnswerTokens) -> float:
     description="AUC of Min-K% (k = 0.4: mean of the lowest 40% token log-probs)",
 )
 def min_k_score(tokens: AnswerTokens) -> float:
-    """s = mean of the lowest max(1, floor(0.4 A)) token log-probabilities."""
-    return _lowest_mean(np.asarray(tokens.logp, dtype=np.float64), MIN_K)
+    """s = mean of the lowest max(1, floor(0.4 A')) log-probabilities of the tokens before the
+    EOS."""
+    return _lowest_mean(np.asarray(tokens.field_view().logp, dtype=np.float64), MIN_K)
 
 
 @register_metric(
@@ -106,11 +113,13 @@ def min_k_score(tokens: AnswerTokens) -> float:
     "next-token distribution)",
 )
 def min_k_plus_plus_score(tokens: AnswerTokens) -> float:
-    """s = mean of the lowest max(1, floor(0.4 A)) z_t = (log p(a_t) - mu_t) / sigma_t.
+    """s = mean of the lowest max(1, floor(0.4 A')) z_t = (log p(a_t) - mu_t) / sigma_t over the
+    tokens before the EOS.
 
     A position whose distribution is a single token (sigma_t = 0) has z_t = 0: its token is
     exactly as likely as the model expects (0/0 otherwise).
     """
+    tokens = tokens.field_view()
     logp = np.asarray(tokens.logp, dtype=np.float64)
     mu = np.asarray(tokens.mean_logp, dtype=np.float64)
     sigma = np.sqrt(np.clip(np.asarray(tokens.var_logp, dtype=np.float64), 0.0, None))
@@ -139,7 +148,8 @@ def reference_score(tokens: AnswerTokens) -> float | None:
     higher_is_better=False,
     needs=("holdout", "gradients"),
     kind="mia",
-    description="AUC of the GradNorm attack (mean per-tensor gradient norm of the answer NLL)",
+    description="AUC of the GradNorm attack (mean per-tensor gradient norm of the answer NLL "
+    "before its EOS)",
 )
 def gradnorm_score(tokens: AnswerTokens) -> float | None:
     """s = -g; None when the gradient norm was not computed."""

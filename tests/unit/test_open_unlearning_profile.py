@@ -1,0 +1,116 @@
+"""The ``open-unlearning`` evaluation profile: open-unlearning's rules on tiny hand-built cases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from unlearnkit.config import EvalConfig, RunConfig
+from unlearnkit.data.formatting import PromptFormatter
+from unlearnkit.data.records import QAItem
+from unlearnkit.eval import runner
+from unlearnkit.eval.engine import OU_NO_LENGTH_CAP, EngineSettings
+from unlearnkit.eval.generation import generate_answers
+from unlearnkit.eval.metrics import AnswerTokens, extraction_strength
+from unlearnkit.eval.token_stats import answer_token_stats
+from unlearnkit.models.tiny import tiny_model
+from unlearnkit.profiles import profile_defaults
+from unlearnkit.utils import read_jsonl
+
+torch.set_num_threads(1)
+
+
+def item(i: int) -> QAItem:
+    return QAItem(
+        question=f"Where was author number {i} born?",
+        answer=f"Author {i} was born in city {i} near river {i * 7}.",
+        paraphrased_answer=f"City {i} is the birthplace of author {i}.",
+        perturbed_answers=[f"Author {i} was born in town {j}." for j in range(2)],
+    )
+
+
+@pytest.fixture()
+def tiny_pad_eos():
+    """The tiny model with pad = EOS, as SmolLM2 ships it: the chat template's own EOS
+    separators then look like padding to open-unlearning's collator."""
+    model, tok = tiny_model(seed=0)
+    model.eval()
+    tok.pad_token = tok.eos_token
+    return model, tok, PromptFormatter(tok)
+
+
+def test_extraction_strength_follows_open_unlearnings_loop() -> None:
+    def tokens(hits: list[int], rule: str) -> AnswerTokens:
+        n = len(hits)
+        z = np.zeros(n)
+        return AnswerTokens("a", z, np.asarray(hits, dtype=bool), z, z + 1, rule=rule)
+
+    # text tokens (1, 1, 0), then the EOS: the last text token is missed
+    assert extraction_strength(tokens([1, 1, 0, 1], "default")) == 0.0  # k* = A = 3
+    # open-unlearning's `for k in range(valid_len)` stops at k = A - 1 = 2: 1 - 2/3
+    assert extraction_strength(tokens([1, 1, 0, 1], "open-unlearning")) == pytest.approx(1 / 3)
+    # elsewhere the two agree: the rest is exact after 2 tokens
+    for rule in ("default", "open-unlearning"):
+        assert extraction_strength(tokens([1, 0, 1, 1, 0], rule)) == pytest.approx(0.5)
+
+
+def test_token_stats_use_joint_tokenization_and_the_collators_mask(tiny_pad_eos) -> None:
+    model, tok, fmt = tiny_pad_eos
+    eos = tok.eos_token_id
+    q, a = item(3).question, item(3).answer
+    ids, n_question = fmt.encode_joint(q, a)
+    assert eos in ids[:n_question]  # the chat template's separator: masked by the collator
+    mask = [int(t != eos) for t in ids]
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([ids]), attention_mask=torch.tensor([mask])).logits[
+            0
+        ]  # (T, V)
+    logp = torch.log_softmax(logits.double(), -1)[n_question - 1 : -1]  # predicts ids[nq:]
+    expected = logp.gather(1, torch.tensor(ids[n_question:])[:, None]).squeeze(1).numpy()
+    (ou,) = answer_token_stats(model, fmt, [q], [a], batch_size=2, pad_id=eos, open_unlearning=True)
+    np.testing.assert_allclose(ou.logp, expected, atol=1e-5)
+    assert ou.rule == "open-unlearning"
+    (ours,) = answer_token_stats(model, fmt, [q], [a], batch_size=2, pad_id=eos)
+    assert ours.rule == "default"
+    assert np.abs(ours.logp[: len(expected)] - expected).max() > 1e-3  # the mask matters
+
+
+def test_generation_with_the_collators_mask_is_batch_invariant(tiny_pad_eos) -> None:
+    """Left padding and the in-prompt masked separators: each answer is the same in a batch
+    of two prompts of different lengths as alone (positions follow the mask)."""
+    model, tok, fmt = tiny_pad_eos
+    qs = [item(1).question, "Who is the author whose books are set in a small river town?"]
+    kw = dict(max_new_tokens=6, generation_max_length=OU_NO_LENGTH_CAP, pad_id=tok.eos_token_id)
+    together = generate_answers(model, fmt, qs, batch_size=2, progress=False, mask_pad=True, **kw)
+    alone = [
+        generate_answers(model, fmt, [q], batch_size=1, progress=False, mask_pad=True, **kw)[0]
+        for q in qs
+    ]
+    assert [g.token_ids for g in together] == [g.token_ids for g in alone]
+
+
+def test_forget_truth_ratio_in_open_unlearnings_direction(tiny_pad_eos, tmp_path: Path) -> None:
+    model, tok, fmt = tiny_pad_eos
+    sets = {"forget": [item(0), item(1)], "retain": [item(20)], "holdout": [item(40), item(41)]}
+    cfg = EvalConfig(ds_size=None, batch_size=3, max_new_tokens=4, nli_model=None, use_cache=False)
+    summary = runner.evaluate(
+        model, tok, sets, cfg, tmp_path, fmt, progress=False, profile="open-unlearning"
+    )
+    assert summary["profile"] == "open-unlearning"
+    for rec in read_jsonl(tmp_path / "forget.jsonl"):
+        s = 1 / rec["truth_ratio_raw"]  # open-unlearning's p(perturbed) / p(paraphrased)
+        assert rec["truth_ratio"] == pytest.approx(min(s, 1 / s))  # closer_to_1_better
+    for rec in read_jsonl(tmp_path / "retain.jsonl"):
+        assert rec["truth_ratio"] == pytest.approx(max(0.0, 1 - 1 / rec["truth_ratio_raw"]))
+    assert summary["aggregates"]["mia_min_k"] is not None
+
+
+def test_the_profile_is_known_and_generates_without_a_prompt_length_cap() -> None:
+    assert RunConfig(profile="open-unlearning").profile == "open-unlearning"
+    assert profile_defaults("open-unlearning", "fictitious", "GA") == {}
+    settings = EngineSettings.from_config(EvalConfig(), "open-unlearning")
+    assert settings.open_unlearning and settings.joint and not settings.paper
+    assert settings.generation_max_length == OU_NO_LENGTH_CAP
