@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearnkit.eval.metrics.specs import METRIC_SPECS, metric_label
-from unlearnkit.report.store import stage_sort_key, stage_task
+from unlearnkit.report.store import is_attack_stage, stage_sort_key, stage_task
 
 MISSING = "–"
 
@@ -62,6 +62,7 @@ class ScenarioTable:
     show_stage: bool = False
     notes: list[str] = field(default_factory=list)
     explanations: list[str] = field(default_factory=list)  # a sentence per run (report.explain)
+    attacks: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (label, attacks.json)
 
 
 def format_value(value: Any) -> str:
@@ -128,7 +129,7 @@ def headline_rows(records: list[dict[str, Any]]) -> tuple[list[dict], list[dict]
     for stages in by_run.values():
         stages = sorted(stages, key=lambda r: stage_sort_key(r["stage"]))
         befores.extend(r for r in stages if r["stage"] == "before")
-        after = [r for r in stages if r["stage"] != "before"]
+        after = [r for r in stages if r["stage"] != "before" and not is_attack_stage(r["stage"])]
         tasks = [r for r in after if stage_task(r["stage"]) is not None]
         if tasks:
             chosen.extend(tasks)
@@ -279,5 +280,9 @@ def report_markdown(tables: list[ScenarioTable], compact: bool = False) -> str:
         parts.append(to_markdown(t, COMPACT_COLUMNS if compact else None))
         if t.explanations:
             parts.append("What happened:\n\n" + "".join(f"- {e}\n" for e in t.explanations))
+        if t.attacks and not compact:
+            from unlearnkit.report.attacks import attacks_markdown
+
+            parts.extend(attacks_markdown(label, report) for label, report in t.attacks)
         parts.extend(f"\n_{note}_\n" for note in t.notes)
     return "\n".join(parts)
