@@ -76,7 +76,7 @@ def check_names(cfg: RunConfig) -> RunConfig:
     if cfg.attack.names:
         from unlearnkit.attacks import resolve_attacks
 
-        resolve_attacks(cfg.attack.names)  # "unknown attack 'quant3' (did you mean 'quant4'?)"
+        resolve_attacks(cfg.attack.names)  # "unknown attack 'relearm' (did you mean 'relearn'?)"
     known = known_splits()
     for split in [*(cfg.eval.splits or []), *cfg.attack.splits]:
         if split not in known:
