@@ -338,3 +338,30 @@ def test_worst_case_per_item_and_robustness(tmp_path) -> None:
     assert rep["robustness_score"] == pytest.approx(
         (rep["robustness"]["rouge_l"] + rep["robustness"]["probability"]) / 2
     )
+
+
+def test_explain_names_the_attack_that_brings_back_the_most() -> None:
+    from unlearnkit.report.attacks import attacks_markdown, explain_attacks
+
+    def row(after: float) -> dict:
+        return {"n_items": 2, "after": after, "unlearned": 0.2, "before": 0.9, "retain": None,
+                "recovery": recovery(after, 0.2, 0.9)}  # fmt: skip
+
+    report = {
+        "metrics": ["rouge_l"],
+        "attacks": {"quant8": {"rouge_l": row(0.3)}, "quant4": {"rouge_l": row(0.7)}},
+        "worst_case": {"rouge_l": row(0.7)},
+        "phrases": {"quant8": "8-bit quantization", "quant4": "4-bit quantization"},
+        "robustness_score": 1 - recovery(0.7, 0.2, 0.9),
+        "extra_metrics": {},
+    }
+    (sentence,) = explain_attacks("ME+GD", report)
+    assert sentence == (
+        "ME+GD's forget ROUGE-L returns from 0.20 to 0.70 after 4-bit quantization "
+        "(recovery 0.71; 0.90 before unlearning)."
+    )
+    md = attacks_markdown("ME+GD", report)
+    assert "| quant4 | 0.900 | 0.200 | 0.700 | – | 0.714 |" in md
+    report["attacks"] = {"quant8": {"rouge_l": row(0.2)}}
+    (sentence,) = explain_attacks("ME+GD", report)
+    assert sentence.startswith("ME+GD's forget ROUGE-L stays at 0.20 under every attack")

@@ -129,6 +129,11 @@ def run_attacks(
         if on_done is not None:
             on_done(name, summary)
     report["phrases"] = {s.name: s.phrase for s in specs}
+    report["extra_metrics"] = {}  # an attack's own metrics (mcq: mc_accuracy)
+    for name, folder in dirs.items():
+        forget = read_json(folder / "summary.json")["splits"].get(ctx.forget_split, {})
+        if "mc_accuracy" in forget:
+            report["extra_metrics"][name] = {"mc_accuracy": forget["mc_accuracy"]}
     report["seconds"] = {
         name: {
             "attack": read_json(d / "summary.json")["attack"]["seconds_attack"],

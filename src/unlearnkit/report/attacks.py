@@ -65,7 +65,10 @@ def attacks_markdown(title: str, report: dict[str, Any]) -> str:
     lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     rob = report.get("robustness_score")
-    lines.append(f"\nRobustness score: {_f(rob)} (1 - worst-case recovery, mean over metrics)\n")
+    lines.append(f"\nRobustness score: {_f(rob)} (1 - worst-case recovery, mean over metrics)")
+    for name, extra in (report.get("extra_metrics") or {}).items():
+        lines.append(f"{name}: " + ", ".join(f"{k} {_f(v)}" for k, v in extra.items()))
+    lines.append("")
     return "\n".join(lines) + "\n"
 
 
@@ -76,6 +79,8 @@ def format_attacks(report: dict[str, Any]) -> str:
     out = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
     out += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     out.append(f"robustness score: {_f(report.get('robustness_score'))}")
+    for name, extra in (report.get("extra_metrics") or {}).items():
+        out.append(f"{name}: " + ", ".join(f"{k} {_f(v)}" for k, v in extra.items()))
     if report["baselines"].get("before") is None:
         out.append("recovery needs the model before unlearning: --before-eval <its eval folder>")
     return "\n".join(out)
@@ -96,7 +101,7 @@ def explain_attacks(label: str, report: dict[str, Any]) -> list[str]:
         how = phrases.get(name, f"the {name} attack")
         change = r["after"] - r["unlearned"]
         if abs(change) < 0.005:
-            text = f"{what} stays at {r['unlearned']:.2f} under every attack (largest: {how})"
+            text = f"{what} stays at {r['unlearned']:.2f} under every attack"
         else:
             verb = "returns from" if change > 0 else "falls from"
             text = f"{what} {verb} {r['unlearned']:.2f} to {r['after']:.2f} after {how}"
