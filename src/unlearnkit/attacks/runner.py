@@ -13,7 +13,6 @@ evaluation is fingerprinted before and after every attack; a change is an error.
 from __future__ import annotations
 
 import copy
-import gc
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -62,9 +61,9 @@ def run_attack(
         benchmark_kind, model_name=f"{spec.name} attack", progress=progress, profile=profile,
     )  # fmt: skip
     t_eval = time.perf_counter() - t1
-    if attacked.model is not ctx.model:
-        del attacked.model
-        gc.collect()
+    # Drop the copy now (reference counting frees it: a gc.collect() here would cost seconds
+    # with transformers' many objects loaded, more than a small model's whole attack).
+    attacked.model = None  # type: ignore[assignment]
     forget = ctx.forget
     summary["attack"] = {
         "name": spec.name,
