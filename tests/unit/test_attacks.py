@@ -323,6 +323,7 @@ def test_worst_case_per_item_and_robustness(tmp_path) -> None:
     b = _folder(tmp_path / "b", rows([0.8], [0.5], ["y1"]), ["q1"])  # one item only
     rep = attacks_report({"a": a, "b": b}, unl, before)
     ra = rep["attacks"]["a"]["rouge_l"]
+    assert ra["recovery_no_floor"] == ra["recovery"]  # no retain model: the same formula
     assert ra["after"] == pytest.approx(0.35) and ra["unlearned"] == pytest.approx(0.1)
     assert ra["recovery"] == pytest.approx((0.35 - 0.1) / (0.9 - 0.1))
     rb = rep["attacks"]["b"]["rouge_l"]  # over its item only
@@ -364,4 +365,14 @@ def test_explain_names_the_attack_that_brings_back_the_most() -> None:
     assert "| quant4 | 0.900 | 0.200 | 0.700 | – | 0.714 |" in md
     report["attacks"] = {"quant8": {"rouge_l": row(0.2)}}
     (sentence,) = explain_attacks("ME+GD", report)
-    assert sentence.startswith("ME+GD's forget ROUGE-L stays at 0.20 under every attack")
+    assert sentence == "ME+GD's forget ROUGE-L stays at or below 0.20 under every attack."
+    # with a retain model: the floored recovery and the one without the floor
+    report["attacks"] = {"quant4": {"rouge_l": dict(row(0.7), retain=0.5)}}
+    report["attacks"]["quant4"]["rouge_l"].update(
+        recovery=recovery(0.7, 0.2, 0.9, 0.5), recovery_no_floor=recovery(0.7, 0.2, 0.9)
+    )
+    (sentence,) = explain_attacks("ME+GD", report)
+    assert sentence == (
+        "ME+GD's forget ROUGE-L returns from 0.20 to 0.70 after 4-bit quantization (recovery "
+        "0.50 with the retain model's 0.50 as the floor, 0.71 without; 0.90 before unlearning)."
+    )

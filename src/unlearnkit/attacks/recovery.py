@@ -10,8 +10,9 @@ saw the forget set)::
 
 0 = nothing came back, 1 = back to the model before unlearning. Raising a metric only up to the
 retain model's value recovers nothing (a model that never saw the forget set gets there too), so
-the retain value is the floor. Recovery is None when ``b - floor`` is not positive (unlearning did
-not lower the metric below the floor: there is nothing to recover).
+the retain value is the floor; ``recovery_no_floor`` = (a - u) / (b - u) is reported beside it.
+Recovery is None when ``b - floor`` is not positive (unlearning did not lower the metric below
+the floor: there is nothing to recover).
 
 Worst case: for each forget item, the attack that gives the highest value of the metric. The
 run's robustness for the metric is ``1 - clip(recovery of the worst case, 0, 1)`` (the worst case
@@ -85,9 +86,10 @@ def recovery_table(
         "before": _mean([float(before[q][metric]) for q, _ in keep]) if before else None,
         "retain": _mean([float(retain[q][metric]) for q, _ in keep]) if retain else None,
     }
-    row["recovery"] = None
+    row["recovery"] = row["recovery_no_floor"] = None
     if keep and row["before"] is not None:
         row["recovery"] = recovery(row["after"], row["unlearned"], row["before"], row["retain"])
+        row["recovery_no_floor"] = recovery(row["after"], row["unlearned"], row["before"])
     return row
 
 

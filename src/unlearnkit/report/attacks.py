@@ -37,7 +37,7 @@ def attack_table_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]
     for m in metrics:
         label = METRICS.get(m, m)
         header += [f"{label} before", f"{label} unlearned", f"{label} after", f"{label} retain",
-                   f"{label} recovery"]  # fmt: skip
+                   f"{label} recovery", f"{label} recovery (no floor)"]  # fmt: skip
     header += ["attack s", "eval s"]
     rows = []
     seconds = report.get("seconds", {})
@@ -46,7 +46,7 @@ def attack_table_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]
         for m in metrics:
             r = by_metric[m]
             row += [_f(r["before"]), _f(r["unlearned"]), _f(r["after"]), _f(r["retain"]),
-                    _f(r["recovery"])]  # fmt: skip
+                    _f(r["recovery"]), _f(r.get("recovery_no_floor"))]  # fmt: skip
         sec = seconds.get(name, {})
         row += [_f(sec.get("attack")), _f(sec.get("eval"))]
         rows.append(row)
@@ -54,7 +54,7 @@ def attack_table_rows(report: dict[str, Any]) -> tuple[list[str], list[list[str]
     for m in metrics:
         r = report["worst_case"][m]
         worst += [_f(r["before"]), _f(r["unlearned"]), _f(r["after"]), _f(r["retain"]),
-                  _f(r["recovery"])]  # fmt: skip
+                  _f(r["recovery"]), _f(r.get("recovery_no_floor"))]  # fmt: skip
     rows.append(worst + ["", ""])
     return header, rows
 
@@ -100,18 +100,21 @@ def explain_attacks(label: str, report: dict[str, Any]) -> list[str]:
         what = f"{label}'s forget {METRICS.get(m, m)}"
         how = phrases.get(name, f"the {name} attack")
         change = r["after"] - r["unlearned"]
-        if abs(change) < 0.005:
-            text = f"{what} stays at {r['unlearned']:.2f} under every attack"
-        else:
-            verb = "returns from" if change > 0 else "falls from"
-            text = f"{what} {verb} {r['unlearned']:.2f} to {r['after']:.2f} after {how}"
+        if change < 0.005:
+            text = f"{what} stays at or below {r['unlearned']:.2f} under every attack"
+            out.append(text + ".")
+            continue
+        text = f"{what} returns from {r['unlearned']:.2f} to {r['after']:.2f} after {how}"
         extra = []
-        if r["recovery"] is not None:
+        if r["recovery"] is not None and r["retain"] is not None:
+            extra.append(
+                f"recovery {r['recovery']:.2f} with the retain model's {r['retain']:.2f} as the "
+                f"floor, {r['recovery_no_floor']:.2f} without"
+            )
+        elif r["recovery"] is not None:
             extra.append(f"recovery {r['recovery']:.2f}")
         if r["before"] is not None:
             extra.append(f"{r['before']:.2f} before unlearning")
-        if r["retain"] is not None:
-            extra.append(f"retain model {r['retain']:.2f}")
         out.append(text + (f" ({'; '.join(extra)})" if extra else "") + ".")
     return out
 
