@@ -86,3 +86,19 @@ def test_run_attacks_after_unlearning_store_and_report(tmp_path, synth, tiny_mod
     html = (rep_dir / "index.html").read_text()
     assert "Attacks on GA+GD" in html and "Robustness score" in html
     assert list((rep_dir / "plots").glob("*attacks*.png"))
+
+
+def test_real_world_run_attacks_its_unlearned_model(tmp_path, shared_data, tiny_model_dir) -> None:
+    out = tmp_path / "runs"
+    argv = ["run", "--scenario", "real_world", "--model", str(tiny_model_dir), "--benchmark",
+            str(shared_data / "real_world"), "--method", "GA+GD", "--out", str(out), "tasks=[1]",
+            "attack.names=[relearn_retain, paraphrase]", *FAST]  # fmt: skip
+    assert main(argv) == 0
+    (rdir,) = [p for p in out.iterdir() if p.is_dir()]
+    report = json.loads((rdir / "attacks.json").read_text())
+    assert set(report["attacks"]) == {"relearn_retain", "paraphrase"}
+    assert report["baselines"]["before"] == str(rdir / "eval" / "before")
+    budget = json.loads((rdir / "eval" / "attack-relearn_retain" / "summary.json").read_text())[
+        "attack"
+    ]["budget"]
+    assert budget["data"] == "retain set only" and budget["train_items"] == 400  # neighbours

@@ -3,7 +3,8 @@
 Each attack is evaluated into ``eval/attack-<name>/`` (a stage of the run, indexed in the
 results store like any other) and the run's recovery report is written to ``attacks.json``
 (:mod:`unlearnkit.attacks`). Recovery is measured against ``eval/before`` and, where the run
-evaluated one, the retain model (``eval/retain_model``).
+evaluated one, the retain model (``eval/retain_model``). The fictitious and real-world scenarios
+run it after their final evaluation when ``attack.names`` lists attacks.
 """
 
 from __future__ import annotations
@@ -22,10 +23,13 @@ def run_attack_stage(
     rdir: Path,
     model_path: str,
     eval_sets: dict[str, list[QAItem]],
-    bench: Any,
+    benchmark_kind: str,
+    retain_items: list[QAItem],
     task: int | None,
     retain_eval: str | None,
 ) -> dict[str, Any]:
+    """Attack the unlearned model at ``model_path``; ``retain_items``: the run's retain (or
+    neighbour) training set, for ``relearn_retain``."""
     from unlearnkit.attacks import AttackContext, resolve_attacks
     from unlearnkit.attacks.runner import run_attacks
     from unlearnkit.data.formatting import PromptFormatter
@@ -42,11 +46,10 @@ def run_attack_stage(
     every = copy.deepcopy(cfg.eval)
     every.splits = None
     sets = select_splits(eval_sets, every)
-    retain_items = bench.retain(cfg.data.split, task or 1)
     ctx = AttackContext(model, tok, formatter, sets, cfg.attack, retain_items=retain_items)
     before = rdir / "eval" / "before"
     report = run_attacks(
-        specs, ctx, cfg.eval, lambda name: rdir / "eval" / f"attack-{name}", bench.kind,
+        specs, ctx, cfg.eval, lambda name: rdir / "eval" / f"attack-{name}", benchmark_kind,
         unlearned_dir=rdir / "eval" / "final",
         before_dir=before if (before / "forget.jsonl").is_file() else None,
         retain_dir=Path(retain_eval) if retain_eval else None,

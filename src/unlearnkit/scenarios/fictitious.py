@@ -79,7 +79,9 @@ def run_fictitious(cfg: RunConfig, resume: bool = False) -> Path:
     if cfg.attack.names:
         from unlearnkit.scenarios.attack_stage import run_attack_stage
 
-        run_attack_stage(cfg, rdir, str(model_dir), eval_sets, bench, task, retain_eval)
+        run_attack_stage(
+            cfg, rdir, str(model_dir), eval_sets, bench.kind, retain, task, retain_eval
+        )
         stages.append("attacks")
     # Done first: a kill between the two lines must not leave a run that trains again.
     mark_done(rdir, {"stages": stages})
