@@ -26,7 +26,7 @@ from unlearnkit.attacks.prompts import (
     mcq_question,
 )
 from unlearnkit.attacks.recovery import attacks_report, recovery
-from unlearnkit.attacks.runner import run_attacks
+from unlearnkit.attacks.runner import run_attacks, write_attacks_report
 from unlearnkit.attacks.weights import quantize_copy, relearn_copy
 from unlearnkit.config import AttackConfig, EvalConfig
 from unlearnkit.data.formatting import PromptFormatter
@@ -261,7 +261,12 @@ def test_relearning_brings_back_answers_a_model_was_trained_to_refuse(tiny, tmp_
     assert budget["steps"] == 20 and budget["lr"] == 3e-3 and budget["train_items"] == 4
     assert summary["attack"]["source_questions"] == [items[i].question for i in (1, 3, 5, 7)]
     assert summary["aggregates"]["recovery_probability"] == prob["recovery"]
-    assert json.loads((tmp_path / "attacks.json").read_text())["attacks"]["relearn"]
+    assert json.loads((tmp_path / "attacks.json").read_text()) == report
+    # the report is recomputed from the folders alone, to the same values
+    again = write_attacks_report(
+        {"relearn": tmp_path / "relearn"}, tmp_path / "unl", tmp_path / "before"
+    )
+    assert again == report
 
 
 def test_no_attack_changes_the_model_under_evaluation(tiny, tmp_path) -> None:

@@ -115,30 +115,49 @@ def run_attacks(
         )  # fmt: skip
         if weights_fingerprint(ctx.model) != fingerprint:
             raise RuntimeError(f"attack '{spec.name}' changed the model under evaluation")
+    return write_attacks_report(
+        dirs, unlearned_dir, before_dir, retain_dir, report_path, ctx.forget_split, on_done
+    )
+
+
+def write_attacks_report(
+    dirs: dict[str, Path],
+    unlearned_dir: Path,
+    before_dir: Path | None = None,
+    retain_dir: Path | None = None,
+    report_path: Path | None = None,
+    forget_split: str = "forget",
+    on_done: Callable[[str, dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """The recovery report of evaluated attacks (``dirs``: name -> evaluation folder), written
+    into each attack's ``summary.json`` and to ``report_path``; also recomputes it from disk."""
+    from unlearnkit.attacks.base import ATTACK_SPECS
+
     report = attacks_report(dirs, unlearned_dir, before_dir, retain_dir)
     for name, folder in dirs.items():
         path = folder / "summary.json"
         summary = read_json(path)
         summary["attack"]["recovery"] = report["attacks"][name]
         for metric in RECOVERY_METRICS:
-            summary["aggregates"][f"recovery_{metric}"] = report["attacks"][name][metric][
-                "recovery"
-            ]
+            recovered = report["attacks"][name][metric]["recovery"]
+            summary["aggregates"][f"recovery_{metric}"] = recovered
         atomic_write_json(path, summary)
         if on_done is not None:
             on_done(name, summary)
-    report["phrases"] = {s.name: s.phrase for s in specs}
+    summaries = {name: read_json(d / "summary.json") for name, d in dirs.items()}
+    report["phrases"] = {
+        name: s["attack"].get("phrase")
+        or (ATTACK_SPECS[name].phrase if name in ATTACK_SPECS else f"the {name} attack")
+        for name, s in summaries.items()
+    }
     report["extra_metrics"] = {}  # an attack's own metrics (mcq: mc_accuracy)
-    for name, folder in dirs.items():
-        forget = read_json(folder / "summary.json")["splits"].get(ctx.forget_split, {})
+    for name, s in summaries.items():
+        forget = s["splits"].get(forget_split, {})
         if "mc_accuracy" in forget:
             report["extra_metrics"][name] = {"mc_accuracy": forget["mc_accuracy"]}
     report["seconds"] = {
-        name: {
-            "attack": read_json(d / "summary.json")["attack"]["seconds_attack"],
-            "eval": read_json(d / "summary.json")["attack"]["seconds_eval"],
-        }
-        for name, d in dirs.items()
+        name: {"attack": s["attack"]["seconds_attack"], "eval": s["attack"]["seconds_eval"]}
+        for name, s in summaries.items()
     }
     if report_path is not None:
         atomic_write_json(report_path, report)
