@@ -102,3 +102,11 @@ def test_real_world_run_attacks_its_unlearned_model(tmp_path, shared_data, tiny_
         "attack"
     ]["budget"]
     assert budget["data"] == "retain set only" and budget["train_items"] == 400  # neighbours
+
+
+def test_eval_attack_flags_fail_before_any_model_work(tmp_path, capsys) -> None:
+    base = ["eval", "--model", "no-such-model", "--out", str(tmp_path / "x")]
+    assert main([*base, "--attacks", " "]) == 2
+    assert "--attacks needs at least one attack name" in capsys.readouterr().err
+    assert main([*base, "--attacks", "quant4", "--before-eval", str(tmp_path)]) == 2
+    assert "holds no forget.jsonl" in capsys.readouterr().err

@@ -84,11 +84,11 @@ def run(args: argparse.Namespace) -> int:
     from unlearnkit.models.loading import load_model
     from unlearnkit.train.common import init_processes, run_device
 
-    flag_task = parse_task(args.task_or_all, None)
-    if getattr(args, "attacks", None) is not None and not args.attacks.strip():
-        raise ValueError(
-            "--attacks needs at least one attack name (unlearn ls attacks)"
-        )  # checked before anything else; None: absent/all
+    flag_task = parse_task(args.task_or_all, None)  # checked before anything else; None: absent/all
+    if args.attacks is not None and not args.attacks.strip():
+        raise ValueError("--attacks needs at least one attack name (unlearn ls attacks)")
+    if args.before_eval is not None and not (Path(args.before_eval) / "forget.jsonl").is_file():
+        raise ValueError(f"--before-eval: {args.before_eval} holds no forget.jsonl")
     cfg = config_from_args(
         args,
         {
@@ -155,8 +155,6 @@ def run_eval_attacks(
     from unlearnkit.attacks.runner import run_attacks
     from unlearnkit.eval.runner import select_splits
 
-    if args.before_eval is not None and not (Path(args.before_eval) / "forget.jsonl").is_file():
-        raise ValueError(f"--before-eval: {args.before_eval} holds no forget.jsonl")
     specs = resolve_attacks(cfg.attack.names)
     sets = select_splits(eval_sets, _all_splits(cfg))
     ctx = AttackContext(
