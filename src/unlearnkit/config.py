@@ -177,6 +177,29 @@ class EvalConfig:
 
 
 @dataclass
+class AttackConfig:
+    """Attacks on the unlearned model (``unlearn ls attacks``; :mod:`unlearnkit.attacks`).
+
+    Each attack works on a copy of the model (weights) or of the questions (prompts) and
+    re-evaluates; the recovery of each forget-set metric is reported against the model before
+    unlearning and the retain model (docs/attacks.md).
+    """
+
+    names: list[str] = field(default_factory=list)  # attacks to run; "all" = every registered one
+    splits: list[str] = field(default_factory=lambda: ["forget"])  # splits each attack re-evaluates
+    seed: int = 0
+    # relearn / relearn_retain: optimizer steps, learning rate and batch (AdamW, no warm-up)
+    relearn_steps: int = 10
+    relearn_lr: float = 2e-5
+    relearn_batch_size: int = 4
+    # quant8 / quant4: "auto" = bitsandbytes where CUDA and bitsandbytes are present, else quanto
+    quant_backend: str = "auto"
+    hint_tokens: int = 5  # hint: the first k answer tokens given in the prompt
+    context_pairs: int = 3  # incontext: other QA pairs of the same author shown first
+    author_items: int = 20  # incontext: consecutive forget items per author (TOFU: 20)
+
+
+@dataclass
 class TargetConfig:
     """How the model to unlearn is obtained (TOFU protocol: fine-tune on every author)."""
 
@@ -211,6 +234,7 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     target: TargetConfig = field(default_factory=TargetConfig)
+    attack: AttackConfig = field(default_factory=AttackConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     general_tasks: list[str] = field(default_factory=list)  # real-world: lm-eval task names
     general_limit: int | None = None  # items per general task (None = all)
@@ -441,9 +465,33 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"data.task must be >= 1, got {cfg.data.task}")
     if cfg.eval.threads is not None and cfg.eval.threads < 1:
         raise ConfigError(f"eval.threads must be >= 1 or null, got {cfg.eval.threads}")
+    check_attack_config(cfg.attack)
     if cfg.data.holdout_authors < 0:
         raise ConfigError(f"data.holdout_authors must be >= 0, got {cfg.data.holdout_authors}")
     return cfg
+
+
+def check_attack_config(attack: AttackConfig) -> None:
+    """Range checks of ``attack.*`` (names are checked against the registry by
+    :func:`unlearnkit.attacks.resolve_attacks`)."""
+    for where, value in (
+        ("attack.relearn_steps", attack.relearn_steps),
+        ("attack.relearn_batch_size", attack.relearn_batch_size),
+        ("attack.hint_tokens", attack.hint_tokens),
+        ("attack.context_pairs", attack.context_pairs),
+        ("attack.author_items", attack.author_items),
+    ):
+        if value <= 0:
+            raise ConfigError(f"{where} must be > 0, got {value}")
+    if not math.isfinite(attack.relearn_lr) or attack.relearn_lr <= 0:
+        raise ConfigError(f"attack.relearn_lr must be a finite number > 0, got {attack.relearn_lr}")
+    if attack.quant_backend not in ("auto", "quanto", "bitsandbytes"):
+        raise ConfigError(
+            f"unknown attack.quant_backend '{attack.quant_backend}'; "
+            "choose from auto, quanto, bitsandbytes"
+        )
+    if not attack.splits:
+        raise ConfigError("attack.splits must name at least one split (e.g. [forget])")
 
 
 def _key_lines(node: Any, prefix: str = "") -> dict[str, int]:

@@ -1,4 +1,4 @@
-"""One small registry for methods, metrics, benchmarks and models.
+"""One small registry for methods, metrics, benchmarks, models and attacks.
 
 Register by decorator next to the definition; a duplicate name is an error, and an unknown name
 is an error listing the choices (with a "did you mean" suggestion).
@@ -71,6 +71,7 @@ REGULARIZERS: Registry = Registry("regularizer")
 METRICS: Registry = Registry("metric")
 BENCHMARKS: Registry = Registry("benchmark")
 MODELS: Registry = Registry("model")
+ATTACKS: Registry = Registry("attack")
 
 REGISTRIES: dict[str, Registry] = {
     "methods": METHODS,
@@ -79,4 +80,5 @@ REGISTRIES: dict[str, Registry] = {
     "metrics": METRICS,
     "benchmarks": BENCHMARKS,
     "models": MODELS,
+    "attacks": ATTACKS,
 }

@@ -31,6 +31,7 @@ FLAG_KEYS = {
     "task": "data.task",
     "method": "method.name",
     "retain_eval": "eval.retain_eval",
+    "attacks": "attack.names",
 }
 
 
@@ -99,11 +100,16 @@ def check_names(cfg: RunConfig) -> RunConfig:
         for split in [cfg.data.split, *cfg.sweep.splits]:
             if split not in FORGET_SPLITS:
                 raise ValueError(f"unknown split '{split}'; choose from {', '.join(FORGET_SPLITS)}")
+    if cfg.attack.names:
+        from unlearnkit.attacks import resolve_attacks
+
+        resolve_attacks(cfg.attack.names)  # "unknown attack 'relearm' (did you mean 'relearn'?)"
     known = known_splits()
-    for split in cfg.eval.splits or []:
+    for split in [*(cfg.eval.splits or []), *cfg.attack.splits]:
         if split not in known:
             raise ValueError(
-                f"unknown evaluation split '{split}' in eval.splits; choose from {', '.join(known)}"
+                f"unknown evaluation split '{split}' in eval.splits / attack.splits; "
+                f"choose from {', '.join(known)}"
             )
     return cfg
 

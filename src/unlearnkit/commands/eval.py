@@ -40,6 +40,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="evaluation folder of a retain model (its forget.jsonl), or open-unlearning's "
         "retain logs (TOFU_EVAL.json, as its retain_logs_path), for Forget Quality and PrivLeak",
     )
+    p.add_argument(
+        "--attacks",
+        help="attacks to run after the evaluation, comma-separated (unlearn ls attacks; 'all'); "
+        "same as attack.names=[...]",
+    )
+    p.add_argument(
+        "--before-eval",
+        help="evaluation folder of the model before unlearning (its forget.jsonl), for recovery",
+    )
     p.add_argument("--no-cache", action="store_true", help="recompute even if cached")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)
@@ -77,6 +86,10 @@ def run(args: argparse.Namespace) -> int:
     from unlearnkit.runtime import init_processes, run_device
 
     flag_task = parse_task(args.task_or_all, None)  # checked before anything else; None: absent/all
+    if args.attacks is not None and not args.attacks.strip():
+        raise ValueError("--attacks needs at least one attack name (unlearn ls attacks)")
+    if args.before_eval is not None and not (Path(args.before_eval) / "forget.jsonl").is_file():
+        raise ValueError(f"--before-eval: {args.before_eval} holds no forget.jsonl")
     cfg = config_from_args(
         args,
         {
@@ -117,7 +130,58 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(format_summary(summary))
     print(f"results: {out}")
+    if cfg.attack.names:
+        report = run_eval_attacks(
+            args, cfg, bench, task, eval_sets, model, tokenizer, formatter, out
+        )
+        from unlearnkit.report.attacks import format_attacks
+
+        print(format_attacks(report))
+        print(f"attacks: {out / 'attacks'}")
     return 0
+
+
+def run_eval_attacks(
+    args: argparse.Namespace,
+    cfg: RunConfig,
+    bench: Any,
+    task: int | None,
+    eval_sets: dict[str, Any],
+    model: Any,
+    tokenizer: Any,
+    formatter: Any,
+    out: Path,
+) -> dict[str, Any]:
+    """``--attacks``: each attack into ``<out>/attacks/<name>/``, recovery in
+    ``<out>/attacks/attacks.json`` (against ``--before-eval`` and ``--retain-eval``)."""
+    from unlearnkit.attacks import AttackContext, resolve_attacks
+    from unlearnkit.attacks.runner import run_attacks
+    from unlearnkit.eval.runner import select_splits
+
+    specs = resolve_attacks(cfg.attack.names)
+    sets = select_splits(eval_sets, _all_splits(cfg))
+    ctx = AttackContext(
+        model, tokenizer, formatter, sets, cfg.attack,
+        retain_items=bench.retain(cfg.data.split, task or 1),
+    )  # fmt: skip
+    retain_dir = Path(cfg.eval.retain_eval) if cfg.eval.retain_eval else None
+    if retain_dir is not None and retain_dir.is_file():
+        retain_dir = retain_dir.parent
+    return run_attacks(
+        specs, ctx, cfg.eval, lambda name: out / "attacks" / name, bench.kind,
+        unlearned_dir=out, before_dir=Path(args.before_eval) if args.before_eval else None,
+        retain_dir=retain_dir, report_path=out / "attacks" / "attacks.json",
+        profile=cfg.profile, progress=not args.quiet,
+    )  # fmt: skip
+
+
+def _all_splits(cfg: RunConfig) -> Any:
+    """``cfg.eval`` with every split selected (ds_size kept): what the attacks may evaluate."""
+    import copy
+
+    ecfg = copy.deepcopy(cfg.eval)
+    ecfg.splits = None
+    return ecfg
 
 
 def _fmt(value: Any) -> str:

@@ -15,6 +15,7 @@ def _load_all() -> None:
         "unlearnkit.eval.metrics",
         "unlearnkit.data.splits",
         "unlearnkit.models.packaged",
+        "unlearnkit.attacks",
     ):
         try:
             importlib.import_module(mod)
@@ -24,7 +25,9 @@ def _load_all() -> None:
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("ls", help="list registered methods, metrics, benchmarks and models")
+    p = sub.add_parser(
+        "ls", help="list registered methods, metrics, benchmarks, models and attacks"
+    )
     p.add_argument(
         "kind", nargs="?", help="one kind only (methods, metrics, benchmarks, models, ...)"
     )

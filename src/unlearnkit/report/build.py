@@ -4,7 +4,8 @@ Output folder layout::
 
     report.md                 every scenario table (Markdown)
     table_<scenario>.csv      raw values with run metadata
-    plots/<scenario>_*.png    MU vs FE scatter, metric bars per split, continual curves, losses
+    plots/<scenario>_*.png    MU vs FE scatter, metric bars per split, continual curves, losses,
+                              attacks (before / unlearned / each attack / retain) per run
     index.html                self-contained page (tables, embedded plots, generations)
 """
 
@@ -14,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from unlearnkit.report.attacks import explain_attacks, plot_attacks, read_attacks
 from unlearnkit.report.explain import explain_table
 from unlearnkit.report.html import Generations, ScenarioSection, render_html
 from unlearnkit.report.plots import (
@@ -114,6 +116,15 @@ def _group_generations(members: list[dict[str, Any]], split: str, k: int) -> Gen
     return gen
 
 
+def add_attacks(table: ScenarioTable) -> None:
+    """Each unlearned run's ``attacks.json`` into ``table.attacks``, with its sentences."""
+    for r in last_stage_per_run(table):
+        report = None if r["is_before"] else read_attacks(Path(r["run_dir"]))
+        if report is not None:
+            table.attacks.append((r["label"], report))
+            table.explanations.extend(explain_attacks(r["label"], report))
+
+
 def _missing_notes(table: ScenarioTable) -> list[str]:
     """Deduplicated reasons the evaluations gave for missing metrics."""
     reasons: dict[str, str] = {}
@@ -147,6 +158,9 @@ def _plots(table: ScenarioTable, plot_dir: Path) -> list[tuple[str, Path]]:
             logs.append((r["label"], log))
     title = f"{table.scenario}: training loss"
     plots.append(("Training loss", plot_loss_curves(logs, title, plot_dir / f"{slug}_loss.png")))
+    for label, report in table.attacks:
+        path = plot_dir / f"{slug}_attacks_{_slug(label)}.png"
+        plots.append((f"Attacks on {label}", plot_attacks(label, report, path)))
     return [(caption, path) for caption, path in plots if path is not None]
 
 
@@ -215,6 +229,7 @@ def build_report(
     for t in tables:
         t.notes.extend(_missing_notes(t))
         t.explanations = explain_table(t)
+        add_attacks(t)
         csv_name = f"table_{_slug(t.scenario)}.csv"
         atomic_write_text(out_dir / csv_name, to_csv(t))
         sections.append(

@@ -126,6 +126,25 @@ def _legend() -> str:
     return '<ul class="note">' + "".join(items) + "</ul>"
 
 
+def attacks_html(label: str, report: dict[str, Any]) -> str:
+    """A run's attack table (:func:`unlearnkit.report.attacks.attack_table_rows`)."""
+    from unlearnkit.report.attacks import attack_table_rows
+
+    header, rows = attack_table_rows(report)
+    out = [f"<h3>Attacks: {_esc(label)}</h3><table><tr>"]
+    out += [f"<th>{_esc(h)}</th>" for h in header]
+    out.append("</tr>")
+    for r in rows:
+        out.append("<tr>" + "".join(f"<td>{_esc(c)}</td>" for c in r) + "</tr>")
+    out.append("</table>")
+    rob = report.get("robustness_score")
+    out.append(
+        f'<p class="note">Robustness score: {_esc(None if rob is None else f"{rob:.3f}")} '
+        "(1 - worst-case recovery per item, mean over metrics)</p>"
+    )
+    return "".join(out)
+
+
 def render_html(
     sections: list[ScenarioSection],
     title: str = "unlearnkit report",
@@ -161,6 +180,8 @@ def render_html(
             out.append("<h3>What happened</h3><ul>")
             out += [f"<li>{_esc(e)}</li>" for e in t.explanations]
             out.append("</ul>")
+        for label, report in t.attacks:
+            out.append(attacks_html(label, report))
         out.append(f'<p class="note">Raw values: {_esc(s.csv_name)}</p>')
         out += [f'<p class="note">{_esc(n)}</p>' for n in t.notes]
         for caption, path in s.plots:

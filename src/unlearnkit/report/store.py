@@ -26,7 +26,8 @@ import yaml
 
 from unlearnkit.utils import read_json
 
-SCHEMA_VERSION = 2  # 2: the profile column (added in place to version-1 stores)
+# 2: the profile column; 3: recovery_rouge_l (attack stages); added in place to older stores
+SCHEMA_VERSION = 3
 
 # Scalar columns besides the JSON ones, in table order. Filters of query() use these names.
 KEY_COLUMNS: dict[str, str] = {
@@ -44,6 +45,8 @@ KEY_COLUMNS: dict[str, str] = {
     "model_utility": "REAL",
     "forget_efficacy": "REAL",
     "forget_quality": "REAL",
+    # attack stages (``attack-<name>``): recovery of forget ROUGE-L (unlearnkit.attacks.recovery)
+    "recovery_rouge_l": "REAL",
     "created_at": "TEXT",
 }
 JSON_COLUMNS = ("metrics", "aggregates", "summary", "config")
@@ -94,6 +97,11 @@ def stage_task(stage: str) -> int | None:
     """``"task3"`` -> 3, any other stage -> None."""
     m = _TASK_STAGE.match(stage)
     return int(m.group(1)) if m else None
+
+
+def is_attack_stage(stage: str) -> bool:
+    """``attack-<name>``: an attack's evaluation (never a run's headline stage)."""
+    return stage.startswith("attack-")
 
 
 def stage_sort_key(stage: str) -> tuple[int, int, str]:
@@ -252,6 +260,7 @@ class ResultsStore:
             "model_utility": _num(aggregates.get("model_utility")),
             "forget_efficacy": _num(aggregates.get("forget_efficacy")),
             "forget_quality": _num(aggregates.get("forget_quality")),
+            "recovery_rouge_l": _num(aggregates.get("recovery_rouge_l")),
             "created_at": created_at,
             "metrics": json.dumps(flatten_metrics(summary)),
             "aggregates": json.dumps(aggregates, default=str),

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearnkit.eval.metrics.specs import METRIC_SPECS, metric_label
-from unlearnkit.report.store import stage_sort_key, stage_task
+from unlearnkit.report.store import is_attack_stage, stage_sort_key, stage_task
 
 MISSING = "–"
 
@@ -65,6 +65,7 @@ class ScenarioTable:
     # Columns that separate nothing in this table (every row has the same value): key -> value.
     # Their cells print NOT_SEPARABLE and a note says why.
     unseparable: dict[str, float] = field(default_factory=dict)
+    attacks: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (label, attacks.json)
 
 
 NOT_SEPARABLE = "n.s."
@@ -148,7 +149,7 @@ def headline_rows(records: list[dict[str, Any]]) -> tuple[list[dict], list[dict]
     for stages in by_run.values():
         stages = sorted(stages, key=lambda r: stage_sort_key(r["stage"]))
         befores.extend(r for r in stages if r["stage"] == "before")
-        after = [r for r in stages if r["stage"] != "before"]
+        after = [r for r in stages if r["stage"] != "before" and not is_attack_stage(r["stage"])]
         tasks = [r for r in after if stage_task(r["stage"]) is not None]
         if tasks:
             chosen.extend(tasks)
@@ -315,5 +316,9 @@ def report_markdown(tables: list[ScenarioTable], compact: bool = False) -> str:
         parts.append(to_markdown(t, COMPACT_COLUMNS if compact else None))
         if t.explanations:
             parts.append("What happened:\n\n" + "".join(f"- {e}\n" for e in t.explanations))
+        if t.attacks and not compact:
+            from unlearnkit.report.attacks import attacks_markdown
+
+            parts.extend(attacks_markdown(label, report) for label, report in t.attacks)
         parts.extend(f"\n_{note}_\n" for note in t.notes)
     return "\n".join(parts)

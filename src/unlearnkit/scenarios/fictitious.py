@@ -1,7 +1,8 @@
 """Fictitious unlearning (TOFU forget01/05/10 or the synthetic benchmark).
 
 Fine-tune (or load) the target, optionally a retain model for Forget Quality, evaluate the target
-("before"), unlearn one task, evaluate the result ("final").
+("before"), unlearn one task, evaluate the result ("final"), then, when ``attack.names`` lists
+attacks, attack the unlearned model (``eval/attack-<name>/``, ``attacks.json``).
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ def run_fictitious(cfg: RunConfig, resume: bool = False) -> Path:
     # Validate data before any expensive step: unknown split/task fails here.
     forget, retain = bench.forget(split, task), bench.retain(split, task)
     eval_sets = bench.eval_sets(split, task)
+    if cfg.attack.names:
+        from unlearnkit.attacks import resolve_attacks
+
+        resolve_attacks(cfg.attack.names)  # an unknown attack fails before any training
     rdir.mkdir(parents=True, exist_ok=True)
     save_run_config(cfg, rdir)
     target = target_model(cfg, bench)
@@ -70,8 +75,16 @@ def run_fictitious(cfg: RunConfig, resume: bool = False) -> Path:
         str(model_dir), cfg, eval_sets, rdir / "eval" / "final", bench.kind, retain_eval
     )
     record(cfg, rdir, "final", final, task)
+    stages = ["before", "final"] if cfg.target.eval_before else ["final"]
+    if cfg.attack.names:
+        from unlearnkit.scenarios.attack_stage import run_attack_stage
+
+        run_attack_stage(
+            cfg, rdir, str(model_dir), eval_sets, bench.kind, retain, task, retain_eval
+        )
+        stages.append("attacks")
     # Done first: a kill between the two lines must not leave a run that trains again.
-    mark_done(rdir, {"stages": ["before", "final"] if cfg.target.eval_before else ["final"]})
+    mark_done(rdir, {"stages": stages})
     if not cfg.train.save_checkpoints:
         shutil.rmtree(model_dir, ignore_errors=True)
     return rdir

@@ -58,6 +58,10 @@ def run_real_world(cfg: RunConfig, resume: bool = False) -> Path:
             f"the real_world scenario needs a real-world benchmark (forget.json + neighbor.json); "
             f"'{cfg.data.benchmark}' is in TOFU layout"
         )
+    if cfg.attack.names:  # an unknown attack must fail now, not after unlearning
+        from unlearnkit.attacks import resolve_attacks
+
+        resolve_attacks(cfg.attack.names)
     if cfg.general_tasks:  # a typo must fail now, not after unlearning
         from unlearnkit.scenarios.general import check_task_names
 
@@ -87,6 +91,11 @@ def run_real_world(cfg: RunConfig, resume: bool = False) -> Path:
         final["general"] = general_accuracy(str(model_dir), cfg, rdir / "eval" / "final")
     record(cfg, rdir, "final", final, task)
     stages.append("final")
+    if cfg.attack.names:
+        from unlearnkit.scenarios.attack_stage import run_attack_stage
+
+        run_attack_stage(cfg, rdir, str(model_dir), eval_sets, bench.kind, retain, task, None)
+        stages.append("attacks")
     if not cfg.train.save_checkpoints:
         shutil.rmtree(model_dir, ignore_errors=True)
     mark_done(rdir, {"stages": stages})
