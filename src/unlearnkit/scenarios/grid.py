@@ -70,6 +70,7 @@ def plan_grid(cfg: RunConfig, runs: list[RunConfig]) -> tuple[list[Job], list[Jo
     finished: list[Path] = []
     benches: dict[tuple[str, int], Any] = {}
     for sub in runs:
+        _absolute_paths(sub)
         rdir = run_dir(sub)
         if is_done(rdir):
             finished.append(rdir)
@@ -84,6 +85,15 @@ def plan_grid(cfg: RunConfig, runs: list[RunConfig]) -> tuple[list[Job], list[Jo
                 models[cache.name] = Job(role, cache.name, grid / cache.name, sub, cache / "DONE")
         todo.append(Job("run", rdir.name, rdir, sub, rdir / "DONE.json", needs))
     return list(models.values()), todo, finished
+
+
+def _absolute_paths(cfg: RunConfig) -> None:
+    """Local paths made absolute: a job may start in another working folder (Ray, Slurm)."""
+    cfg.output_dir = str(Path(cfg.output_dir).expanduser().resolve())
+    for part, key in ((cfg.model, "name"), (cfg.data, "benchmark")):
+        value = Path(getattr(part, key)).expanduser()
+        if value.exists():
+            setattr(part, key, str(value.resolve()))
 
 
 def eta_seconds(
@@ -103,6 +113,8 @@ def eta_seconds(
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "time left unknown until a run finishes"
+    if seconds < 30:  # e.g. the running runs already took longer than the mean
+        return "less than 30 s left"
     if seconds < 90:
         return f"about {seconds:.0f} s left"
     if seconds < 5400:
