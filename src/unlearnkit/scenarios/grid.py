@@ -64,7 +64,7 @@ class Job:
 
 def plan_grid(cfg: RunConfig, runs: list[RunConfig]) -> tuple[list[Job], list[Job], list[Path]]:
     """(shared-model jobs, run jobs, folders of runs finished earlier) for the grid ``runs``."""
-    grid = Path(cfg.output_dir) / GRID_FOLDER
+    grid = Path(cfg.output_dir).expanduser().resolve() / GRID_FOLDER
     models: dict[str, Job] = {}
     todo: list[Job] = []
     finished: list[Path] = []
@@ -216,7 +216,6 @@ def _run_stage(
             batch = [pending.popleft() for _ in range(min(free, len(pending)))]
             if batch:
                 for job in batch:
-                    _check_not_running(job)
                     job.folder.mkdir(parents=True, exist_ok=True)
                     (job.folder / FAILED_FILE).unlink(missing_ok=True)
                     (job.folder / RUNNING_FILE).unlink(missing_ok=True)
@@ -266,17 +265,22 @@ def _run_stage(
 def _index(job: Job) -> None:
     from unlearnkit.report.store import ResultsStore
 
-    ResultsStore(Path(job.cfg.output_dir) / "results.db").record_run(job.folder)
+    try:
+        ResultsStore(Path(job.cfg.output_dir) / "results.db").record_run(job.folder)
+    except Exception as exc:  # noqa: BLE001 - the run folder stays the source of truth
+        log(f"could not index {job.folder} in results.db ({exc}); `unlearn report` will")
 
 
 def launch_grid(cfg: RunConfig, runs: list[RunConfig], resume: bool = False) -> list[Path]:
     """Run the grid ``runs`` (expanded from ``cfg``) with ``cfg.sweep.launcher``."""
     from unlearnkit.scenarios.launchers import make_launcher
 
-    grid = Path(cfg.output_dir) / GRID_FOLDER
+    grid = Path(cfg.output_dir).expanduser().resolve() / GRID_FOLDER
     launcher = make_launcher(cfg, grid)  # a missing extra fails here, before any work
     try:
         model_jobs, run_jobs, finished = plan_grid(cfg, runs)
+        for job in model_jobs + run_jobs:  # before anything starts
+            _check_not_running(job)
         log(f"grid of {len(runs)} runs with the {launcher.name} launcher: {launcher.describe()}")
         if finished:
             log(f"{len(finished)} run(s) finished earlier, skipped")
