@@ -208,10 +208,17 @@ class RayLauncher:
         self.ray = ray
         self._owns = not ray.is_initialized()
         if self._owns:
-            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False}
-            if sweep.ray_address is None:  # a local Ray: its workers import the driver's code
-                kwargs["runtime_env"] = {"env_vars": {"PYTHONPATH": _pythonpath(dict(os.environ))}}
-            ray.init(address=sweep.ray_address, **kwargs)
+            # The driver's unlearnkit settings (cache, data root) go with every task; a local
+            # Ray's workers also import the driver's code.
+            env = {k: v for k, v in os.environ.items() if k.startswith("UNLEARNKIT_")}
+            if sweep.ray_address is None:
+                env["PYTHONPATH"] = _pythonpath(dict(os.environ))
+            ray.init(
+                address=sweep.ray_address,
+                include_dashboard=False,
+                log_to_driver=False,
+                runtime_env={"env_vars": env},
+            )
         resources = ray.cluster_resources()
         gpus = sweep.gpus_per_run
         if gpus is None:
