@@ -188,8 +188,7 @@ class SlurmConfig:
     mem_gb: float | None = None  # None = the partition's default
     # shell lines run before each job (e.g. "source .venv/bin/activate")
     setup: list[str] = field(default_factory=list)
-    # None = Slurm (submitit's detection); "local" = submitit's LocalExecutor (one machine)
-    cluster: str | None = None
+    cluster: str = "slurm"  # slurm | local (submitit's LocalExecutor: the jobs on this machine)
 
 
 LAUNCHERS = ("sequential", "local", "ray", "slurm")
@@ -461,6 +460,10 @@ def _validate_sweep(s: SweepConfig) -> None:
     if s.launcher not in LAUNCHERS:
         raise ConfigError(
             f"unknown sweep.launcher '{s.launcher}'; choose from {', '.join(LAUNCHERS)}"
+        )
+    if s.slurm.cluster not in ("slurm", "local"):
+        raise ConfigError(
+            f"unknown sweep.slurm.cluster '{s.slurm.cluster}'; choose from slurm, local"
         )
     for where, value, low in (
         ("sweep.workers", s.workers, 1),

@@ -46,6 +46,8 @@ def test_launch_settings_are_validated() -> None:
         load_config(overrides=["sweep.gpus_per_run=-1"])
     with pytest.raises(ConfigError, match="sweep.slurm.time_min must be >= 1, got 0"):
         load_config(overrides=["sweep.slurm.time_min=0"])
+    with pytest.raises(ConfigError, match="unknown sweep.slurm.cluster 'debug'; choose from"):
+        load_config(overrides=["sweep.slurm.cluster=debug"])
     cfg = load_config(overrides=["sweep.slurm.partition=gpu", "sweep.slurm.setup=[a, b]"])
     assert cfg.sweep.slurm.partition == "gpu" and cfg.sweep.slurm.setup == ["a", "b"]
 
@@ -116,3 +118,11 @@ def test_plan_builds_each_shared_model_once_and_skips_finished_runs(tmp_path, mo
     models2, todo2, finished2 = plan_grid(cfg, runs)
     assert sorted(j.kind for j in models2) == ["retain", "retain"]
     assert len(todo2) == 3 and finished2 == [todo[0].folder]
+
+
+def test_slurm_without_slurm_says_how_to_run_the_jobs_here(monkeypatch, tmp_path) -> None:
+    pytest.importorskip("submitit")
+    monkeypatch.setattr(launchers.shutil, "which", lambda name: None)
+    cfg = load_config(overrides=["sweep.launcher=slurm"])
+    with pytest.raises(ValueError, match="no Slurm here .* set sweep.slurm.cluster=local"):
+        make_launcher(cfg, tmp_path)

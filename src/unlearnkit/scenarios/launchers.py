@@ -20,6 +20,7 @@ Jobs read and write the grid's folders, so on a cluster ``output_dir`` and the m
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -280,6 +281,11 @@ class SlurmLauncher:
     def __init__(self, sweep: SweepConfig, folder: Path) -> None:
         submitit = require_extra("slurm")
         sl = sweep.slurm
+        if sl.cluster == "slurm" and shutil.which("sbatch") is None:
+            raise ValueError(
+                "sweep.launcher=slurm: no Slurm here (sbatch not found); launch the grid from a "
+                "Slurm node, or set sweep.slurm.cluster=local to run its jobs on this machine"
+            )
         self.executor = submitit.AutoExecutor(folder=folder / "%j", cluster=sl.cluster)
         self.threads = sweep.cpus_per_run or 1
         params: dict[str, Any] = {
