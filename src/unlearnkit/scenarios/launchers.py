@@ -30,6 +30,7 @@ from typing import Any, Protocol
 import unlearnkit
 from unlearnkit.config import RunConfig, SweepConfig
 from unlearnkit.scenarios.grid_worker import JOB_FILE, LOG_FILE, run_job
+from unlearnkit.utils import atomic_write_json
 
 # The directory that holds the ``unlearnkit`` package the driver runs: jobs import the same code.
 PACKAGE_PARENT = str(Path(unlearnkit.__file__).resolve().parents[1])
@@ -139,8 +140,6 @@ class LocalLauncher:
             }
             spec = spec | {"threads": self.threads}
             folder = Path(spec["folder"])
-            from unlearnkit.utils import atomic_write_json
-
             atomic_write_json(folder / JOB_FILE, spec)
             cores = self.slot_cores[slot]
             with open(folder / LOG_FILE, "ab") as logf:
@@ -242,8 +241,6 @@ class RayLauncher:
         return f"Ray at {self.ray.get_runtime_context().gcs_address}, up to {self.capacity} at once"
 
     def submit(self, specs: list[dict[str, Any]]) -> list[Any]:
-        from unlearnkit.utils import atomic_write_json
-
         refs = []
         for spec in specs:
             spec = spec | {"threads": self.threads}
@@ -312,8 +309,6 @@ class SlurmLauncher:
         return f"submitit ({self.executor.cluster}), jobs in {self.executor.folder}"
 
     def submit(self, specs: list[dict[str, Any]]) -> list[Any]:
-        from unlearnkit.utils import atomic_write_json
-
         specs = [spec | {"threads": self.threads} for spec in specs]
         for spec in specs:
             atomic_write_json(Path(spec["folder"]) / JOB_FILE, spec)
