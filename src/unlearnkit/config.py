@@ -211,12 +211,37 @@ class TargetConfig:
 
 
 @dataclass
+class SlurmConfig:
+    """Slurm jobs of a grid (``sweep.launcher: slurm``, through submitit)."""
+
+    partition: str | None = None  # None = the cluster's default partition
+    time_min: int = 240  # time limit of each run's job
+    mem_gb: float | None = None  # None = the partition's default
+    # shell lines run before each job (e.g. "source .venv/bin/activate")
+    setup: list[str] = field(default_factory=list)
+    cluster: str = "slurm"  # slurm | local (submitit's LocalExecutor: the jobs on this machine)
+
+
+LAUNCHERS = ("sequential", "local", "ray", "slurm")
+
+
+@dataclass
 class SweepConfig:
     scenario: str = "fictitious"  # the scenario each grid point runs
     methods: list[str] = field(default_factory=list)
     learning_rates: list[float] = field(default_factory=list)
     splits: list[str] = field(default_factory=list)
     seeds: list[int] = field(default_factory=list)
+    # sequential: one run after another in this process; local: a process pool on this machine;
+    # ray: Ray tasks (pip install 'unlearnkit[ray]'); slurm: Slurm jobs ('unlearnkit[slurm]')
+    launcher: str = "sequential"
+    # runs at once; None = local: one per GPU group (or per cpus_per_run cores); ray: as many
+    # as the cluster's resources hold; slurm: every run of the array
+    workers: int | None = None
+    gpus_per_run: int | None = None  # None = 1 where the machine (local, ray) has GPUs, else 0
+    cpus_per_run: int | None = None  # threads of a run; None = local: cores / workers, else 1
+    ray_address: str | None = None  # None = a local Ray; "auto" or "ray://head:10001" = a cluster
+    slurm: SlurmConfig = field(default_factory=SlurmConfig)
 
 
 @dataclass
@@ -468,6 +493,7 @@ def validate(cfg: RunConfig) -> RunConfig:
     check_attack_config(cfg.attack)
     if cfg.data.holdout_authors < 0:
         raise ConfigError(f"data.holdout_authors must be >= 0, got {cfg.data.holdout_authors}")
+    _validate_sweep(cfg.sweep)
     return cfg
 
 
@@ -492,6 +518,26 @@ def check_attack_config(attack: AttackConfig) -> None:
         )
     if not attack.splits:
         raise ConfigError("attack.splits must name at least one split (e.g. [forget])")
+
+
+def _validate_sweep(s: SweepConfig) -> None:
+    if s.launcher not in LAUNCHERS:
+        raise ConfigError(
+            f"unknown sweep.launcher '{s.launcher}'; choose from {', '.join(LAUNCHERS)}"
+        )
+    if s.slurm.cluster not in ("slurm", "local"):
+        raise ConfigError(
+            f"unknown sweep.slurm.cluster '{s.slurm.cluster}'; choose from slurm, local"
+        )
+    for where, value, low in (
+        ("sweep.workers", s.workers, 1),
+        ("sweep.gpus_per_run", s.gpus_per_run, 0),
+        ("sweep.cpus_per_run", s.cpus_per_run, 1),
+        ("sweep.slurm.time_min", s.slurm.time_min, 1),
+    ):
+        if value is not None and value < low:
+            null = "" if where == "sweep.slurm.time_min" else " or null"
+            raise ConfigError(f"{where} must be >= {low}{null}, got {value}")
 
 
 def _key_lines(node: Any, prefix: str = "") -> dict[str, int]:

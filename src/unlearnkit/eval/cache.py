@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -99,7 +100,7 @@ def copy_result(src: Path, dst: Path, splits: list[str]) -> None:
     if src.resolve() == dst.resolve():
         return
     for name in [*(f"{s}.jsonl" for s in splits), "summary.json"]:  # the summary marks completion
-        tmp = dst / f".{name}.tmp"
+        tmp = dst / f".{name}.{os.getpid()}.tmp"  # two runs of a grid may store one key at once
         shutil.copyfile(src / name, tmp)
         tmp.replace(dst / name)
 

@@ -54,10 +54,9 @@ def finetune_config(cfg: RunConfig) -> RunConfig:
     return ft
 
 
-def _finetuned(cfg: RunConfig, items: list[QAItem], role: str) -> Path:
-    """Fine-tune ``cfg.model.name`` on ``items`` once; later calls reuse the cached model."""
-    from unlearnkit.train.finetune import run_finetune
-
+def finetuned_cache_dir(cfg: RunConfig, items: list[QAItem], role: str) -> Path:
+    """The cache folder of ``cfg.model.name`` fine-tuned on ``items`` (the same for every run
+    whose model, data and fine-tuning settings are the same)."""
     ft = finetune_config(cfg)
     key_src = json.dumps(
         {
@@ -73,7 +72,15 @@ def _finetuned(cfg: RunConfig, items: list[QAItem], role: str) -> Path:
         sort_keys=True,
     )
     key = hashlib.sha256(key_src.encode()).hexdigest()[:16]
-    base = cache_root() / "targets" / f"{Path(cfg.model.name).name}-{role}-{key}"
+    return cache_root() / "targets" / f"{Path(cfg.model.name).name}-{role}-{key}"
+
+
+def _finetuned(cfg: RunConfig, items: list[QAItem], role: str) -> Path:
+    """Fine-tune ``cfg.model.name`` on ``items`` once; later calls reuse the cached model."""
+    from unlearnkit.train.finetune import run_finetune
+
+    ft = finetune_config(cfg)
+    base = finetuned_cache_dir(cfg, items, role)
     done = base / "DONE"
     if done.is_file():
         model_dir = Path(done.read_text().strip())
@@ -104,6 +111,21 @@ def retain_model(cfg: RunConfig, bench: Benchmark) -> str | None:
     split, task = cfg.data.split, cfg.data.task
     items = bench.retain_model_set(split, task)
     return str(_finetuned(cfg, items, f"retain-{split}-task{task}"))
+
+
+def shared_models(cfg: RunConfig, bench: Benchmark) -> list[tuple[str, Path]]:
+    """The fine-tuned models a run of ``cfg`` builds before unlearning, as (``target`` or
+    ``retain``, cache folder): what several runs of a grid share, built once before them."""
+    needed: list[tuple[str, Path]] = []
+    if cfg.scenario in ("fictitious", "continual") and cfg.target.finetune:
+        if hasattr(bench, "finetune_set"):
+            needed.append(("target", finetuned_cache_dir(cfg, bench.finetune_set(), "target")))
+    if cfg.scenario == "fictitious" and cfg.target.retain_model:
+        if hasattr(bench, "retain_model_set"):
+            split, task = cfg.data.split, cfg.data.task
+            items = bench.retain_model_set(split, task)
+            needed.append(("retain", finetuned_cache_dir(cfg, items, f"retain-{split}-task{task}")))
+    return needed
 
 
 def evaluate_model(

@@ -4,7 +4,10 @@ skipped, so an interrupted sweep picks up where it stopped.
 With no ``sweep.learning_rates`` and no ``train.learning_rate`` of the user's, each method trains
 at its paper's learning rate where its paper has its own (UNDIAL: 1e-4), else at the profile's
 or the built-in one: a leaderboard (``configs/leaderboard_synth.yaml``) runs every method with
-its paper's defaults. A ``train.learning_rate`` the user set applies to every method."""
+its paper's defaults. A ``train.learning_rate`` the user set applies to every method.
+
+``sweep.launcher`` other than ``sequential`` spreads the grid over processes, Ray or Slurm
+(:mod:`unlearnkit.scenarios.grid`)."""
 
 from __future__ import annotations
 
@@ -61,6 +64,10 @@ def run_sweep(cfg: RunConfig, resume: bool = False) -> list[Path]:
     runs = expand_sweep(cfg)
     for sub in runs:  # fail on a bad method name before anything runs
         parse_method_name(sub.method.name)
+    if cfg.sweep.launcher != "sequential":
+        from unlearnkit.scenarios.grid import launch_grid
+
+        return launch_grid(cfg, runs, resume=resume)
     out = []
     for i, sub in enumerate(runs, start=1):
         rdir = run_dir(sub)
