@@ -184,6 +184,29 @@ def test_epoch_order_dataset_lays_epochs_end_to_end() -> None:
     assert len(set(items[10:])) == 2 and Base.epochs[-1] == 2
 
 
+def test_epoch_order_is_the_paper_samplers_order() -> None:
+    """The paper's HF Trainer (transformers 4.43) draws through accelerate's SeedableRandomSampler
+    seeded by the last global seed (its Trainer's default 42) + the epoch; the paper profile's
+    seed is that 42, and EpochOrderDataset gives the sampler's order epoch after epoch."""
+    from accelerate.data_loader import SeedableRandomSampler
+
+    class Base:
+        def __len__(self) -> int:
+            return 7
+
+        def __getitem__(self, i: int) -> int:
+            return i
+
+    seed = load_config(None, ["profile=paper"]).train.seed
+    assert seed == 42 and load_config(None, []).train.seed == 0
+    torch.manual_seed(seed)  # what the Trainer's set_seed(args.seed) leaves behind
+    sampler = SeedableRandomSampler(data_source=list(range(7)), generator=None)
+    theirs = [i for _ in range(3) for i in sampler]  # three epochs, each a fresh iteration
+    ds = EpochOrderDataset(Base(), 20, seed=seed)
+    assert [ds[k] for k in range(20)] == theirs[:20]
+    assert theirs[:7] != theirs[7:14]  # a fresh permutation per epoch
+
+
 # ---------------------------------------------------------------- 4. pairing
 
 
