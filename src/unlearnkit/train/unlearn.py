@@ -198,6 +198,8 @@ def run_unlearning(
         pairing=cfg.data.pairing,
         fixed_length_views=method.fixed_length_views() if cfg.data.fixed_padding else (),
         alternates=alternates,
+        # the paper's code tokenizes question and answer as one string (P:data_module.py:22-52)
+        joint_tokenization=cfg.profile == "paper",
     )
     if method.trainable_params is not None:
         chosen = select_trainable(model, method.trainable_params)
