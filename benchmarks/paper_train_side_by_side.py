@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -71,6 +72,7 @@ def run_paper(args: argparse.Namespace, case: dict, out: Path, task: int) -> dic
     if args.reuse and record.is_file():
         return json.loads(record.read_text())
     shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
     cmd = [
         str(args.paper_python), str(REPO_ROOT / "benchmarks" / "paper_train_worker.py"),
         "--paper-code", str(args.paper_code),
@@ -129,6 +131,24 @@ def make_recorder(paper_dir: Path, lora: bool) -> tuple[Any, dict]:
                     for n, p in ours.items():
                         p.copy_(theirs[n])
             self.before = {n: p.detach().clone() for n, p in ours.items()}
+
+        def on_optimizer_step(self, targs, state, control, model=None, lr_scheduler=None, **kw):
+            step = state.global_step + 1  # counted after this event
+            path = paper_dir / f"grads-{step}.pt"
+            theirs = torch.load(path)
+            ours = {n: p.grad for n, p in _weights(model).items() if p.grad is not None}
+            if set(theirs) != set(ours):
+                raise SystemExit(f"gradient names differ: {sorted(set(theirs) ^ set(ours))[:4]}")
+            result.setdefault("grads", []).append(
+                {
+                    "step": step,
+                    "max_abs_grad_diff": max(
+                        float((theirs[n] - g).abs().max()) for n, g in ours.items()
+                    ),
+                    "max_abs_grad": max(float(g.abs().max()) for g in ours.values()),
+                    "lr_used": lr_scheduler.get_last_lr()[0],
+                }
+            )
 
         def on_step_end(self, targs, state, control, model=None, lr_scheduler=None, **kw):
             step = state.global_step
@@ -227,6 +247,45 @@ def run_ours(args: argparse.Namespace, case: dict, paper_dir: Path, out: Path, t
     return result
 
 
+def weight_bounds(
+    grads: list[dict], beta1: float, beta2: float, eps: float, wd: float
+) -> list[dict]:
+    """The largest weight difference the gradient differences allow after each AdamW step.
+
+    Both codes run the same AdamW (torch's, same dtype) from the same weights, so the weights
+    part only through the gradients. AdamW's step t sets
+    ``w_t = w_{t-1} (1 - lr_t wd) - lr_t u_t`` with ``u = m_hat / (sqrt(v_hat) + eps)``, where
+    ``m_hat = sum_s a_s g_s`` and ``v_hat = sum_s b_s g_s^2`` are bias-corrected averages
+    (``sum a_s = sum b_s = 1``). To first order in a gradient change dg (per element):
+    ``|d m_hat| <= max_s |dg_s|``; ``|d sqrt(v_hat)| <= max_s |dg_s|`` (Cauchy-Schwarz); so
+    ``|d u| <= max_s |dg_s| (1 + rho_t) / (sqrt(v_hat) + eps) <= max_s |dg_s| (1 + rho_t) / eps``
+    with ``rho_t = max |m_hat| / sqrt(v_hat) <= sqrt(sum_s a_s^2 / b_s)`` (Cauchy-Schwarz again).
+    Hence ``B_t = (1 + lr_t wd) B_{t-1} + lr_t (1 + rho_t) max_{s<=t} dG_s / eps``, with dG_s
+    the largest element of |g_paper - g_ours| measured at step s (it includes the effect of the
+    weights' own earlier difference), plus the rounding of w itself, 2 ulp of the largest weight
+    per step (left out below 1e-15). The 1/eps is the worst case, an element whose gradient is
+    near 0: there a gradient rounding difference changes the sign of Adam's step.
+    """
+    out, bound, worst_dg = [], 0.0, 0.0
+    for t, g in enumerate(grads, start=1):
+        a = [(1 - beta1) * beta1 ** (t - s) / (1 - beta1**t) for s in range(1, t + 1)]
+        b = [(1 - beta2) * beta2 ** (t - s) / (1 - beta2**t) for s in range(1, t + 1)]
+        rho = math.sqrt(sum(x * x / y for x, y in zip(a, b, strict=True)))
+        worst_dg = max(worst_dg, g["max_abs_grad_diff"])
+        lr = g["lr_used"]
+        bound = (1 + lr * wd) * bound + lr * (1 + rho) * worst_dg / eps
+        out.append(
+            {
+                "max_abs_grad_diff": g["max_abs_grad_diff"],
+                "max_abs_grad": g["max_abs_grad"],
+                "lr_used": lr,
+                "rho": rho,
+                "weight_bound": bound,
+            }
+        )
+    return out
+
+
 def compare(paper: dict, ours: dict, micro_per_step: int) -> dict:
     """Per micro-batch loss differences, per step weight differences, order, times."""
     pm, om = paper["micro_batches"], ours["micro_batches"]
@@ -253,6 +312,9 @@ def compare(paper: dict, ours: dict, micro_per_step: int) -> dict:
                 },
             }
         )
+    bounds = weight_bounds(ours.get("grads", []), beta1=0.9, beta2=0.999, eps=1e-8, wd=0.01)
+    for s, b in zip(steps, bounds, strict=False):
+        s.update(b)
     t_paper = paper["steps"][-1]["t"] - paper["t_train_begin"]
     t_ours = ours["steps"][-1]["t"] - ours["t_train_begin"]
     return {
@@ -343,14 +405,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 f"{name}: same order {res['same_item_order']}; max |loss diff| "
                 f"{res['max_abs_loss_diff']:.2e}; max |weight diff| per step "
                 + ", ".join(f"{s['max_abs_weight_diff']:.2e}" for s in res["steps"])
-                + f"; wall paper {res['wall_s']['paper_forget_py']:.0f} s, "
+                + " (bound "
+                + ", ".join(f"{s.get('weight_bound', float('nan')):.2e}" for s in res["steps"])
+                + f"); wall paper {res['wall_s']['paper_forget_py']:.0f} s, "
                 f"ours {res['wall_s']['ours_run_unlearning']:.0f} s",
                 flush=True,
             )
             if args.json:
                 args.json.write_text(json.dumps(report, indent=1))
-            for f in paper_dir.glob("weights-*.pt"):  # about 1 GB each in float64
-                f.unlink()
+            for f in [*paper_dir.glob("weights-*.pt"), *paper_dir.glob("grads-*.pt")]:
+                f.unlink()  # about 1 GB each in float64
     return report
 
 

@@ -36,7 +36,8 @@ library call or an added recorder, made before ``forget.py`` is imported):
 * **Recorders.** ``trainer.trainer.get_loss`` is wrapped to record each micro-batch's forget and
   regularization losses; ``TextForgetDatasetQA.__getitem__`` to record each item index it is
   asked for; a callback saves the trainable weights after every optimizer step (and the LoRA
-  adapters before the first) to ``<out>/weights-<step>.pt``.
+  adapters before the first) to ``<out>/weights-<step>.pt``, and the step's gradient (the mean
+  over its micro-batches, as the optimizer reads it) to ``<out>/grads-<step>.pt``.
 
 Writes ``<out>/record.json`` (micro-batch losses, item order, learning rates, timing).
 """
@@ -209,6 +210,14 @@ def install_shims(args: argparse.Namespace, record: dict) -> None:
             record["t_train_begin"] = time.perf_counter()
             if args.lora:
                 self._save(model, "weights-0.pt")
+
+        def on_optimizer_step(self, targs, state, control, model=None, **kw):
+            grads = {
+                n: p.grad.detach().clone()
+                for n, p in model.named_parameters()
+                if p.requires_grad and p.grad is not None
+            }  # the step's mean gradient (global_step is counted after this event)
+            torch.save(grads, out / f"grads-{state.global_step + 1}.pt")
 
         def on_step_end(self, targs, state, control, model=None, lr_scheduler=None, **kw):
             lr = lr_scheduler.get_last_lr()[0] if lr_scheduler is not None else None
