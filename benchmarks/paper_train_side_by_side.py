@@ -339,6 +339,55 @@ def compare(paper: dict, ours: dict, micro_per_step: int) -> dict:
     }
 
 
+def token_check(paper_code: Path, data_dir: Path, model_dir: Path, max_length: int) -> dict:
+    """Our paper-profile dataset against the paper's ``TextForgetDatasetQA``, token by token.
+
+    The paper's module is imported here by path (tokenization only, no model): every view of
+    every forget01 task-1 item, question masked and not. A view padded to the fixed length is
+    compared whole; a dynamically padded one on its real tokens and the label after them (the
+    EOS label; what follows is padding that neither loss counts).
+    """
+    from benchmarks.paper_train_losses import PAPER_VIEWS, _cwd, paper_modules
+    from unlearnkit.data.formatting import PromptFormatter
+    from unlearnkit.data.loaders import load_refusals
+    from unlearnkit.data.splits import TofuBenchmark
+    from unlearnkit.methods.data import UnlearningDataset
+    from unlearnkit.models.loading import load_tokenizer
+
+    data_module, _ = paper_modules(paper_code)
+    tok = load_tokenizer(str(model_dir))
+    tofu = TofuBenchmark(data_dir)
+    forget, retain = tofu.forget("forget01", 1), tofu.retain("forget01", 1)
+    rows = [{"question": it.question, "answer": it.answer} for it in retain]
+    frows = [{"question": it.question, "answer": it.answer} for it in forget]
+    with _cwd(paper_code):
+        theirs = data_module.TextForgetDatasetQA(
+            tok, "generic", frows, rows, max_length=max_length, mask=True
+        )
+    ours = UnlearningDataset(
+        forget, retain, load_refusals(paper_code / "data" / "idontknow.jsonl"),
+        PromptFormatter(tok, "plain"), PAPER_VIEWS, mask_question=True, max_length=max_length,
+        pairing="index", fixed_length_views=("forget", "retain"), joint_tokenization=True,
+    )  # fmt: skip
+    checked, differing = 0, []
+    for mask in (True, False):
+        theirs.mask, ours.mask_question = mask, mask
+        for i in range(len(theirs)):
+            for view, (ids, labels, attn) in zip(PAPER_VIEWS, theirs[i], strict=True):
+                enc = ours.encode(i, view)
+                n = int(attn.sum())
+                if len(enc["input_ids"]) == max_length:
+                    same = enc["input_ids"] == ids.tolist() and enc["labels"] == labels.tolist()
+                    same = same and enc["attention_mask"] == attn.tolist()
+                else:
+                    same = enc["input_ids"][:n] == ids[:n].tolist()
+                    same = same and enc["labels"][: n + 1] == labels[: n + 1].tolist()
+                checked += 1
+                if not same:
+                    differing.append(f"item {i} {view} mask={mask}")
+    return {"views_checked": checked, "views_differing": len(differing), "first": differing[:5]}
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--paper-code", type=Path, default=Path("/work/ext/paper-code"))
@@ -353,6 +402,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--work", type=Path, default=Path("/tmp/paper-train-side-by-side"))
     ap.add_argument("--reuse", action="store_true", help="reuse the paper's finished runs")
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
+    ap.add_argument("--token-check-only", action="store_true", help="only compare the tokens")
     args = ap.parse_args(argv)
     if not (args.paper_code / "forget.py").is_file() or not args.paper_python.is_file():
         print(f"skipped: {args.paper_code}/forget.py or {args.paper_python} is absent")
@@ -366,6 +416,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args.paper_code = args.paper_code.resolve()
     args.data_dir = (args.data_dir or default_data_root() / "tofu").resolve()
     args.model_dir = pull("smollm2-135m")
+    tokens = token_check(args.paper_code, args.data_dir, args.model_dir, args.max_length)
+    print(f"tokens: {tokens['views_differing']} of {tokens['views_checked']} views differ "
+          "from the paper's", flush=True)  # fmt: skip
+    if args.token_check_only:
+        return {"tokens": tokens}
     cases = [parse_case(c) for c in args.cases.split(",") if c]
     report: dict[str, Any] = {
         "settings": {
@@ -380,6 +435,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
             "load_average_at_start": os.getloadavg(),
         },
+        "tokens": tokens,
         "cases": {},
     }
     if args.json and args.json.is_file():  # keep the cases measured earlier
