@@ -201,9 +201,7 @@ def install_shims(args: argparse.Namespace, record: dict) -> None:
 
     class SaveWeights(TrainerCallback):
         def _save(self, model, name):
-            weights = {
-                n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad
-            }
+            weights = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
             torch.save(weights, out / name)
 
         def on_train_begin(self, targs, state, control, model=None, **kw):
@@ -213,7 +211,7 @@ def install_shims(args: argparse.Namespace, record: dict) -> None:
 
         def on_optimizer_step(self, targs, state, control, model=None, **kw):
             grads = {
-                n: p.grad.detach().clone()
+                n: p.grad.detach()
                 for n, p in model.named_parameters()
                 if p.requires_grad and p.grad is not None
             }  # the step's mean gradient (global_step is counted after this event)
