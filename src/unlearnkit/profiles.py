@@ -20,6 +20,7 @@ from unlearnkit.config import PROFILES, ConfigError
 _PAPER: dict[str, Any] = {
     "train.max_grad_norm": 0.0,  # its DeepSpeed JSON has no gradient_clipping (default 0)
     "train.schedule": "paper",  # P:forget.py:118-125 max_steps / warmup_steps
+    "train.seed": 42,  # HF TrainingArguments' default seed orders its data (train/schedule.py)
     "data.pairing": "index",  # P:dataset/data_module.py:105-108 torch.manual_seed(idx)
     "data.fixed_padding": True,  # P:data_module.py:40-52 EOS padding to max_length
     "data.max_length": 500,  # P:forget.py:115

@@ -75,6 +75,29 @@ def test_mask_question_applies_to_the_forget_view_only() -> None:
 # ---------------------------------------------------------------- 2. fixed padding, ME, KL
 
 
+def test_joint_tokenization_is_the_papers_conversion() -> None:
+    """Profile paper tokenizes ``"Question: {q}\nAnswer: {a}"`` as one string and masks only the
+    tokens of ``"Question: {q}\n"`` tokenized alone (P:data_module.py:22-52), in every view."""
+    tok = tiny_tokenizer()
+    eos = tok.eos_token_id
+    ds = _dataset(joint_tokenization=True, mask_question=True)
+    apart = _dataset(joint_tokenization=False, mask_question=True)
+    for view in ("forget", "retain", "forget_idk"):
+        q, a = ds.pair(0, view)
+        ids = tok(f"Question: {q}\nAnswer: {a}")["input_ids"] + [eos]
+        n_q = len(tok(f"Question: {q}\n")["input_ids"])
+        enc = ds.encode(0, view)
+        assert enc["input_ids"] == ids
+        assert enc["labels"] == [IGNORE_INDEX] * n_q + ids[n_q:]
+        # the answer tag's tokens count in the loss here, not in the default tokenization
+        n_counted = sum(t != IGNORE_INDEX for t in apart.encode(0, view)["labels"])
+        assert sum(t != IGNORE_INDEX for t in enc["labels"]) > n_counted
+    ds.mask_question = False  # ME+GD's forget view: every token labelled
+    assert ds.encode(0, "forget")["labels"] == ds.encode(0, "forget")["input_ids"]
+    short = _dataset(joint_tokenization=True, max_length=5).encode(0, "retain")
+    assert len(short["input_ids"]) == len(short["labels"]) == 5
+
+
 def test_pad_fixed_by_hand() -> None:
     # question tokens 5, 6 (masked), answer 7, then the answer's EOS
     enc = {"input_ids": [5, 6, 7, EOS], "labels": [-100, -100, 7, EOS]}
@@ -183,6 +206,29 @@ def test_epoch_order_dataset_lays_epochs_end_to_end() -> None:
     items = [ds[k] for k in range(12)]
     assert sorted(items[:5]) == sorted(items[5:10]) == list(range(5))  # whole epochs
     assert len(set(items[10:])) == 2 and Base.epochs[-1] == 2
+
+
+def test_epoch_order_is_the_paper_samplers_order() -> None:
+    """The paper's HF Trainer (transformers 4.43) draws through accelerate's SeedableRandomSampler
+    seeded by the last global seed (its Trainer's default 42) + the epoch; the paper profile's
+    seed is that 42, and EpochOrderDataset gives the sampler's order epoch after epoch."""
+    from accelerate.data_loader import SeedableRandomSampler
+
+    class Base:
+        def __len__(self) -> int:
+            return 7
+
+        def __getitem__(self, i: int) -> int:
+            return i
+
+    seed = load_config(None, ["profile=paper"]).train.seed
+    assert seed == 42 and load_config(None, []).train.seed == 0
+    torch.manual_seed(seed)  # what the Trainer's set_seed(args.seed) leaves behind
+    sampler = SeedableRandomSampler(data_source=list(range(7)), generator=None)
+    theirs = [i for _ in range(3) for i in sampler]  # three epochs, each a fresh iteration
+    ds = EpochOrderDataset(Base(), 20, seed=seed)
+    assert [ds[k] for k in range(20)] == theirs[:20]
+    assert theirs[:7] != theirs[7:14]  # a fresh permutation per epoch
 
 
 # ---------------------------------------------------------------- 4. pairing

@@ -128,6 +128,22 @@ class PromptFormatter:
             ids, labels = ids[:max_length], labels[:max_length]
         return {"input_ids": ids, "labels": labels, "attention_mask": [1] * len(ids)}
 
+    def encode_as_one(
+        self, question: str, answer: str, mask_question: bool = True, max_length: int | None = None
+    ) -> dict[str, list[int]]:
+        """:meth:`encode` with the paper code's tokenization (training under profile ``paper``).
+
+        ``prompt + answer`` is tokenized as one string and, when ``mask_question``, only its
+        first ``n_question`` tokens are masked (:meth:`encode_joint`: with the plain preset the
+        tokens of ``"Answer:"`` count, and the tag's space merges into the answer's first word),
+        as P:dataset/data_module.py:22-52 builds every training view.
+        """
+        ids, n_question = self.encode_joint(question, answer)
+        labels = [IGNORE_INDEX] * n_question + ids[n_question:] if mask_question else list(ids)
+        if max_length is not None and len(ids) > max_length:
+            ids, labels = ids[:max_length], labels[:max_length]
+        return {"input_ids": ids, "labels": labels, "attention_mask": [1] * len(ids)}
+
     def template_info(self) -> dict[str, Any]:
         """What a run records so results do not drift silently when a template changes."""
         tmpl = getattr(self.tokenizer, "chat_template", None) or ""

@@ -76,6 +76,7 @@ class UnlearningDataset(Dataset):
         pairing: str = "epoch",
         fixed_length_views: Sequence[str] = (),
         alternates: Mapping[str, Sequence[str]] | None = None,
+        joint_tokenization: bool = False,
     ) -> None:
         if pairing not in ("epoch", "index"):
             raise ValueError(f"unknown pairing '{pairing}'; choose from epoch, index")
@@ -101,6 +102,8 @@ class UnlearningDataset(Dataset):
         self.seed = seed
         self.pairing = pairing
         self.fixed_length_views = frozenset(fixed_length_views)
+        # profile paper: question and answer tokenized as one string (PromptFormatter.encode_as_one)
+        self.joint_tokenization = joint_tokenization
         # Alternative answers (AltPO): one per forget item, fixed for the task, drawn from the
         # view's stream whatever the pairing.
         self.alternates_drawn: dict[str, list[str]] = {}
@@ -202,13 +205,12 @@ class UnlearningDataset(Dataset):
     def encode(self, i: int, view: str) -> dict[str, list[int]]:
         question, answer = self.pair(i, view)
         mask = self.view_masks_question(view)
+        encode = self.formatter.encode_as_one if self.joint_tokenization else self.formatter.encode
         if view in self.fixed_length_views:
             assert self.max_length is not None  # checked in __init__
-            full = self.formatter.encode(question, answer, mask_question=mask, max_length=None)
+            full = encode(question, answer, mask_question=mask, max_length=None)
             return pad_fixed(full, self.max_length, self.formatter.eos_id, label_padding=not mask)
-        return self.formatter.encode(
-            question, answer, mask_question=mask, max_length=self.max_length
-        )
+        return encode(question, answer, mask_question=mask, max_length=self.max_length)
 
     def __getitem__(self, i: int) -> dict[str, dict[str, list[int] | float]]:
         out: dict[str, dict[str, list[int] | float]] = {}

@@ -11,8 +11,14 @@ epoch boundaries. forget01 (n = 40, B = 32, 5 epochs) thus has 6 steps and no wa
 epoch-based default has 2 steps per epoch (32 + 8 examples), 10 in all, and 2 warm-up steps.
 
 :class:`EpochOrderDataset` lays the epochs end to end (a fresh permutation of the items per
-epoch, seeded by ``train.seed``) and is read sequentially, so the engine's ``max_steps`` full
-steps consume exactly the first ``max_steps * B`` examples of that sequence.
+epoch) and is read sequentially, so the engine's ``max_steps`` full steps consume exactly the
+first ``max_steps * B`` examples of that sequence. Epoch e's permutation is the paper's:
+``torch.randperm(n)`` from a generator seeded by ``seed + e``. Under transformers 4.43 (the
+paper's pin) the HF Trainer's ``RandomSampler`` becomes accelerate's ``SeedableRandomSampler``,
+which seeds its generator with ``torch.random.initial_seed() + epoch``; the last global seed set
+before the data loader is built is the Trainer's ``set_seed(args.seed)``, and the paper never
+sets ``TrainingArguments.seed``, so its order comes from seed 42 whatever its own ``seed``
+(1001). ``benchmarks/paper_train_side_by_side.py`` records the paper's order and checks it.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 from torch.utils.data import Dataset
 
 
@@ -48,8 +55,15 @@ def paper_schedule(n_examples: int, effective_batch: int, epochs: float) -> Pape
     return PaperSchedule(steps_per_epoch, max_steps, warmup)
 
 
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The paper's order in epoch ``epoch`` (0-based): ``torch.randperm(n)``, seed + epoch."""
+    generator = torch.Generator().manual_seed(int(seed) + int(epoch))
+    return torch.randperm(n, generator=generator).numpy()  # (n,)
+
+
 class EpochOrderDataset(Dataset):
-    """``length`` examples of ``base``: epoch e is ``base`` in a permutation seeded by (seed, e).
+    """``length`` examples of ``base``: epoch e is ``base`` in the order
+    ``torch.randperm(len(base))`` draws from a generator seeded by ``seed + e``.
 
     Read in order (a sequential sampler). Example k belongs to epoch ``k // len(base)``; a base
     dataset with ``set_epoch`` is told that epoch before the item is read.
@@ -62,10 +76,7 @@ class EpochOrderDataset(Dataset):
         if self.n <= 0 or self.length <= 0:
             raise ValueError("EpochOrderDataset needs a non-empty base and length > 0")
         epochs = math.ceil(self.length / self.n)
-        orders = [
-            np.random.default_rng(np.random.SeedSequence([int(seed), 5, e])).permutation(self.n)
-            for e in range(epochs)
-        ]
+        orders = [epoch_order(self.n, seed, e) for e in range(epochs)]
         self.order = np.concatenate(orders)[: self.length]  # (length,)
 
     def __len__(self) -> int:

@@ -215,6 +215,8 @@ def _dataset(
         pairing=cfg.data.pairing,
         fixed_length_views=method.fixed_length_views() if cfg.data.fixed_padding else (),
         alternates=alternates,
+        # the paper's code tokenizes question and answer as one string (P:data_module.py:22-52)
+        joint_tokenization=cfg.profile == "paper",
     )
     return dataset, refusals
 
