@@ -182,9 +182,9 @@ def make_recorder(paper_dir: Path, lora: bool) -> tuple[Any, dict]:
 
 def run_ours(args: argparse.Namespace, case: dict, paper_dir: Path, out: Path, task: int) -> dict:
     """``run_unlearning`` under the paper profile; returns the recorded figures."""
-    from unlearnkit.config import load_config
     from unlearnkit.data.splits import TofuBenchmark
     from unlearnkit.methods.compose import Method
+    from unlearnkit.settings import load_config
     from unlearnkit.train.schedule import EpochOrderDataset
     from unlearnkit.train.unlearn import reference_for_task, run_unlearning
 

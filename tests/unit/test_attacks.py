@@ -105,7 +105,8 @@ def test_ls_lists_the_attacks(capsys) -> None:
 
 
 def test_attack_settings_are_checked() -> None:
-    from unlearnkit.config import ConfigError, load_config
+    from unlearnkit.config import ConfigError
+    from unlearnkit.settings import load_config
 
     cfg = load_config(overrides=["attack.names=[relearn, quant4]", "attack.relearn_steps=3"])
     assert cfg.attack.names == ["relearn", "quant4"] and cfg.attack.relearn_steps == 3

@@ -7,12 +7,13 @@ import sys
 
 import pytest
 
-from unlearnkit.config import ConfigError, RunConfig, load_config
+from unlearnkit.config import ConfigError, RunConfig
 from unlearnkit.data.synth import generate_synthetic
 from unlearnkit.scenarios import launchers
 from unlearnkit.scenarios.grid import GridProgress, eta_seconds, plan_grid
 from unlearnkit.scenarios.launchers import LocalLauncher, make_launcher
 from unlearnkit.scenarios.sweep import expand_sweep
+from unlearnkit.settings import load_config
 
 
 def test_eta_spreads_the_work_left_over_the_runs_at_once() -> None:
