@@ -368,7 +368,8 @@ def test_results_store_records_the_profile_and_migrates_old_stores(tmp_path: Pat
 
 
 def test_report_table_shows_the_profile() -> None:
-    from unlearnkit.report.tables import report_markdown, scenario_tables
+    from unlearnkit.report.markdown import report_markdown
+    from unlearnkit.report.tables import scenario_tables
 
     rows = [
         {"run": f"r{p}", "run_dir": f"/x/{p}", "stage": "final", "scenario": "fictitious",

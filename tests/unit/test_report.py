@@ -503,7 +503,8 @@ def test_forget_quality_that_separates_nothing_says_so(tmp_path: Path) -> None:
     """The demo printed FQ 0.019 on every row, before unlearning included: the table must say
     that the column separates nothing instead of repeating the number."""
     from unlearnkit.report.explain import explain_tables
-    from unlearnkit.report.tables import NOT_SEPARABLE, report_markdown
+    from unlearnkit.report.markdown import report_markdown
+    from unlearnkit.report.tables import NOT_SEPARABLE
 
     out = tmp_path / "runs"
     before = _summary(0.7, 0.2, 0.0186, forget=0.9)

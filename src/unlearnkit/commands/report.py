@@ -49,8 +49,9 @@ def _is_output_dir(path: Path) -> bool:
 def run(args: argparse.Namespace) -> int:
     from unlearnkit.report.build import build_report
     from unlearnkit.report.explain import explain_tables
+    from unlearnkit.report.markdown import report_markdown
     from unlearnkit.report.store import ResultsStore
-    from unlearnkit.report.tables import report_markdown, scenario_tables
+    from unlearnkit.report.tables import scenario_tables
 
     if args.samples < 0:
         raise ValueError(f"--samples must be >= 0, got {args.samples}")

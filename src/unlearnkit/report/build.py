@@ -18,6 +18,7 @@ from typing import Any
 from unlearnkit.report.attacks import explain_attacks, plot_attacks, read_attacks
 from unlearnkit.report.explain import explain_table
 from unlearnkit.report.html import Generations, ScenarioSection, render_html
+from unlearnkit.report.markdown import report_markdown
 from unlearnkit.report.plots import (
     plot_continual,
     plot_loss_curves,
@@ -30,7 +31,6 @@ from unlearnkit.report.tables import (
     SPLITS,
     ScenarioTable,
     last_stage_per_run,
-    report_markdown,
     scenario_tables,
     to_csv,
 )

@@ -306,19 +306,3 @@ def to_csv(table: ScenarioTable) -> str:
         values = [row_value(r, c.key) for c in table.columns]
         writer.writerow([r["label"], *meta, *("" if v is None else repr(v) for v in values)])
     return buf.getvalue()
-
-
-def report_markdown(tables: list[ScenarioTable], compact: bool = False) -> str:
-    """All scenario tables as one Markdown document (``compact``: MU/FE/FQ + ROUGE-L only)."""
-    parts = []
-    for t in tables:
-        parts.append(f"## Scenario: {t.scenario}\n")
-        parts.append(to_markdown(t, COMPACT_COLUMNS if compact else None))
-        if t.explanations:
-            parts.append("What happened:\n\n" + "".join(f"- {e}\n" for e in t.explanations))
-        if t.attacks and not compact:
-            from unlearnkit.report.attacks import attacks_markdown
-
-            parts.extend(attacks_markdown(label, report) for label, report in t.attacks)
-        parts.extend(f"\n_{note}_\n" for note in t.notes)
-    return "\n".join(parts)

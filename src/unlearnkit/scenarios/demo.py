@@ -183,8 +183,9 @@ def _report(runs: list[Path], report_dir: Path, timings: dict[str, float], t0: f
     """Write the HTML report, print the table with its sentences and the time of each stage."""
     from unlearnkit.report.build import build_report
     from unlearnkit.report.explain import explain_tables
+    from unlearnkit.report.markdown import report_markdown
     from unlearnkit.report.store import ResultsStore
-    from unlearnkit.report.tables import report_markdown, scenario_tables
+    from unlearnkit.report.tables import scenario_tables
 
     t = time.time()
     page = build_report(runs, None, report_dir)
