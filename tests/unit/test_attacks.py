@@ -345,6 +345,13 @@ def test_worst_case_per_item_and_robustness(tmp_path) -> None:
     assert rep["robustness_score"] == pytest.approx(
         (rep["robustness"]["rouge_l"] + rep["robustness"]["probability"]) / 2
     )
+    assert rep["robustness_no_floor"] == rep["robustness"]  # no retain model given
+    # a retain model at 0.7 ROUGE-L: the worst case's 0.65 is below it, nothing is recovered
+    retain = _folder(tmp_path / "retain", rows([0.7, 0.7], [0.2, 0.2]))
+    rep = attacks_report({"a": a, "b": b}, unl, before, retain)
+    assert rep["worst_case"]["rouge_l"]["recovery"] == 0.0
+    assert rep["robustness"]["rouge_l"] == 1.0
+    assert rep["robustness_no_floor"]["rouge_l"] == pytest.approx(1 - (0.65 - 0.1) / 0.8)
 
 
 def test_explain_names_the_attack_that_brings_back_the_most() -> None:

@@ -17,7 +17,8 @@ the floor: there is nothing to recover).
 Worst case: for each forget item, the attack that gives the highest value of the metric. The
 run's robustness for the metric is ``1 - clip(recovery of the worst case, 0, 1)`` (the worst case
 per item, averaged over the items, in the recovery formula); ``robustness_score`` is the mean of
-those over the recovery metrics.
+those over the recovery metrics (``robustness_score_no_floor``: the same without the retain
+model's floor).
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ def recovery(
         return None
     top = after if retain is None else max(after, retain)
     return (top - floor) / (before - floor)
+
+
+def _robustness(rec: float | None) -> float | None:
+    return None if rec is None else 1.0 - min(max(rec, 0.0), 1.0)
 
 
 def _by_question(folder: Path | None, split: str = "forget") -> dict[str, dict[str, Any]]:
@@ -128,14 +133,16 @@ def attacks_report(
             }
         worst_items.append(item)
     robustness: dict[str, float | None] = {}
+    robustness_no_floor: dict[str, float | None] = {}
     worst_case: dict[str, dict[str, Any]] = {}
     for metric in RECOVERY_METRICS:
         vals = [(q, m[metric][1]) for q, m in worst.items() if metric in m]
         row = recovery_table(vals, unlearned, before, retain, metric)
         worst_case[metric] = row
-        rec = row["recovery"]
-        robustness[metric] = None if rec is None else 1.0 - min(max(rec, 0.0), 1.0)
+        robustness[metric] = _robustness(row["recovery"])
+        robustness_no_floor[metric] = _robustness(row["recovery_no_floor"])
     present = [v for v in robustness.values() if v is not None]
+    present_no_floor = [v for v in robustness_no_floor.values() if v is not None]
     return {
         "metrics": list(RECOVERY_METRICS),
         "baselines": {
@@ -147,5 +154,7 @@ def attacks_report(
         "worst_case": worst_case,
         "robustness": robustness,
         "robustness_score": float(np.mean(present)) if present else None,
+        "robustness_no_floor": robustness_no_floor,
+        "robustness_score_no_floor": float(np.mean(present_no_floor)) if present_no_floor else None,
         "worst_case_items": worst_items,
     }

@@ -65,7 +65,11 @@ def attacks_markdown(title: str, report: dict[str, Any]) -> str:
     lines.append("|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|")
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     rob = report.get("robustness_score")
-    lines.append(f"\nRobustness score: {_f(rob)} (1 - worst-case recovery, mean over metrics)")
+    rob0 = report.get("robustness_score_no_floor")
+    lines.append(
+        f"\nRobustness score: {_f(rob)} (1 - worst-case recovery, mean over metrics; "
+        f"{_f(rob0)} without the retain model's floor)"
+    )
     for name, extra in (report.get("extra_metrics") or {}).items():
         lines.append(f"{name}: " + ", ".join(f"{k} {_f(v)}" for k, v in extra.items()))
     lines.append("")
@@ -78,7 +82,10 @@ def format_attacks(report: dict[str, Any]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     out = ["  ".join(h.rjust(w) for h, w in zip(header, widths, strict=True))]
     out += ["  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
-    out.append(f"robustness score: {_f(report.get('robustness_score'))}")
+    out.append(
+        f"robustness score: {_f(report.get('robustness_score'))} "
+        f"({_f(report.get('robustness_score_no_floor'))} without the retain model's floor)"
+    )
     for name, extra in (report.get("extra_metrics") or {}).items():
         out.append(f"{name}: " + ", ".join(f"{k} {_f(v)}" for k, v in extra.items()))
     if report["baselines"].get("before") is None:
