@@ -127,7 +127,11 @@ def write_configs(out: Path, model_dir: Path) -> Path:
         "mia_reference",
     ]  # fmt: skip
     retain_logs = ["forget_Truth_Ratio", "forget_Q_A_Prob", "mia_min_k", "mia_loss"]
-    for name, metrics in (("tofu_all", every), ("tofu_retain_logs", retain_logs)):
+    # the memorization metrics and the attacks alone, cheapest first (a CPU-bound rerun)
+    mia = ["exact_memorization", "extraction_strength", "mia_min_k", "privleak", "mia_loss",
+           "mia_zlib", "mia_min_k_plus_plus", "mia_reference", "mia_gradnorm"]  # fmt: skip
+    suites = (("tofu_all", every), ("tofu_retain_logs", retain_logs), ("tofu_mia", mia))
+    for name, metrics in suites:
         body = "# @package eval.tofu\ndefaults:\n  - tofu_metrics:\n"
         body += "".join(f"    - {m}\n" for m in metrics)
         body += (

@@ -128,6 +128,8 @@ def run_ours(args: argparse.Namespace, paths: dict[str, Path], profile: str) -> 
         # the reference logs cover every item: a capped smoke run goes without them
         retain_eval=None if args.ds_size else str(paths["ou_ref"] / "TOFU_EVAL.json"),
         threads=1,
+        splits=args.splits.split(",") if args.splits else None,
+        mia_gradnorm=not args.no_gradnorm,
     )
     out = args.work / f"ours-{profile}"
     names = [*sets, "holdout"] if "holdout" not in sets else list(sets)
@@ -299,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--ds-size", type=int, default=None, help="cap ours (a smoke run)")
     ap.add_argument("--skip-ou", action="store_true", help="only reuse open-unlearning's logs")
+    ap.add_argument("--splits", default=None, help="our splits, e.g. forget,holdout")
+    ap.add_argument("--no-gradnorm", action="store_true", help="ours without GradNorm")
     ap.add_argument("--reuse-ours", action="store_true", help="reuse our saved evaluations")
     ap.add_argument("--ours-only", action="store_true", help="run ours only (no comparison)")
     args = ap.parse_args(argv)
