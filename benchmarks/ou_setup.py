@@ -82,6 +82,13 @@ def write_model(src: Path, out: Path, *, perturb: float = 0.0, seed: int = 0) ->
     for name in ("config.json", "tokenizer.json", "generation_config.json"):
         if (src / name).is_file():
             shutil.copyfile(src / name, out / name)
+    # transformers 5 writes rope_theta under rope_parameters; 4.45 reads the top-level key and
+    # silently falls back to 10000 without it (SmolLM2: 100000)
+    cfg = json.loads((out / "config.json").read_text())
+    for key, value in (cfg.get("rope_parameters") or {}).items():
+        if key == "rope_theta":
+            cfg["rope_theta"] = value
+    (out / "config.json").write_text(json.dumps(cfg, indent=2))
     tok_cfg = json.loads((src / "tokenizer_config.json").read_text())
     tok_cfg["tokenizer_class"] = "PreTrainedTokenizerFast"
     tok_cfg.pop("backend", None)

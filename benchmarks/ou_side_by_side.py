@@ -133,6 +133,8 @@ def run_ours(args: argparse.Namespace, paths: dict[str, Path], profile: str) -> 
     )
     out = args.work / f"ours-{profile}"
     names = [*sets, "holdout"] if "holdout" not in sets else list(sets)
+    if args.splits:
+        names = [s for s in names if s in args.splits.split(",")]
     if args.reuse_ours and (out / "summary.json").is_file():
         saved = json.loads((out / "summary.json").read_text())
         records = {s: read_jsonl(out / f"{s}.jsonl") for s in names}
