@@ -110,7 +110,7 @@ def test_forget_truth_ratio_in_open_unlearnings_direction(tiny_pad_eos, tmp_path
 
 def test_the_profile_is_known_and_generates_without_a_prompt_length_cap() -> None:
     assert RunConfig(profile="open-unlearning").profile == "open-unlearning"
-    assert profile_defaults("open-unlearning", "fictitious", "GA") == {}
+    assert profile_defaults("open-unlearning", "tofu", "fictitious", "GA") == {}
     settings = EngineSettings.from_config(EvalConfig(), "open-unlearning")
     assert settings.open_unlearning and settings.joint and not settings.paper
     assert settings.generation_max_length == OU_NO_LENGTH_CAP
