@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from author_items import author_item
 from scipy.stats import ks_2samp
 
 from unlearnkit.config import EvalConfig
@@ -22,12 +23,7 @@ torch.set_num_threads(1)
 
 
 def item(i: int) -> QAItem:
-    return QAItem(
-        question=f"Where was author number {i} born?",
-        answer=f"Author {i} was born in city {i} near river {i * 7}.",
-        paraphrased_answer=f"City {i} is the birthplace of author {i}.",
-        perturbed_answers=[f"Author {i} was born in town {j}." for j in range(2)],
-    )
+    return author_item(i)
 
 
 FORGET = [item(i) for i in range(3)]

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from author_items import author_item
 
 from unlearnkit.config import EvalConfig, RunConfig
 from unlearnkit.data.formatting import PromptFormatter
@@ -24,12 +25,7 @@ torch.set_num_threads(1)
 
 
 def item(i: int) -> QAItem:
-    return QAItem(
-        question=f"Where was author number {i} born?",
-        answer=f"Author {i} was born in city {i} near river {i * 7}.",
-        paraphrased_answer=f"City {i} is the birthplace of author {i}.",
-        perturbed_answers=[f"Author {i} was born in town {j}." for j in range(2)],
-    )
+    return author_item(i)
 
 
 @pytest.fixture()
