@@ -108,9 +108,19 @@ def write_model(src: Path, out: Path, *, perturb: float = 0.0, seed: int = 0) ->
     return out
 
 
-def write_configs(out: Path, model_dir: Path) -> Path:
+def write_configs(out: Path, model_dir: Path, apply_chat_template: bool = False) -> Path:
     """open-unlearning config dir: ``model/SmolLM2-135M.yaml``, ``eval/tofu_all.yaml`` and
-    ``eval/tofu_retain_logs.yaml`` (the metrics a retain model's logs serve)."""
+    ``eval/tofu_retain_logs.yaml`` (the metrics a retain model's logs serve).
+
+    ``apply_chat_template``: open-unlearning's own chat-template mode (our preset
+    ``chat_conversation``) instead of its tags written as SmolLM2's template text."""
+    template = (
+        "  apply_chat_template: true\n"
+        if apply_chat_template
+        else "  apply_chat_template: false\n"
+        f"  system_prompt_with_special_tokens: {json.dumps(SYSTEM)}\n"
+        + "".join(f"  {k}: {json.dumps(v)}\n" for k, v in TAGS.items())
+    )
     (out / "model").mkdir(parents=True, exist_ok=True)
     (out / "eval").mkdir(parents=True, exist_ok=True)
     q = json.dumps  # YAML accepts JSON strings (the tags hold newlines)
@@ -121,10 +131,7 @@ def write_configs(out: Path, model_dir: Path) -> Path:
         "  torch_dtype: float32\n"
         "tokenizer_args:\n"
         f"  pretrained_model_name_or_path: {q(str(model_dir))}\n"
-        "template_args:\n"
-        "  apply_chat_template: false\n"
-        f"  system_prompt_with_special_tokens: {q(SYSTEM)}\n"
-        + "".join(f"  {k}: {q(v)}\n" for k, v in TAGS.items())
+        "template_args:\n" + template
     )
     every = [
         "forget_Truth_Ratio", "forget_quality", "forget_Q_A_Prob", "forget_Q_A_ROUGE",

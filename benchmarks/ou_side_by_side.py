@@ -51,6 +51,10 @@ ENV = {
 }
 
 
+# our prompt preset for open-unlearning's template mode (apply_chat_template false / true)
+PRESET = {False: "chat", True: "chat_conversation"}
+
+
 def prepare(args: argparse.Namespace) -> dict[str, Path]:
     w = args.work
     paths = {
@@ -67,7 +71,7 @@ def prepare(args: argparse.Namespace) -> dict[str, Path]:
         S.write_model(args.model_dir, paths["target"])
     if not (paths["ref"] / "model.safetensors").is_file():
         S.write_model(args.model_dir, paths["ref"], perturb=0.01)
-    S.write_configs(paths["configs"], paths["target"])
+    S.write_configs(paths["configs"], paths["target"], args.apply_chat_template)
     return paths
 
 
@@ -142,7 +146,7 @@ def run_ours(args: argparse.Namespace, paths: dict[str, Path], profile: str) -> 
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
     summary = evaluate(
-        model, tok, sets, cfg, out, PromptFormatter(tok, "chat"), "tofu", progress=False,
+        model, tok, sets, cfg, out, PromptFormatter(tok, PRESET[args.apply_chat_template]), "tofu", progress=False,
         profile=profile,
     )  # fmt: skip
     wall = time.perf_counter() - start
@@ -307,6 +311,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-gradnorm", action="store_true", help="ours without GradNorm")
     ap.add_argument("--reuse-ours", action="store_true", help="reuse our saved evaluations")
     ap.add_argument("--ours-only", action="store_true", help="run ours only (no comparison)")
+    ap.add_argument(
+        "--apply-chat-template",
+        action="store_true",
+        help="open-unlearning's apply_chat_template: true; ours: preset chat_conversation",
+    )
     args = ap.parse_args(argv)
     for what, p in (("open-unlearning's code", args.ou_code / "src" / "eval.py"),
                     ("open-unlearning's Python", args.ou_python),

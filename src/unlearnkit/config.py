@@ -54,6 +54,12 @@ class ModelConfig:
     cache_dir: str | None = None  # converted packaged models; default ~/.cache/unlearnkit/models
 
 
+# chat: the model's chat template; chat_conversation: the template over the whole conversation,
+# the answer's end of turn labelled (open-unlearning's apply_chat_template: true); llama2/llama3:
+# the paper's formats; plain: "Question: ...\nAnswer: " (unlearnkit.data.formatting).
+PROMPT_PRESETS = ("chat", "chat_conversation", "llama2", "llama3", "plain")
+
+
 @dataclass
 class DataConfig:
     benchmark: str = "tofu"  # tofu | real_world | synthetic | a folder in TOFU layout
@@ -61,7 +67,7 @@ class DataConfig:
     split: str = "forget01"
     task: int = 1
     refusals: str | None = None  # path to a refusal list (one per line); None = the project's own
-    prompt_preset: str = "chat"  # chat | llama2 | llama3 | plain
+    prompt_preset: str = "chat"  # one of PROMPT_PRESETS
     # None = no system message passed (a chat template may insert its own default)
     system_prompt: str | None = None
     max_length: int = 512  # truncation of training sequences (and the fixed length below)
@@ -462,10 +468,10 @@ def validate(cfg: RunConfig) -> RunConfig:
             f"unknown scenario '{cfg.scenario}'; "
             "choose from fictitious, continual, real_world, sweep"
         )
-    if cfg.data.prompt_preset not in ("chat", "llama2", "llama3", "plain"):
+    if cfg.data.prompt_preset not in PROMPT_PRESETS:
         raise ConfigError(
             f"unknown data.prompt_preset '{cfg.data.prompt_preset}'; "
-            "choose from chat, llama2, llama3, plain"
+            f"choose from {', '.join(PROMPT_PRESETS)}"
         )
     if cfg.profile not in PROFILES:
         raise ConfigError(f"unknown profile '{cfg.profile}'; choose from {', '.join(PROFILES)}")

@@ -70,3 +70,24 @@ def test_dynamic_padding_right_and_left():
     assert left["attention_mask"].tolist() == [[1, 1, 1], [0, 0, 1]]
     with pytest.raises(ValueError, match="empty batch"):
         pad_batch([], 0)
+
+
+def test_chat_conversation_is_open_unlearnings_apply_chat_template(tok):
+    """open-unlearning's ``apply_chat_template: true``: the template over the whole conversation,
+    one more EOS when it does not end with one, the prompt's length the template's own with its
+    generation prompt; every encoding of the preset is that one, prompts are the chat preset's."""
+    f = PromptFormatter(tok, "chat_conversation")
+    chat = PromptFormatter(tok, "chat")
+    assert f.prompt("Who?") == chat.prompt("Who?")
+    conversation = [{"role": "user", "content": "Who?"}, {"role": "assistant", "content": "Bob."}]
+    template = tok.apply_chat_template(conversation, tokenize=False)
+    expected = tok(template, add_special_tokens=False)["input_ids"]
+    if expected[-1] != tok.eos_token_id:
+        expected = [*expected, tok.eos_token_id]
+    ids, n_question = f.encode_joint("Who?", "Bob.")
+    assert ids == expected
+    assert ids[:n_question] == chat.encode_prompt("Who?")
+    enc = f.encode("Who?", "Bob.")
+    assert enc["input_ids"] == ids
+    assert enc["labels"] == [IGNORE_INDEX] * n_question + ids[n_question:]
+    assert tok.decode(ids[n_question:]).startswith("Bob.<|im_end|>")

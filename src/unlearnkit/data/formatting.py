@@ -13,6 +13,8 @@ from typing import Any
 
 from transformers import PreTrainedTokenizerBase
 
+from unlearnkit.config import PROMPT_PRESETS
+
 IGNORE_INDEX = -100
 
 # Paper-exact formats (Yuan et al. 2025 / TOFU): Llama-2-chat and Llama-3-Instruct.
@@ -26,7 +28,12 @@ PLAIN_TEMPLATE = "Question: {question}\nAnswer: "
 # answer rather than after the question (its ``answer_tag``; empty for the Llama presets and
 # chat templates), so its tokens count in the answer's NLL under the paper profile.
 ANSWER_TAGS = {"plain": "Answer: "}
-PRESETS = ("chat", "llama2", "llama3", "plain")
+# ``chat_conversation``: the chat template applied to the whole conversation, the assistant's
+# answer included (open-unlearning's ``apply_chat_template: true``): the answer's labels are its
+# tokens, the template's end of turn (SmolLM2: ``<|im_end|>\n``) and one more EOS when the
+# conversation does not end with it. Its prompts are the ``chat`` preset's.
+PRESETS = PROMPT_PRESETS
+CHAT_PRESETS = ("chat", "chat_conversation")
 
 
 class PromptFormatter:
@@ -40,7 +47,7 @@ class PromptFormatter:
     ) -> None:
         if preset not in PRESETS:
             raise ValueError(f"unknown prompt preset '{preset}'; choose from {', '.join(PRESETS)}")
-        if preset == "chat" and not getattr(tokenizer, "chat_template", None):
+        if preset in CHAT_PRESETS and not getattr(tokenizer, "chat_template", None):
             raise ValueError(
                 "the tokenizer has no chat template; use data.prompt_preset=plain "
                 "(or llama2 / llama3 for those model families)"
@@ -52,15 +59,25 @@ class PromptFormatter:
         self.system_prompt = system_prompt
         self.eos_id: int = int(tokenizer.eos_token_id)
 
+    def _messages(self, question: str) -> list[dict[str, str]]:
+        messages: list[dict[str, str]] = []
+        if self.system_prompt is not None:
+            messages.append({"role": "system", "content": self.system_prompt})
+        messages.append({"role": "user", "content": question})
+        return messages
+
+    def _chat_ids(self, messages: list[dict[str, str]], generation_prompt: bool) -> list[int]:
+        """The chat template's token ids (a plain list under every transformers version)."""
+        out = self.tokenizer.apply_chat_template(
+            messages, tokenize=True, add_generation_prompt=generation_prompt, return_dict=False
+        )
+        return [int(t) for t in out]
+
     def prompt(self, question: str) -> str:
         """The text up to where the answer starts."""
-        if self.preset == "chat":
-            messages: list[dict[str, str]] = []
-            if self.system_prompt is not None:
-                messages.append({"role": "system", "content": self.system_prompt})
-            messages.append({"role": "user", "content": question})
+        if self.preset in CHAT_PRESETS:
             text = self.tokenizer.apply_chat_template(
-                messages, tokenize=False, add_generation_prompt=True
+                self._messages(question), tokenize=False, add_generation_prompt=True
             )
             return str(text)
         template = {"llama2": LLAMA2_TEMPLATE, "llama3": LLAMA3_TEMPLATE, "plain": PLAIN_TEMPLATE}
@@ -94,6 +111,8 @@ class PromptFormatter:
         boundary, the first ``n_question`` joint tokens are masked all the same, as in the
         paper's code.
         """
+        if self.preset == "chat_conversation":
+            return self._encode_conversation(question, answer)
         prompt = self.prompt(question)
         tag = ANSWER_TAGS.get(self.preset, "")
         add_special = self.preset in ("llama2", "plain")
@@ -110,6 +129,16 @@ class PromptFormatter:
         )
         return list(ids) + [self.eos_id], n_question
 
+    def _encode_conversation(self, question: str, answer: str) -> tuple[list[int], int]:
+        """open-unlearning's ``apply_chat_template: true`` (``preprocess_chat_instance``): the
+        whole conversation through the chat template, one more EOS when it does not end with
+        one; the prompt's length is the template's with its generation prompt."""
+        messages = self._messages(question)
+        ids = self._chat_ids([*messages, {"role": "assistant", "content": answer}], False)
+        if not ids or ids[-1] != self.eos_id:
+            ids.append(self.eos_id)
+        return ids, len(self._chat_ids(messages, True))
+
     def _strip_eos(self, ids: list[int], add_special: bool) -> list[int]:
         """Drop an EOS the tokenizer appended as a special token (some do)."""
         if add_special and ids and ids[-1] == self.eos_id:
@@ -119,7 +148,12 @@ class PromptFormatter:
     def encode(
         self, question: str, answer: str, mask_question: bool = True, max_length: int | None = None
     ) -> dict[str, list[int]]:
-        """``input_ids``, ``labels`` (question = -100 when masked) and ``attention_mask``."""
+        """``input_ids``, ``labels`` (question = -100 when masked) and ``attention_mask``.
+
+        The ``chat_conversation`` preset encodes the conversation as one (:meth:`encode_as_one`):
+        its answer's labels end with the template's end of turn."""
+        if self.preset == "chat_conversation":
+            return self.encode_as_one(question, answer, mask_question, max_length)
         q = self.encode_prompt(question)
         a = self.encode_answer(answer)
         ids = q + a
@@ -151,7 +185,7 @@ class PromptFormatter:
             "preset": self.preset,
             "system_prompt": self.system_prompt,
             "chat_template_sha256": hashlib.sha256(str(tmpl).encode()).hexdigest()
-            if self.preset == "chat"
+            if self.preset in CHAT_PRESETS
             else None,
             "example_prompt": self.prompt("What is X?"),
             "eos_token": self.tokenizer.eos_token,
