@@ -145,9 +145,9 @@ def run_ours(args: argparse.Namespace, paths: dict[str, Path], profile: str) -> 
         return {"summary": saved, "records": records, "wall": saved.get("ou_side_by_side_wall")}
     shutil.rmtree(out, ignore_errors=True)
     start = time.perf_counter()
+    fmt = PromptFormatter(tok, PRESET[args.apply_chat_template])
     summary = evaluate(
-        model, tok, sets, cfg, out, PromptFormatter(tok, PRESET[args.apply_chat_template]), "tofu", progress=False,
-        profile=profile,
+        model, tok, sets, cfg, out, fmt, "tofu", progress=False, profile=profile,
     )  # fmt: skip
     wall = time.perf_counter() - start
     summary["ou_side_by_side_wall"] = wall
