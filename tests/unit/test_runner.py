@@ -484,6 +484,33 @@ def test_cache_reuses_unchanged_and_recomputes_changed(
     assert len(calls) == 5
 
 
+def test_cache_key_covers_the_registered_metrics_and_their_versions(
+    tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A metric whose version is bumped (its values changed meaning) or a metric registered
+    since is never served a result cached before."""
+    import dataclasses
+
+    from unlearnkit.eval.metrics import specs
+
+    model, tok, fmt = tiny
+    sets = {"forget": [item(0)]}
+    calls = _count_generation(monkeypatch)
+    runner.evaluate(model, tok, sets, fast_cfg(), tmp_path / "a", fmt)
+    runner.evaluate(model, tok, sets, fast_cfg(), tmp_path / "b", fmt)
+    assert len(calls) == 1
+    name = "exact_memorization"
+    bumped = dataclasses.replace(specs.METRIC_SPECS[name], version=2)
+    monkeypatch.setitem(specs.METRIC_SPECS, name, bumped)
+    assert (name, 2) in specs.registered_metrics()
+    runner.evaluate(model, tok, sets, fast_cfg(), tmp_path / "c", fmt)
+    assert len(calls) == 2
+    extra = dataclasses.replace(bumped, name="a_new_metric", compute=lambda tokens: 0.0)
+    monkeypatch.setitem(specs.METRIC_SPECS, "a_new_metric", extra)
+    runner.evaluate(model, tok, sets, fast_cfg(), tmp_path / "d", fmt)
+    assert len(calls) == 3
+
+
 def test_cached_result_with_a_missing_metric_is_recomputed_once_available(
     tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

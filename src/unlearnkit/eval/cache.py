@@ -9,7 +9,9 @@ model (names, shapes, dtypes and raw bytes, in state-dict order), so any changed
 new key; (b) the evaluation settings that change a number; (c) the prompt template and tokenizer;
 (d) the evaluated items themselves (after the ``ds_size`` cap); (e) the retain model's truth
 ratios when Forget Quality is computed; (f) :data:`CACHE_VERSION`, bumped when the runner's
-outputs change meaning. A hit is a folder ``<cache_root>/eval/<key>/`` holding ``summary.json``
+outputs change meaning; (g) the registered metrics' names and versions
+(:func:`unlearnkit.eval.metrics.specs.registered_metrics`), so a metric registered, removed or
+bumped never reuses a stale result. A hit is a folder ``<cache_root>/eval/<key>/`` holding ``summary.json``
 and one ``<split>.jsonl`` per split; it is only trusted when every file is present and the summary
 records the same key.
 

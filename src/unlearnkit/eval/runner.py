@@ -34,6 +34,7 @@ from unlearnkit.eval import metrics as M
 from unlearnkit.eval import open_unlearning_logs as OU
 from unlearnkit.eval import registered_metrics as R
 from unlearnkit.eval.engine import EngineSettings, FastEngine
+from unlearnkit.eval.metrics.specs import registered_metrics
 from unlearnkit.eval.protocol import EvalProtocol, protocol_for
 from unlearnkit.eval.split_metrics import (
     NLI_CPU_BATCH,
@@ -204,6 +205,7 @@ def _cache_key(plan: EvalPlan, fingerprint: str, formatter: PromptFormatter) -> 
         {name: [it.to_dict() for it in items] for name, items in data.items()},
         plan.protocol.kind,
         extra={
+            "metrics": registered_metrics(),
             "retain_truth_ratios": plan.retain_ratios,
             "retain_reference": plan.reference.to_key() if plan.reference else None,
         },

@@ -56,6 +56,8 @@ class MetricSpec:
     needs: tuple[Need, ...]
     kind: Kind = "paper"
     compute: Callable[..., Any] | None = None
+    # bumped when the metric's values change meaning; part of the evaluation cache's key
+    version: int = 1
 
     @property
     def needs_generation(self) -> bool:
@@ -82,11 +84,14 @@ def register_metric(
     needs: tuple[Need, ...],
     kind: Kind,
     description: str,
+    version: int = 1,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorator: register the decorated function as metric ``name``'s computation."""
+    """Decorator: register the decorated function as metric ``name``'s computation
+    (``version``: bump it when the function's values change meaning)."""
 
     def decorator(fn: Callable[..., Any]) -> Callable[..., Any]:
-        add_metric_spec(MetricSpec(name, label, higher_is_better, description, needs, kind, fn))
+        spec = MetricSpec(name, label, higher_is_better, description, needs, kind, fn, version)
+        add_metric_spec(spec)
         return fn
 
     return decorator
@@ -96,6 +101,12 @@ def metric_label(name: str) -> str:
     """The metric's short label (the name itself for an unregistered key)."""
     spec = METRIC_SPECS.get(name)
     return spec.label if spec is not None else name
+
+
+def registered_metrics() -> list[tuple[str, int]]:
+    """(name, version) of every registered metric, sorted: what the evaluation cache's key
+    covers, so registering, removing or changing a metric never reuses a stale result."""
+    return sorted((s.name, s.version) for s in METRIC_SPECS.values())
 
 
 def metrics_of_kind(kind: Kind) -> list[MetricSpec]:
