@@ -12,8 +12,8 @@ ratios when Forget Quality is computed; (f) :data:`CACHE_VERSION`, bumped when t
 outputs change meaning; (g) the registered metrics' names and versions
 (:func:`unlearnkit.eval.metrics.specs.registered_metrics`), so a metric registered, removed or
 bumped never reuses a stale result. A hit is a folder ``<cache_root>/eval/<key>/`` holding
-``summary.json`` and one ``<split>.jsonl`` per split; it is only trusted when every file is present and the summary
-records the same key.
+``summary.json`` and one ``<split>.jsonl`` per split; it is only trusted when every file is
+present and the summary records the same key.
 
 Hashing costs about one read of the weights (~1 s for 135M fp32 parameters on a laptop CPU).
 """
