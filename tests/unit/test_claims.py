@@ -156,6 +156,11 @@ def test_the_page_has_every_claim_its_plot_and_raw_json(tmp_path: Path) -> None:
     assert (tmp_path / "claims" / "idk_ap_utility.png").stat().st_size > 1000
     raw = json.loads((tmp_path / "claims" / "claims.json").read_text())
     assert {c["claim"]["key"] for c in raw["claims"]} == {c.key for c in CLAIMS}
+    results_raw = json.loads((tmp_path / "claims" / "results.json").read_text())
+    assert len(results_raw) == len(rows)
+    by_method = {(r["method"], r["lr"]): r for r in results_raw}
+    assert by_method[("IDK+GD", rows[-1]["lr"])]["model_utility"] == rows[-1]["model_utility"]
+    assert all("run_dir" not in r for r in results_raw)
 
 
 def _fake_run(root: Path, method: str, lr: float, fe: float, mu: float) -> None:

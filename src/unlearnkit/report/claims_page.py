@@ -117,8 +117,9 @@ def write_claims_page(
     out: Path,
     provenance: str = "",
 ) -> Path:
-    """Write ``out`` (Markdown), its plots in ``<out stem>/`` and ``<out stem>/claims.json``
-    (the verdicts and every compared run) beside it. Returns the page's path."""
+    """Write ``out`` (Markdown), its plots in ``<out stem>/``, ``<out stem>/claims.json`` (the
+    verdicts and every compared run) and ``<out stem>/results.json`` (the raw results: every
+    evaluated stage of every run, its settings and metrics) beside it. Returns the page's path."""
     assets = out.parent / out.stem
     assets.mkdir(parents=True, exist_ok=True)
     parts = [
@@ -141,7 +142,20 @@ def write_claims_page(
     atomic_write_text(out, "\n".join(parts))
     raw = {"margin": MARGIN, "claims": [r.to_json() for r in results]}
     atomic_write_text(assets / "claims.json", json.dumps(raw, indent=2, default=str) + "\n")
+    results_json = json.dumps(raw_results(rows), indent=1, default=str, sort_keys=True)
+    atomic_write_text(assets / "results.json", results_json + "\n")
     return out
 
 
-__all__ = ["CLAIMS", "Claim", "plot_claim", "write_claims_page"]
+RAW_KEYS = ("run", "stage", "scenario", "profile", "method", "benchmark", "split", "task", "seed",
+            "lr", "model_utility", "forget_efficacy", "forget_quality", "metrics", "aggregates")  # fmt: skip
+
+
+def raw_results(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The results store's rows as the claims page's raw results: settings and values of every
+    evaluated stage (no local paths), sorted by run and stage."""
+    out = [{k: row.get(k) for k in RAW_KEYS} for row in rows]
+    return sorted(out, key=lambda r: (str(r["run"]), str(r["stage"])))
+
+
+__all__ = ["CLAIMS", "Claim", "plot_claim", "raw_results", "write_claims_page"]
