@@ -147,8 +147,10 @@ def write_claims_page(
     return out
 
 
-RAW_KEYS = ("run", "stage", "scenario", "profile", "method", "benchmark", "split", "task", "seed",
-            "lr", "model_utility", "forget_efficacy", "forget_quality", "metrics", "aggregates")  # fmt: skip
+RAW_KEYS = (
+    "run", "stage", "scenario", "profile", "method", "benchmark", "split", "task", "seed", "lr",
+    "model_utility", "forget_efficacy", "forget_quality", "metrics", "aggregates",
+)  # fmt: skip
 
 
 def raw_results(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
