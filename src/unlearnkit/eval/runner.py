@@ -225,11 +225,30 @@ def run_evaluation(
     The engine generates for every split at once (pooled: fuller batches) and scores each split;
     the auxiliary models then score every split at once; the aggregates are the protocol's.
     """
-    cfg, protocol, forget_split = plan.cfg, plan.protocol, plan.protocol.forget_split
     missing: dict[str, str] = {}
-    embedder, nli = load_aux(cfg, timer, missing)
-    settings = EngineSettings.from_config(cfg, plan.profile)
-    engine = FastEngine(model, formatter, settings, pad_id, progress)
+    embedder, nli = load_aux(plan.cfg, timer, missing)
+    records, values, ratios, privacy = _engine_pass(model, formatter, plan, pad_id, timer, progress)
+    add_aux_metrics(records, values, plan.specs, embedder, nli, plan.cfg, plan.profile, timer)
+    aggregates = _aggregates(plan, values, ratios, missing)
+    if privacy is not None:
+        _add_privacy(plan, privacy, records, values, aggregates, missing)
+    return records, _summary(plan, formatter, records, values, aggregates, privacy, missing, timer)
+
+
+def _engine_pass(
+    model: PreTrainedModel,
+    formatter: PromptFormatter,
+    plan: EvalPlan,
+    pad_id: int,
+    timer: PhaseTimer,
+    progress: bool,
+) -> tuple[dict[str, list[dict[str, Any]]], dict, dict[str, list[float]], Any]:
+    """What the model itself computes: every split's generations and scores, the registered
+    generation metrics, memorization and privacy; (records, values, truth ratios, privacy).
+    The model's train/eval mode is restored on return."""
+    cfg = plan.cfg
+    engine = FastEngine(model, formatter, EngineSettings.from_config(cfg, plan.profile), pad_id,
+                        progress)  # fmt: skip
     records: dict[str, list[dict[str, Any]]] = {}
     values: dict[str, dict[str, float | None]] = {}
     ratios: dict[str, list[float]] = {}
@@ -243,15 +262,9 @@ def run_evaluation(
             )
         for name, items in plan.sets.items():
             records[name], values[name], ratios[name] = split_values(
-                name,
-                items,
-                generations[name],
-                plan.specs[name],
-                engine,
-                formatter.tokenizer,
-                cfg.generation_max_length,
-                timer,
-            )
+                name, items, generations[name], plan.specs[name], engine, formatter.tokenizer,
+                cfg.generation_max_length, timer,
+            )  # fmt: skip
         with timer.phase("registered_metrics"):
             R.add_generation_metrics(records, values)
             if plan.forget is not None:
@@ -262,36 +275,74 @@ def run_evaluation(
     finally:
         engine.release()
         model.train(was_training)
-    add_aux_metrics(records, values, plan.specs, embedder, nli, cfg, plan.profile, timer)
+    return records, values, ratios, privacy
 
+
+def _aggregates(
+    plan: EvalPlan,
+    values: dict[str, dict[str, float | None]],
+    ratios: dict[str, list[float]],
+    missing: dict[str, str],
+) -> dict[str, Any]:
+    """The protocol's aggregates (Model Utility, Forget Efficacy, Forget Quality) and
+    open-unlearning's Model Utility; notes in ``missing`` what could not be computed."""
+    protocol = plan.protocol
     if plan.retain_ratios is None and plan.forget is not None and protocol.forget_quality:
         missing["forget_quality"] = (
             "no retain model evaluation given (eval.retain_eval / --retain-eval)"
         )
+    forget_ratios = ratios.get(protocol.forget_split) if plan.retain_ratios is not None else None
     aggregates = M.aggregate(
         values,
         protocol,
-        forget_truth_ratios=ratios.get(forget_split) if plan.retain_ratios is not None else None,
+        forget_truth_ratios=forget_ratios,
         retain_truth_ratios=plan.retain_ratios,
     )
     R.open_unlearning_utility(values, aggregates)
-    if privacy is not None:
-        for r, extra in zip(records[forget_split], privacy.forget_items, strict=True):
-            r.update(extra)
-        values[forget_split].update(privacy.forget_values)
-        aggregates.update(privacy.aggregates)
-        aggregates["computed_over"].update(privacy.computed_over)
-        missing.update(privacy.missing)
-        if privacy.holdout_records:
-            records[protocol.holdout_split] = privacy.holdout_records
+    return aggregates
+
+
+def _add_privacy(
+    plan: EvalPlan,
+    privacy: Any,
+    records: dict[str, list[dict[str, Any]]],
+    values: dict[str, dict[str, float | None]],
+    aggregates: dict[str, Any],
+    missing: dict[str, str],
+) -> None:
+    """Fold memorization and privacy into the forget split's records and values, the
+    aggregates and the holdout split's records."""
+    forget_split = plan.protocol.forget_split
+    for r, extra in zip(records[forget_split], privacy.forget_items, strict=True):
+        r.update(extra)
+    values[forget_split].update(privacy.forget_values)
+    aggregates.update(privacy.aggregates)
+    aggregates["computed_over"].update(privacy.computed_over)
+    missing.update(privacy.missing)
+    if privacy.holdout_records:
+        records[plan.protocol.holdout_split] = privacy.holdout_records
+
+
+def _summary(
+    plan: EvalPlan,
+    formatter: PromptFormatter,
+    records: dict[str, list[dict[str, Any]]],
+    values: dict[str, dict[str, float | None]],
+    aggregates: dict[str, Any],
+    privacy: Any,
+    missing: dict[str, str],
+    timer: PhaseTimer,
+) -> dict[str, Any]:
+    """``summary.json``'s body (the model's identity and the timings are added by the caller);
+    warns about splits with empty generations."""
     empty = {n: sum(1 for r in records[n] if not r["generation"]) for n in plan.sets}
     for name, count in empty.items():
         if count:
             log.warning("%s: %d of %d generations are empty", name, count, len(records[name]))
-    summary: dict[str, Any] = {
-        "benchmark": protocol.kind,
+    return {
+        "benchmark": plan.protocol.kind,
         "profile": plan.profile,
-        "eval_config": dataclasses.asdict(cfg),
+        "eval_config": dataclasses.asdict(plan.cfg),
         "template": formatter.template_info(),
         "generation": GENERATION_RULES[plan.profile],
         "n_items": {n: len(items) for n, items in plan.sets.items()},
@@ -305,7 +356,6 @@ def run_evaluation(
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "unlearnkit_version": unlearnkit.__version__,
     }
-    return records, summary
 
 
 def _write(
@@ -323,6 +373,24 @@ def _write(
         summary["timings"] = {k: round(v, 3) for k, v in timer.total.items()}
         summary["timings"]["total"] = round(time.perf_counter() - t_start, 3)
         atomic_write_json(out / "summary.json", summary)
+
+
+def _model_of(
+    model_or_path: PreTrainedModel | str | Path,
+    tokenizer: PreTrainedTokenizerBase | None,
+    model_name: str | None,
+    timer: PhaseTimer,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, str]:
+    """(model, tokenizer, name) of :func:`evaluate`'s argument: a folder or hub id is loaded, a
+    model object needs its tokenizer."""
+    if isinstance(model_or_path, (str, Path)):
+        with timer.phase("load_model"):
+            model, loaded_tok = load_model(model_or_path)
+        return model, tokenizer or loaded_tok, model_name or str(model_or_path)
+    if tokenizer is None:
+        raise ValueError("evaluate: a tokenizer is required when a model object is given")
+    name = model_name or str(getattr(model_or_path.config, "_name_or_path", "") or "model")
+    return model_or_path, tokenizer, name
 
 
 @with_eval_threads
@@ -358,16 +426,7 @@ def evaluate(
     timer = PhaseTimer()
     t_start = time.perf_counter()
     plan = plan_evaluation(eval_sets, cfg, benchmark_kind, profile)
-    if isinstance(model_or_path, (str, Path)):
-        with timer.phase("load_model"):
-            model, loaded_tok = load_model(model_or_path)
-        tokenizer = tokenizer or loaded_tok
-        model_name = model_name or str(model_or_path)
-    else:
-        model = model_or_path
-        if tokenizer is None:
-            raise ValueError("evaluate: a tokenizer is required when a model object is given")
-        model_name = model_name or str(getattr(model.config, "_name_or_path", "") or "model")
+    model, tokenizer, model_name = _model_of(model_or_path, tokenizer, model_name, timer)
     ensure_pad_token(tokenizer)
     formatter = formatter or PromptFormatter(tokenizer)
     with timer.phase("fingerprint"):
