@@ -10,7 +10,8 @@ On the tiny random model (no download) and a synthetic benchmark with holdout au
 Run it on the commit before and the commit after a change, and compare:
 
     PYTHONPATH=src python -m benchmarks.behaviour_check --out /tmp/before.json
-    git checkout <after> && PYTHONPATH=src python -m benchmarks.behaviour_check --out /tmp/after.json
+    git checkout <after>
+    PYTHONPATH=src python -m benchmarks.behaviour_check --out /tmp/after.json
     diff /tmp/before.json /tmp/after.json
 
 One thread, float32, on the same machine: the figures are equal byte for byte or the change
