@@ -26,6 +26,19 @@ from unlearnkit.scenarios.common import (
 )
 
 
+def _evaluate_retain_model(
+    cfg: RunConfig, rmodel: str, eval_sets: dict, rdir: Path, kind: str
+) -> str:
+    """Evaluate the retain model where the run's metrics read it; returns its folder. Forget
+    Quality reads only its forget-set truth ratios; privacy leakage and the Reference attack
+    its membership AUC and NLLs on the forget and holdout sets."""
+    log("evaluating the retain model on the forget set (reference for Forget Quality)")
+    forget_only = copy.deepcopy(cfg)
+    forget_only.eval.splits = ["forget", *(["holdout"] if "holdout" in eval_sets else [])]
+    evaluate_model(rmodel, forget_only, eval_sets, rdir / "eval" / "retain_model", kind)
+    return str(rdir / "eval" / "retain_model")
+
+
 def run_fictitious(cfg: RunConfig, resume: bool = False) -> Path:
     from unlearnkit.train.unlearn import run_unlearning
 
@@ -48,13 +61,7 @@ def run_fictitious(cfg: RunConfig, resume: bool = False) -> Path:
     retain_eval = None
     rmodel = retain_model(cfg, bench)
     if rmodel is not None:
-        # Forget Quality reads only the retain model's forget-set truth ratios; privacy leakage
-        # and the Reference attack its membership AUC and NLLs on the forget and holdout sets.
-        log("evaluating the retain model on the forget set (reference for Forget Quality)")
-        forget_only = copy.deepcopy(cfg)
-        forget_only.eval.splits = ["forget", *(["holdout"] if "holdout" in eval_sets else [])]
-        evaluate_model(rmodel, forget_only, eval_sets, rdir / "eval" / "retain_model", bench.kind)
-        retain_eval = str(rdir / "eval" / "retain_model")
+        retain_eval = _evaluate_retain_model(cfg, rmodel, eval_sets, rdir, bench.kind)
     if cfg.target.eval_before:
         log(f"evaluating the target model before unlearning ({target})")
         before = evaluate_model(

@@ -82,23 +82,16 @@ def run_finetune(
     dataset = QADataset(
         train_items, formatter, view=VIEW, mask_question=mask, max_length=cfg.data.max_length
     )
-    write_config(
-        cfg,
-        paths,
-        extra={
-            "stage": "finetune",
-            "template": formatter.template_info(),
-            "mask_question": mask,
-            "n_train": len(train_items),
-            "batch": {
-                "effective": plan.effective,
-                "per_device": plan.per_device,
-                "processes": plan.processes,
-                "grad_accum": plan.grad_accum,
-                "warmup_steps": plan.warmup_steps,
-            },
-        },
-    )
+    record = {
+        "stage": "finetune",
+        "template": formatter.template_info(),
+        "mask_question": mask,
+        "n_train": len(train_items),
+        "batch": plan.describe(
+            ("effective", "per_device", "processes", "grad_accum", "warmup_steps")
+        ),
+    }
+    write_config(cfg, paths, extra=record)
     return fit(
         cfg,
         model=maybe_lora(model, cfg),

@@ -11,6 +11,7 @@ run never leaves a half-written ``checkpoint-N``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import shutil
 from dataclasses import dataclass
@@ -133,6 +134,11 @@ class BatchPlan:
     # train.schedule=paper: this many full steps over epochs laid end to end, read in order
     # (train/schedule.py); -1 = epoch-based training
     max_steps: int = -1
+
+    def describe(self, keys: tuple[str, ...] | None = None) -> dict[str, int]:
+        """The plan as a run's ``config.yaml`` records it (``keys``: these fields only)."""
+        fields = keys or tuple(f.name for f in dataclasses.fields(self))
+        return {k: getattr(self, k) for k in fields}
 
 
 def num_processes() -> int:

@@ -135,6 +135,21 @@ def _cache_reference(
     return True
 
 
+def _reference_for_training(
+    method: Method,
+    dataset: UnlearningDataset,
+    ref_model: PreTrainedModel | None,
+    ref_path: str,
+    cfg: RunConfig,
+    paths: RunPaths,
+) -> PreTrainedModel | None:
+    """Attach the reference's cached NLLs to ``dataset``; the reference model itself when
+    training still scores it at every step, else None (the caller then frees its memory)."""
+    if ref_model is None or _cache_reference(method, dataset, ref_model, ref_path, cfg, paths):
+        return ref_model
+    return None
+
+
 def _free_memory() -> None:
     """Release a dropped model's memory (CPU and accelerator)."""
     gc.collect()
@@ -241,15 +256,7 @@ def _run_record(
         **sizes,
         "profile": cfg.profile,
         "fixed_length_views": sorted(dataset.fixed_length_views),
-        "batch": {
-            "effective": plan.effective,
-            "per_device": plan.per_device,
-            "processes": plan.processes,
-            "grad_accum": plan.grad_accum,
-            "steps_per_epoch": plan.steps_per_epoch,
-            "warmup_steps": plan.warmup_steps,
-            "max_steps": plan.max_steps,
-        },
+        "batch": plan.describe(),
     }
 
 
@@ -273,8 +280,7 @@ def run_unlearning(
     the same without a word when there is nothing to resume, False refuses an unfinished run.
     """
     method = build_method(cfg.method)  # pad id set once the tokenizer is loaded
-    method.seed = cfg.train.seed
-    alternates = _check_inputs(cfg, method, forget, retain)
+    method.seed, alternates = cfg.train.seed, _check_inputs(cfg, method, forget, retain)
     device = run_device(cfg)
     plan = plan_batches(cfg.train, len(forget), "forget set", processes=init_processes(device))
     paths = RunPaths.of(out_dir)
@@ -284,11 +290,9 @@ def run_unlearning(
     seed_everything(cfg.train.seed)
     ref_path = str(ref_model_path if ref_model_path is not None else model_path)
     ref_path, ref_model = _reference_model(method, cfg, ref_path, run_dtype(cfg, device))
+    dtype = trained_dtype(cfg, device)
     model, tok = load_model(
-        str(model_path),
-        device="cpu",
-        dtype=trained_dtype(cfg, device),
-        cache_dir=cfg.model.cache_dir,
+        str(model_path), device="cpu", dtype=dtype, cache_dir=cfg.model.cache_dir
     )
     method.pad_id = int(tok.pad_token_id)
     formatter = PromptFormatter(tok, cfg.data.prompt_preset, cfg.data.system_prompt)
@@ -297,11 +301,8 @@ def run_unlearning(
     sizes = {"n_forget": len(forget), "n_retain": len(retain), "n_refusals": len(refusals)}
     record = _run_record(cfg, method, formatter, dataset, plan, sizes, model_path, ref_path)
     write_config(cfg, paths, extra=record)
-    if ref_model is not None and not _cache_reference(
-        method, dataset, ref_model, ref_path, cfg, paths
-    ):
-        ref_model = None  # only the cached NLLs are needed from now on: free its memory
-        _free_memory()
+    ref_model = _reference_for_training(method, dataset, ref_model, ref_path, cfg, paths)
+    _free_memory()  # a reference only its cached NLLs are needed of is released here
     if is_main_process():
         logger.info("unlearning with %s: %s", method.name, method.describe())
     return fit(
