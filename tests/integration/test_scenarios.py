@@ -202,6 +202,9 @@ def test_demo_path_on_the_tiny_model(tmp_path, tiny_model_dir, capsys, caplog):
     html = (tmp_path / "d" / "report" / "index.html").read_text()
     assert "ME+GD" in html and "data:image/png;base64" in html and "What happened" in html
     assert "MIA Min-K++" in html and "PrivLeak" in html
+    # the claims grid's verdicts follow the table (or where the page would be)
+    assert "What the claims grid found" in out
+    assert "IDK+AP keeps Model Utility" in out or "no claims page here" in out
 
 
 def test_eval_after_every_epoch(tmp_path, synth, tiny_model_dir):

@@ -21,7 +21,7 @@ from unlearnkit.report.claims import (
     compare_cell,
     select,
 )
-from unlearnkit.report.claims_page import write_claims_page
+from unlearnkit.report.claims_page import claims_summary, write_claims_page
 
 IDK = next(c for c in CLAIMS if c.key == "idk_ap_utility")
 ME = next(c for c in CLAIMS if c.key == "me_gd_utility")
@@ -161,6 +161,12 @@ def test_the_page_has_every_claim_its_plot_and_raw_json(tmp_path: Path) -> None:
     by_method = {(r["method"], r["lr"]): r for r in results_raw}
     assert by_method[("IDK+GD", rows[-1]["lr"])]["model_utility"] == rows[-1]["model_utility"]
     assert all("run_dir" not in r for r in results_raw)
+    summary = claims_summary(tmp_path / "claims" / "claims.json")
+    assert len(summary) == len(CLAIMS)
+    idk = next(line for line in summary if line.startswith("- IDK+AP keeps"))
+    assert "IDK+GD: holds (1 for, 0 tie, 0 against)" in idk
+    assert "IDK+KL: not run" in idk
+    assert "no claims page here" in claims_summary(tmp_path / "absent.json")[0]
 
 
 def _fake_run(root: Path, method: str, lr: float, fe: float, mu: float) -> None:
