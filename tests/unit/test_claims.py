@@ -153,6 +153,7 @@ def test_the_page_has_every_claim_its_plot_and_raw_json(tmp_path: Path) -> None:
     for r in results:
         assert r.claim.statement in text
     assert "IDK+AP against IDK+GD: holds" in text
+    assert "## The runs" in text and "| learning rates | IDK+AP " in text
     assert (tmp_path / "claims" / "idk_ap_utility.png").stat().st_size > 1000
     raw = json.loads((tmp_path / "claims" / "claims.json").read_text())
     assert {c["claim"]["key"] for c in raw["claims"]} == {c.key for c in CLAIMS}

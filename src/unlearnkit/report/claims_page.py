@@ -132,6 +132,8 @@ def write_claims_page(
     ]
     if provenance:
         parts.extend([provenance, ""])
+    parts.extend(["## The runs", "", *recipe_lines(rows)])
+    parts.extend(["## Verdicts", ""])
     parts.append("| finding | verdict |")
     parts.append("|---|---|")
     parts.extend(f"| {r.claim.statement} | {r.verdict} |" for r in results)
@@ -145,6 +147,45 @@ def write_claims_page(
     results_json = json.dumps(raw_results(rows), indent=1, default=str, sort_keys=True)
     atomic_write_text(assets / "results.json", results_json + "\n")
     return out
+
+
+def recipe_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """What the runs behind the page were, read from their saved configs: model, benchmark,
+    scenarios, splits, seeds, each method's learning rates and the shared training and
+    evaluation settings (a setting that varies is listed with all its values)."""
+
+    def values(get: Any) -> str:
+        found = sorted({str(v) for v in (get(r) for r in rows) if v not in (None, "")})
+        return ", ".join(found) if found else "-"
+
+    def cfg(row: Mapping[str, Any], *keys: str) -> Any:
+        node: Any = row.get("config") or {}
+        for k in keys:
+            node = node.get(k) if isinstance(node, Mapping) else None
+        return node
+
+    lrs: dict[str, set] = {}
+    for r in rows:
+        if r.get("method") and r.get("lr") is not None:
+            lrs.setdefault(str(r["method"]), set()).add(float(r["lr"]))
+    grid = "; ".join(
+        f"{m} {', '.join(f'{x:g}' for x in sorted(v))}" for m, v in sorted(lrs.items())
+    )
+    return [
+        "| setting | value |",
+        "|---|---|",
+        f"| model | {values(lambda r: cfg(r, 'model', 'name'))} |",
+        f"| benchmark | {values(lambda r: r.get('benchmark'))} |",
+        f"| scenarios | {values(lambda r: r.get('scenario'))} |",
+        f"| forget splits | {values(lambda r: r.get('split'))} |",
+        f"| seeds | {values(lambda r: r.get('seed'))} |",
+        f"| learning rates | {grid or '-'} |",
+        f"| epochs | {values(lambda r: cfg(r, 'train', 'epochs'))} |",
+        f"| batch size | {values(lambda r: cfg(r, 'train', 'batch_size'))} |",
+        f"| evaluated items per split | {values(lambda r: cfg(r, 'eval', 'ds_size'))} |",
+        f"| continual tasks | {values(lambda r: cfg(r, 'tasks'))} |",
+        "",
+    ]
 
 
 def claims_summary(claims_json: Path) -> list[str]:
