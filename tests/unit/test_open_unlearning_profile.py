@@ -110,3 +110,37 @@ def test_the_profile_is_known_and_generates_without_a_prompt_length_cap() -> Non
     settings = EngineSettings.from_config(EvalConfig(), "open-unlearning")
     assert settings.open_unlearning and settings.joint and not settings.paper
     assert settings.generation_max_length == OU_NO_LENGTH_CAP
+
+
+def test_loss_attacks_read_open_unlearnings_float32_reduction(tiny_pad_eos) -> None:
+    """open-unlearning's LOSS, ZLib and Reference attacks read ``evaluate_probability``'s
+    avg_loss: float32 cross-entropy over the transposed logits, summed, divided by the count.
+    Under the profile the token statistics carry that value; the default keeps the float64 mean
+    of the per-token log-probabilities."""
+    import torch.nn.functional as F
+
+    from unlearnkit.eval.metrics.mia import loss_score
+
+    model, tok, fmt = tiny_pad_eos
+    eos = tok.eos_token_id
+    qs, answers = [item(i).question for i in (1, 2)], [item(i).answer for i in (1, 2)]
+    ou = answer_token_stats(model, fmt, qs, answers, batch_size=2, pad_id=eos, open_unlearning=True)
+    for q, a, stats in zip(qs, answers, ou, strict=True):
+        ids, n_question = fmt.encode_joint(q, a)
+        labels = torch.tensor([[-100] * n_question + ids[n_question:]])
+        mask = torch.tensor([[int(t != eos) for t in ids]])
+        with torch.no_grad():
+            logits = model(input_ids=torch.tensor([ids]), attention_mask=mask).logits
+        ce = F.cross_entropy(
+            logits[:, :-1].float().transpose(-1, -2), labels[:, 1:], ignore_index=-100,
+            reduction="none",
+        )  # fmt: skip
+        avg_loss = float(ce.sum() / (labels[:, 1:] != -100).sum())
+        assert stats.reduced_nll == pytest.approx(avg_loss, abs=2e-6)
+        assert stats.mean_nll == stats.reduced_nll
+        assert loss_score(stats) == -stats.reduced_nll
+        assert stats.field_view().reduced_nll is None  # the view is not the whole answer
+    default = answer_token_stats(model, fmt, qs, answers, batch_size=2, pad_id=eos)
+    for stats in default:
+        assert stats.reduced_nll is None
+        assert stats.mean_nll == float(-np.mean(stats.logp))

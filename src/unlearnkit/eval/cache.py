@@ -35,7 +35,8 @@ from unlearnkit.utils import cache_root, read_json
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 3  # 3: EM, ES, Min-K%, Min-K%++ and GradNorm leave out the final EOS
+CACHE_VERSION = 4  # 3: EM, ES, Min-K%, Min-K%++ and GradNorm leave out the final EOS;
+# 4: under profile open-unlearning, LOSS/ZLib/Reference read its float32 reduction
 
 
 def weights_fingerprint(model: torch.nn.Module) -> str:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel
 
@@ -52,6 +53,17 @@ def _encode(
         for f in feats:
             f["attention_mask"] = attention(f["input_ids"], mask_pad_id, True)
     return feats
+
+
+def _reduced_nlls(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(B,) open-unlearning's mean NLL per row: ``CrossEntropyLoss(reduction="none")`` on
+    ``logits.transpose(-1, -2)`` (float32), summed over the labelled positions, divided by
+    their number."""
+    losses = F.cross_entropy(
+        at_least_float32(logits).transpose(-1, -2), target, ignore_index=IGNORE_INDEX,
+        reduction="none",
+    ).sum(dim=-1)  # fmt: skip
+    return losses / (target != IGNORE_INDEX).sum(dim=-1)
 
 
 @torch.inference_mode()
@@ -100,6 +112,10 @@ def answer_token_stats(
         valid = target != IGNORE_INDEX  # (B, keep - 1)
         tok_logp = logp.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # (B, keep - 1)
         hit = logp.argmax(dim=-1) == target  # (B, keep - 1)
+        # open-unlearning's evaluate_probability: float32 cross-entropy on the transposed
+        # (B, V, K) logits, summed over the answer, divided by its length (1e-4 off the
+        # contiguous reduction on SmolLM2's vocabulary: eval/scoring.py, token_nlls)
+        reduced = _reduced_nlls(logits[:, :-1, :], target) if open_unlearning else None
         p = logp.exp()
         mu = (p * logp).sum(-1)  # (B, keep - 1)
         var = (p * logp.square()).sum(-1) - mu.square()  # (B, keep - 1)
@@ -119,6 +135,7 @@ def answer_token_stats(
                 mean_logp=mu[row][m].double().cpu().numpy(),
                 var_logp=var[row][m].double().cpu().numpy(),
                 rule=OPEN_UNLEARNING_RULE if open_unlearning else "default",
+                reduced_nll=float(reduced[row]) if reduced is not None else None,
             )
         bar.update(len(idx))
     bar.close()

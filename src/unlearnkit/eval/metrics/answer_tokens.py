@@ -30,6 +30,9 @@ class AnswerTokens:
     reference_nll: float | None = None
     # "open-unlearning": the metrics follow that profile's rules (extraction strength's loop)
     rule: str = "default"
+    # open-unlearning's mean answer NLL (its float32 cross-entropy over the transposed logits,
+    # summed then divided), which its LOSS, ZLib and Reference attacks read; None = from logp
+    reduced_nll: float | None = None
 
     def __post_init__(self) -> None:
         n = len(self.logp)
@@ -60,9 +63,12 @@ class AnswerTokens:
             grad_norm=self.grad_norm,
             reference_nll=self.reference_nll,
             rule=self.rule,
-        )
+        )  # reduced_nll is the whole answer's: not the view's
 
     @property
     def mean_nll(self) -> float:
-        """Lbar = -1/A sum_t log p(a_t | q, a_<t), the value the Probability metric uses."""
+        """Lbar = -1/A sum_t log p(a_t | q, a_<t), the value the Probability metric uses
+        (:attr:`reduced_nll` when set: open-unlearning's own float32 reduction of it)."""
+        if self.reduced_nll is not None:
+            return float(self.reduced_nll)
         return float(-np.mean(np.asarray(self.logp, dtype=np.float64)))
