@@ -28,6 +28,8 @@ from typing import Any, TypeVar
 
 import yaml
 
+from unlearnkit.registry import SCENARIOS
+
 T = TypeVar("T")
 
 # "default": unlearnkit's choices; "paper": the paper's code, number for number;
@@ -57,6 +59,9 @@ class ModelConfig:
 # chat: the model's chat template; chat_conversation: the template over the whole conversation,
 # the answer's end of turn labelled (open-unlearning's apply_chat_template: true); llama2/llama3:
 # the paper's formats; plain: "Question: ...\nAnswer: " (unlearnkit.data.formatting).
+# The scenarios unlearnkit ships (unlearnkit.scenarios); a scenario registered by a module
+# imported before validation (unlearnkit.registry.SCENARIOS) is accepted too.
+BUILT_IN_SCENARIOS = ("fictitious", "continual", "real_world", "sweep")
 PROMPT_PRESETS = ("chat", "chat_conversation", "llama2", "llama3", "plain")
 
 
@@ -463,11 +468,9 @@ def validate(cfg: RunConfig) -> RunConfig:
         )
     if cfg.eval.ds_size is not None and cfg.eval.ds_size <= 0:
         raise ConfigError(f"eval.ds_size must be > 0 or null, got {cfg.eval.ds_size}")
-    if cfg.scenario not in ("fictitious", "continual", "real_world", "sweep"):
-        raise ConfigError(
-            f"unknown scenario '{cfg.scenario}'; "
-            "choose from fictitious, continual, real_world, sweep"
-        )
+    known = sorted({*BUILT_IN_SCENARIOS, *SCENARIOS.names()})
+    if cfg.scenario not in known:
+        raise ConfigError(f"unknown scenario '{cfg.scenario}'; choose from {', '.join(known)}")
     if cfg.data.prompt_preset not in PROMPT_PRESETS:
         raise ConfigError(
             f"unknown data.prompt_preset '{cfg.data.prompt_preset}'; "

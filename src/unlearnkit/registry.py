@@ -72,6 +72,7 @@ METRICS: Registry = Registry("metric")
 BENCHMARKS: Registry = Registry("benchmark")
 MODELS: Registry = Registry("model")
 ATTACKS: Registry = Registry("attack")
+SCENARIOS: Registry = Registry("scenario")
 
 REGISTRIES: dict[str, Registry] = {
     "methods": METHODS,

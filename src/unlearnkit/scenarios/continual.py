@@ -8,6 +8,9 @@ reference model is the previous task's result, or the original model with
 sequence always continues (with or without ``--resume``) at the task where it stopped, from that
 task's newest complete checkpoint: finished tasks are recorded in
 ``continual_state.json``.
+
+Declared stages: the target, ``before``, then one stage per task
+(:mod:`unlearnkit.scenarios.stages` owns the folder, the done marker and the recording).
 """
 
 from __future__ import annotations
@@ -18,18 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from unlearnkit.config import RunConfig
-from unlearnkit.scenarios.common import (
-    evaluate_model,
-    is_done,
-    log,
-    mark_done,
-    open_benchmark,
-    record,
-    run_dir,
-    save_run_config,
-    target_model,
-)
+from unlearnkit.scenarios.common import log, open_benchmark, target_model
+from unlearnkit.scenarios.stages import Run, Scenario, Stage, drive, new_run, register_scenario
 from unlearnkit.utils import atomic_write_json
+
+STATE_FILE = "continual_state.json"
 
 
 def _task_sequence(cfg: RunConfig, bench: Any) -> list[int]:
@@ -45,60 +41,95 @@ def _task_sequence(cfg: RunConfig, bench: Any) -> list[int]:
     return tasks
 
 
-def run_continual(cfg: RunConfig, resume: bool = False) -> Path:
+def prepare(cfg: RunConfig, resume: bool | str) -> Run:
+    bench = open_benchmark(cfg.data.benchmark, cfg.data.holdout_authors)
+    tasks = _task_sequence(cfg, bench)
+    run = new_run(cfg, bench, resume, task=tasks[0])
+    run.facts["sequence"] = tasks
+    if resume and not any(run.rdir.glob("task*")):
+        log(f"--resume: nothing to resume in {run.rdir}; starting with task {tasks[0]}")
+    return run
+
+
+def _state(run: Run) -> dict[str, Any]:
+    path = run.rdir / STATE_FILE
+    return json.loads(path.read_text()) if path.is_file() else {"completed": []}
+
+
+def original_model(run: Run) -> None:
+    run.target = target_model(run.cfg, run.bench)
+    state = _state(run)
+    if state["completed"]:
+        log(f"resuming after task(s) {state['completed']} from {state.get('model')}")
+
+
+def evaluate_before(run: Run) -> None:
+    if (run.rdir / "eval" / "before" / "summary.json").is_file():
+        return
+    log(f"evaluating the original model before unlearning ({run.target})")
+    sets = run.bench.eval_sets(run.cfg.data.split, run.facts["sequence"][0])
+    run.evaluate(run.target, "before", sets=sets)
+
+
+def task_stage(task: int, position: int) -> Stage:
+    """Unlearn ``task`` from the previous task's result, evaluate it, hand its model on."""
+
+    def unlearn_task(run: Run) -> None:
+        from unlearnkit.train.unlearn import run_unlearning
+
+        cfg, tasks = run.cfg, run.facts["sequence"]
+        state = _state(run)
+        if task in state["completed"]:
+            return
+        current = state.get("model") or run.target
+        # retain: everything outside the tasks unlearned so far (this one included)
+        split = cfg.data.split
+        forget = run.bench.forget(split, task)
+        retain = run.bench.retain(split, task, unlearned=list(tasks[:position]))
+        ref = run.target if cfg.method.fix_ref_model else current
+        log(f"task {task} ({position}/{len(tasks)}): {len(forget)} forget, "
+            f"{len(retain)} retain items")  # fmt: skip
+        model_dir = run_unlearning(cfg, forget, retain, run.rdir / f"task{task}", current,
+                                   ref_model_path=ref, resume="auto")  # fmt: skip
+        sets = run.bench.eval_sets(split, task)
+        run.evaluate(str(model_dir), f"task{task}", sets=sets, task=task)
+        state = {"completed": state["completed"] + [task], "model": str(model_dir)}
+        atomic_write_json(run.rdir / STATE_FILE, state)
+        # The previous task's model is no longer needed (never delete the original target).
+        if current != run.target and not cfg.train.save_checkpoints:
+            shutil.rmtree(current, ignore_errors=True)
+
+    return Stage(f"task{task}", unlearn_task)
+
+
+def stages(run: Run) -> list[Stage]:
+    tasks = run.facts["sequence"]
+    return [
+        Stage("target", original_model),
+        *([Stage("before", evaluate_before)] if run.cfg.target.eval_before else []),
+        *[task_stage(t, i) for i, t in enumerate(tasks, start=1)],
+        Stage("state", _done_facts),
+    ]
+
+
+def _done_facts(run: Run) -> None:
+    """DONE.json: the tasks done and the last model, as the sequence's state says."""
+    state = _state(run)
+    run.facts.clear()
+    run.facts.update({"tasks": state["completed"], "model": state.get("model") or run.target})
+
+
+CONTINUAL = register_scenario(
+    Scenario(
+        "continual",
+        "a sequence of forget tasks, each unlearned from the previous task's result",
+        prepare,
+        stages,
+    )
+)
+
+
+def run_continual(cfg: RunConfig, resume: bool | str = False) -> Path:
     """Unlearn ``cfg.tasks`` in sequence; ``resume`` only decides whether a fresh sequence says
     that there was nothing to resume (an interrupted one continues either way)."""
-    from unlearnkit.train.unlearn import run_unlearning
-
-    bench = open_benchmark(cfg.data.benchmark, cfg.data.holdout_authors)
-    split = cfg.data.split
-    tasks = _task_sequence(cfg, bench)
-    rdir = run_dir(cfg)
-    if is_done(rdir):
-        log(f"{rdir} is already finished; skipping")
-        return rdir
-    if resume and not any(rdir.glob("task*")):
-        log(f"--resume: nothing to resume in {rdir}; starting with task {tasks[0]}")
-    rdir.mkdir(parents=True, exist_ok=True)
-    save_run_config(cfg, rdir)
-    state_path = rdir / "continual_state.json"
-    state = json.loads(state_path.read_text()) if state_path.is_file() else {"completed": []}
-    original = target_model(cfg, bench)
-    current = state.get("model") or original
-    if state["completed"]:
-        log(f"resuming after task(s) {state['completed']} from {current}")
-    if cfg.target.eval_before and not (rdir / "eval" / "before" / "summary.json").is_file():
-        log(f"evaluating the original model before unlearning ({original})")
-        before = evaluate_model(
-            original, cfg, bench.eval_sets(split, tasks[0]), rdir / "eval" / "before", bench.kind
-        )
-        record(cfg, rdir, "before", before, tasks[0])
-    for i, task in enumerate(tasks, start=1):
-        if task in state["completed"]:
-            continue
-        # retain: everything outside the tasks unlearned so far (this one included)
-        forget = bench.forget(split, task)
-        retain = bench.retain(split, task, unlearned=list(tasks[:i]))
-        ref = original if cfg.method.fix_ref_model else current
-        log(f"task {task} ({i}/{len(tasks)}): {len(forget)} forget, {len(retain)} retain items")
-        tdir = rdir / f"task{task}"
-        model_dir = run_unlearning(
-            cfg, forget, retain, tdir, current, ref_model_path=ref, resume="auto"
-        )
-        summary = evaluate_model(
-            str(model_dir),
-            cfg,
-            bench.eval_sets(split, task),
-            rdir / "eval" / f"task{task}",
-            bench.kind,
-        )
-        record(cfg, rdir, f"task{task}", summary, task)
-        previous = current
-        current = str(model_dir)
-        state = {"completed": state["completed"] + [task], "model": current}
-        atomic_write_json(state_path, state)
-        # The previous task's model is no longer needed (never delete the original target).
-        if previous != original and not cfg.train.save_checkpoints:
-            shutil.rmtree(previous, ignore_errors=True)
-    mark_done(rdir, {"tasks": state["completed"], "model": current})
-    return rdir
+    return drive(cfg, resume)

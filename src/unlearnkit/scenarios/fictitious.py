@@ -1,97 +1,129 @@
-"""Fictitious unlearning (TOFU forget01/05/10 or the synthetic benchmark).
+"""Fictitious unlearning (TOFU forget01/05/10 or the synthetic benchmark), as declared stages.
 
 Fine-tune (or load) the target, optionally a retain model for Forget Quality, evaluate the target
 ("before"), unlearn one task, evaluate the result ("final"), then, when ``attack.names`` lists
-attacks, attack the unlearned model (``eval/attack-<name>/``, ``attacks.json``).
+attacks, attack the unlearned model (``eval/attack-<name>/``, ``attacks.json``). The driver
+(:mod:`unlearnkit.scenarios.stages`) owns the folder, the done marker and the recording.
 """
 
 from __future__ import annotations
 
 import copy
-import shutil
 from pathlib import Path
 
 from unlearnkit.config import RunConfig
 from unlearnkit.scenarios.common import (
     evaluate_model,
-    is_done,
     log,
-    mark_done,
     open_benchmark,
-    record,
     retain_model,
-    run_dir,
-    save_run_config,
     target_model,
+)
+from unlearnkit.scenarios.stages import (
+    Run,
+    Scenario,
+    Stage,
+    attack_stage,
+    check_attacks,
+    drive,
+    new_run,
+    register_scenario,
+    remove_unlearned_model,
 )
 
 
-def _evaluate_retain_model(
-    cfg: RunConfig, rmodel: str, eval_sets: dict, rdir: Path, kind: str
-) -> str:
-    """Evaluate the retain model where the run's metrics read it; returns its folder. Forget
-    Quality reads only its forget-set truth ratios; privacy leakage and the Reference attack
-    its membership AUC and NLLs on the forget and holdout sets."""
-    log("evaluating the retain model on the forget set (reference for Forget Quality)")
-    forget_only = copy.deepcopy(cfg)
-    forget_only.eval.splits = ["forget", *(["holdout"] if "holdout" in eval_sets else [])]
-    evaluate_model(rmodel, forget_only, eval_sets, rdir / "eval" / "retain_model", kind)
-    return str(rdir / "eval" / "retain_model")
-
-
-def run_fictitious(cfg: RunConfig, resume: bool = False) -> Path:
-    from unlearnkit.train.unlearn import run_unlearning
-
+def prepare(cfg: RunConfig, resume: bool | str) -> Run:
     bench = open_benchmark(cfg.data.benchmark, cfg.data.holdout_authors)
     split, task = cfg.data.split, cfg.data.task
-    rdir = run_dir(cfg)
-    if is_done(rdir):
-        log(f"{rdir} is already finished; skipping (delete DONE.json to run it again)")
-        return rdir
     # Validate data before any expensive step: unknown split/task fails here.
     forget, retain = bench.forget(split, task), bench.retain(split, task)
     eval_sets = bench.eval_sets(split, task)
-    if cfg.attack.names:
-        from unlearnkit.attacks import resolve_attacks
+    check_attacks(cfg)
+    return new_run(cfg, bench, resume, task=task, forget=forget, retain=retain,
+                   eval_sets=eval_sets)  # fmt: skip
 
-        resolve_attacks(cfg.attack.names)  # an unknown attack fails before any training
-    rdir.mkdir(parents=True, exist_ok=True)
-    save_run_config(cfg, rdir)
-    target = target_model(cfg, bench)
-    retain_eval = None
-    rmodel = retain_model(cfg, bench)
-    if rmodel is not None:
-        retain_eval = _evaluate_retain_model(cfg, rmodel, eval_sets, rdir, bench.kind)
-    if cfg.target.eval_before:
-        log(f"evaluating the target model before unlearning ({target})")
-        before = evaluate_model(
-            target, cfg, eval_sets, rdir / "eval" / "before", bench.kind, retain_eval
-        )
-        record(cfg, rdir, "before", before, task)
-    log(f"unlearning {len(forget)} forget items with {cfg.method.name} (retain set: {len(retain)})")
+
+def fine_tune_target(run: Run) -> None:
+    run.target = target_model(run.cfg, run.bench)
+
+
+def fine_tune_retain_model(run: Run) -> None:
+    """The retain model of Forget Quality, evaluated where the run's metrics read it: Forget
+    Quality its forget-set truth ratios; privacy leakage and the Reference attack its
+    membership AUC and NLLs on the forget and holdout sets."""
+    rmodel = retain_model(run.cfg, run.bench)
+    if rmodel is None:
+        return
+    log("evaluating the retain model on the forget set (reference for Forget Quality)")
+    forget_only = copy.deepcopy(run.cfg)
+    forget_only.eval.splits = ["forget", *(["holdout"] if "holdout" in run.eval_sets else [])]
+    folder = run.rdir / "eval" / "retain_model"
+    evaluate_model(rmodel, forget_only, run.eval_sets, folder, run.bench.kind)
+    run.retain_eval = str(folder)
+
+
+def evaluate_before(run: Run) -> None:
+    log(f"evaluating the target model before unlearning ({run.target})")
+    run.evaluate(run.target, "before", retain_eval=run.retain_eval)
+    run.stages.append("before")
+
+
+def unlearn(run: Run) -> None:
+    from unlearnkit.train.unlearn import run_unlearning
+
+    cfg = run.cfg
+    log(f"unlearning {len(run.forget)} forget items with {cfg.method.name} "
+        f"(retain set: {len(run.retain)})")  # fmt: skip
     callbacks = []
     if cfg.train.eval_every_epoch:
         from unlearnkit.scenarios.epoch_eval import EpochEvalCallback
 
-        callbacks.append(EpochEvalCallback(cfg, eval_sets, rdir, bench.kind, retain_eval, task))
-    model_dir = run_unlearning(
-        cfg, forget, retain, rdir, target, resume=resume, extra_callbacks=callbacks
-    )
-    log("evaluating the unlearned model")
-    final = evaluate_model(
-        str(model_dir), cfg, eval_sets, rdir / "eval" / "final", bench.kind, retain_eval
-    )
-    record(cfg, rdir, "final", final, task)
-    stages = ["before", "final"] if cfg.target.eval_before else ["final"]
-    if cfg.attack.names:
-        from unlearnkit.scenarios.attack_stage import run_attack_stage
-
-        run_attack_stage(
-            cfg, rdir, str(model_dir), eval_sets, bench.kind, retain, task, retain_eval
+        callbacks.append(
+            EpochEvalCallback(
+                cfg, run.eval_sets, run.rdir, run.bench.kind, run.retain_eval, run.task
+            )  # fmt: skip
         )
-        stages.append("attacks")
-    # Done first: a kill between the two lines must not leave a run that trains again.
-    mark_done(rdir, {"stages": stages})
-    if not cfg.train.save_checkpoints:
-        shutil.rmtree(model_dir, ignore_errors=True)
-    return rdir
+    run.model_dir = Path(
+        run_unlearning(
+            cfg,
+            run.forget,
+            run.retain,
+            run.rdir,
+            run.target,
+            resume=run.resume,
+            extra_callbacks=callbacks,
+        )  # fmt: skip
+    )
+
+
+def evaluate_final(run: Run) -> None:
+    log("evaluating the unlearned model")
+    run.evaluate(str(run.model_dir), "final", retain_eval=run.retain_eval)
+    run.stages.append("final")
+
+
+def stages(run: Run) -> list[Stage]:
+    cfg = run.cfg
+    return [
+        Stage("target", fine_tune_target),
+        Stage("retain_model", fine_tune_retain_model),
+        *([Stage("before", evaluate_before)] if cfg.target.eval_before else []),
+        Stage("unlearn", unlearn),
+        Stage("final", evaluate_final),
+        *([attack_stage(lambda r: r.retain_eval)] if cfg.attack.names else []),
+    ]
+
+
+FICTITIOUS = register_scenario(
+    Scenario(
+        "fictitious",
+        "TOFU-style fictitious authors: fine-tune, unlearn one forget task, evaluate, attack",
+        prepare,
+        stages,
+        remove_unlearned_model,
+    )
+)
+
+
+def run_fictitious(cfg: RunConfig, resume: bool | str = False) -> Path:
+    return drive(cfg, resume)
