@@ -6,6 +6,7 @@
 #      order LRS gives (the most informative first, so a cut budget leaves whole columns);
 #   3. the continual grid (configs/claims/continual.yaml);
 #   4. the claims page: docs/claims.md, docs/claims/claims.json and the raw per-run results.
+# NOTE="..." adds a paragraph to the page (what was not run).
 # On a GPU with the hub's data: MODEL=<hub id or folder> BENCHMARK=<TOFU folder> (then the splits
 # are TOFU's own: forget01/05/10 are 2/10/20 authors).
 set -euo pipefail
@@ -33,5 +34,5 @@ if has continual; then
   $UNLEARN run --config configs/claims/continual.yaml "${common[@]}"
 fi
 if has claims; then
-  $UNLEARN claims "$OUT" --out docs/claims.md
+  $UNLEARN claims "$OUT" --out docs/claims.md --note "${NOTE:-}"
 fi

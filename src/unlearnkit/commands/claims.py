@@ -23,6 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", type=Path, default=Path("docs/claims.md"), help="page (default docs/claims.md)"
     )
+    p.add_argument("--note", default="", help="a paragraph for the page (e.g. what was not run)")
     p.set_defaults(func=run)
 
 
@@ -46,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
     if not rows:
         raise ValueError("no evaluated runs found: nothing to check")
     results = check_claims(rows)
-    page = write_claims_page(results, rows, args.out, provenance=f"{len(rows)} evaluated stages.")
+    page = write_claims_page(
+        results, rows, args.out, provenance=f"{len(rows)} evaluated stages. {args.note}".strip()
+    )
     for r in results:
         print(f"{r.verdict:>28}  {r.claim.statement}")
     print(f"Claims page: {page}")

@@ -104,7 +104,7 @@ class Point:
     fe: float
     mu: float
     value: float | None  # the compared value on this run (continual: MU averaged over tasks)
-    run: str = ""
+    run: str = ""  # the run's name (its folder's, no path)
 
 
 @dataclass
@@ -226,7 +226,7 @@ def points_by_cell(rows: Iterable[Mapping[str, Any]], value: str, continual: boo
             mus = [r.get("model_utility") for r in tasks]
             if fe is None or mu is None or any(m is None for m in mus):
                 continue
-            point = Point(first.get("lr"), fe, mu, _mean(mus), run)
+            point = Point(first.get("lr"), fe, mu, _mean(mus), str(first.get("run") or run))
             out[method][f"seed{first.get('seed')}"].append(point)
             continue
         final = [r for r in stages if r.get("stage") == "final"]
@@ -238,7 +238,7 @@ def points_by_cell(rows: Iterable[Mapping[str, Any]], value: str, continual: boo
             continue
         v = mu if value == "model_utility" else (r.get("metrics") or {}).get(value)
         cell = f"{r.get('split')}/seed{r.get('seed')}"
-        out[method][cell].append(Point(r.get("lr"), fe, mu, v, run))
+        out[method][cell].append(Point(r.get("lr"), fe, mu, v, str(r.get("run") or run)))
     return out
 
 
