@@ -199,12 +199,17 @@ def claims_summary(claims_json: Path) -> list[str]:
         claim = c["claim"]
         parts = []
         for comp in c.get("comparisons", []):
-            outcomes = [cell["outcome"] for cell in comp.get("cells", [])]
+            cells = comp.get("cells", [])
+            outcomes = [cell["outcome"] for cell in cells]
             counts = ", ".join(f"{outcomes.count(o)} {o}" for o in ("for", "tie", "against"))
-            parts.append(
-                f"{comp['baseline']}: {comp['verdict']}" + (f" ({counts})" if outcomes else "")
-            )
-        lines.append(f"- {claim['statement']}: {c['verdict']}. " + "; ".join(parts))
+            reach = [x["reach_delta"] for x in cells if claim.get("reach") and x.get("reach_delta")]
+            short = [d for d in reach if d < -MARGIN]
+            if short:  # the reach check: the subject's forgetting stays below the baseline's
+                counts += f"; its max Forget Efficacy {min(short):+.3f} against the baseline's"
+            text = f" ({counts})" if outcomes else ""
+            parts.append(f"{comp['baseline']}: {comp['verdict']}{text}")
+        statement = claim["statement"].rstrip(".")
+        lines.append(f"- {statement}: {c['verdict']}. " + "; ".join(parts))
     return lines
 
 
