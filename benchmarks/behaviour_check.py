@@ -5,7 +5,11 @@ On the tiny random model (no download) and a synthetic benchmark with holdout au
 - the saved model of ``unlearn unlearn`` for ME+GD, IDK+AP, NPO+KL and GA+GD (3 steps,
   seed 0): sha256 of ``model.safetensors``;
 - every split's JSONL of ``unlearn eval`` under the three profiles (default, paper,
-  open-unlearning), GradNorm and membership inference included: sha256 of each file.
+  open-unlearning), GradNorm and membership inference included: sha256 of each file;
+- with ``--scenarios``, every evaluated stage's JSONL of three ``unlearn run`` scenarios
+  (fictitious ME+GD with a relearning and a prompt attack; fictitious NPO+KL with LoRA and
+  gradient checkpointing; continual GA+GD over tasks 1 and 2): what the scenarios hand from
+  training to evaluation and attacks.
 
 Run it on the commit before and the commit after a change, and compare:
 
@@ -86,10 +90,39 @@ def eval_records(work: Path, model_dir: Path, data: Path) -> dict[str, str]:
     return out
 
 
+SCENARIO_RUNS = {
+    "fictitious-ME+GD": ["--scenario", "fictitious", "--method", "ME+GD",
+                         "attack.names=[relearn,hint]", "attack.relearn_steps=2"],
+    "fictitious-NPO+KL-lora": ["--scenario", "fictitious", "--method", "NPO+KL",
+                               "lora.enabled=true", "train.gradient_checkpointing=true"],
+    "continual-GA+GD": ["--scenario", "continual", "--method", "GA+GD", "--split", "forget05",
+                        "tasks=[1,2]"],
+}  # fmt: skip
+
+
+def scenario_records(work: Path, model: Path, data: Path) -> dict[str, str]:
+    """sha256 of every evaluated stage's JSONL of a few ``unlearn run`` scenarios."""
+    out: dict[str, str] = {}
+    for name, extra in SCENARIO_RUNS.items():
+        runs = work / "runs" / name
+        cmd = [
+            sys.executable, "-m", "unlearnkit", "run", "--model", str(model), "--benchmark",
+            str(data), "--split", "forget10", "--out", str(runs), *extra,
+            "train.max_steps=3", "train.batch_size=2", "train.per_device_batch_size=2",
+            "eval.ds_size=4", "eval.max_new_tokens=8", "eval.nli_model=null",
+            "eval.use_cache=false", "eval.threads=1",
+        ]  # fmt: skip
+        subprocess.run(cmd, check=True, capture_output=True)
+        for f in sorted(runs.glob("*/eval/*/*.jsonl")):
+            out[f"{name}/{f.parent.name}/{f.name}"] = _sha(f)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, required=True, help="JSON file of the hashes")
     ap.add_argument("--skip-training", action="store_true", help="only the evaluation hashes")
+    ap.add_argument("--scenarios", action="store_true", help="also hash scenario runs' JSONL")
     args = ap.parse_args(argv)
     import torch
 
@@ -100,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         result = {"eval_jsonl": eval_records(work, model, data)}
         if not args.skip_training:
             result["unlearned_weights"] = unlearned_weights(work, model, data)
+        if args.scenarios:
+            result["scenario_jsonl"] = scenario_records(work, model, data)
     args.out.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
     print(json.dumps(result, indent=1, sort_keys=True))
     return 0

@@ -68,7 +68,7 @@ def test_continual_resumes_at_the_task_where_it_stopped(
 ):
     import unlearnkit.train.unlearn as unlearn_mod
 
-    real = unlearn_mod.run_unlearning
+    real = unlearn_mod.unlearn
     calls: list[tuple[int, int, str | None]] = []
 
     def flaky(cfg, forget, retain, out_dir, model_path, ref_model_path=None, **kw):
@@ -78,7 +78,7 @@ def test_continual_resumes_at_the_task_where_it_stopped(
             raise KeyboardInterrupt  # killed during task 2
         return real(cfg, forget, retain, out_dir, model_path, ref_model_path, **kw)
 
-    monkeypatch.setattr(unlearn_mod, "run_unlearning", flaky)
+    monkeypatch.setattr(unlearn_mod, "unlearn", flaky)
     out = tmp_path / "runs"
     argv = ["run", "--scenario", "continual", "--model", str(tiny_model_dir), "--benchmark",
             str(synth), "--split", "forget05", "--method", "NPO+GD", "--out", str(out),
@@ -94,6 +94,8 @@ def test_continual_resumes_at_the_task_where_it_stopped(
     # the reference is the previous task's result, not the original model
     assert calls[0][2] == str(tiny_model_dir) and calls[3][2].endswith("task2/model")
     (rdir,) = [p for p in out.iterdir() if p.is_dir()]
+    done = json.loads((rdir / "DONE.json").read_text())  # the scenario's done_facts
+    assert done["tasks"] == [1, 2, 3] and done["model"].endswith("task3/model")
     for task in (1, 2, 3):
         summary = json.loads((rdir / "eval" / f"task{task}" / "summary.json").read_text())
         assert summary["n_items"]["forget"] == 3
@@ -112,13 +114,13 @@ def test_fix_ref_model_keeps_the_original_reference(tmp_path, synth, tiny_model_
     import unlearnkit.train.unlearn as unlearn_mod
 
     refs = []
-    real = unlearn_mod.run_unlearning
+    real = unlearn_mod.unlearn
 
     def spy(cfg, forget, retain, out_dir, model_path, ref_model_path=None, **kw):
         refs.append(str(ref_model_path))
         return real(cfg, forget, retain, out_dir, model_path, ref_model_path, **kw)
 
-    monkeypatch.setattr(unlearn_mod, "run_unlearning", spy)
+    monkeypatch.setattr(unlearn_mod, "unlearn", spy)
     argv = ["run", "--scenario", "continual", "--model", str(tiny_model_dir), "--benchmark",
             str(synth), "--split", "forget05", "--method", "DPO+GD", "--out", str(tmp_path),
             "tasks=[1,2]", "method.fix_ref_model=true", *FAST]  # fmt: skip

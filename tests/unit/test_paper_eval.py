@@ -281,7 +281,9 @@ def test_lm_eval_gets_add_bos_token_under_the_paper_profile(monkeypatch, tmp_pat
         seen.append(add_bos_token)
         return general.GeneralTaskResult()
 
-    monkeypatch.setattr(loading, "load_model", lambda *a, **k: (None, None))
+    import torch
+
+    monkeypatch.setattr(loading, "load_model", lambda *a, **k: (torch.nn.Identity(), None))
     monkeypatch.setattr(general, "run_general_tasks", fake_run)
     for profile in ("default", "paper"):
         cfg = RunConfig(profile=profile, general_tasks=["arc_challenge"])

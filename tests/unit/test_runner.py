@@ -19,6 +19,7 @@ from unlearnkit.data.formatting import IGNORE_INDEX, PromptFormatter
 from unlearnkit.data.records import QAItem
 from unlearnkit.eval import cache as result_cache
 from unlearnkit.eval import engine, runner
+from unlearnkit.eval import metrics as M
 from unlearnkit.eval.generation import Generation, generate_answers, token_budget
 from unlearnkit.eval.protocol import split_spec
 from unlearnkit.eval.scoring import mean_nlls, score_split, sequence_mean_nll
@@ -519,15 +520,15 @@ def test_cached_result_with_a_missing_metric_is_recomputed_once_available(
     calls = _count_generation(monkeypatch)
     cfg = fast_cfg(nli_model="later-available")
     monkeypatch.setattr(
-        runner.M,
+        M,
         "get_entailment_scorer",
-        lambda name: (_ for _ in ()).throw(runner.M.NLIUnavailable("offline (test)")),
+        lambda name: (_ for _ in ()).throw(M.NLIUnavailable("offline (test)")),
     )
     first = runner.evaluate(model, tok, sets, cfg, tmp_path / "a", fmt)
     assert "offline (test)" in first["missing"]["entailment"] and len(calls) == 1
     runner.evaluate(model, tok, sets, cfg, tmp_path / "b", fmt)
     assert len(calls) == 1  # still unavailable: the cached result stands
-    monkeypatch.setattr(runner.M, "get_entailment_scorer", lambda name: RecordingNLI())
+    monkeypatch.setattr(M, "get_entailment_scorer", lambda name: RecordingNLI())
     again = runner.evaluate(model, tok, sets, cfg, tmp_path / "c", fmt)
     assert len(calls) == 2 and "entailment" not in again["missing"]
     assert again["splits"]["forget"]["entailment"] is not None
@@ -613,7 +614,7 @@ def test_entailment_order_reference_and_rouge_gate_per_split(
 ) -> None:
     model, tok, fmt = tiny
     nli = RecordingNLI()
-    monkeypatch.setattr(runner.M, "get_entailment_scorer", lambda name: nli)
+    monkeypatch.setattr(M, "get_entailment_scorer", lambda name: nli)
     sets = {"forget": [item(0), item(1)], "retain": [item(2), item(3)], "real_authors": [item(4)]}
     # per split: generations equal to the ROUGE reference (ROUGE 1) or unrelated (ROUGE 0)
     # (one generation call for all splits, in split order)
@@ -645,7 +646,7 @@ def test_nli_without_entailment_label_is_a_clear_error(
     def no_label(name):
         raise ValueError("NLI model has no entailment label in config.id2label {0: 'yes', 1: 'no'}")
 
-    monkeypatch.setattr(runner.M, "get_entailment_scorer", no_label)
+    monkeypatch.setattr(M, "get_entailment_scorer", no_label)
     with pytest.raises(ValueError, match="no entailment label"):
         runner.evaluate(model, tok, {"forget": [item(0)]}, fast_cfg(nli_model="x"), tmp_path, fmt)
 

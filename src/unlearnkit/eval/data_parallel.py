@@ -84,15 +84,10 @@ def merge_shards(
     retain_ratios = None
     if cfg.retain_eval and forget in sets:
         retain_ratios = load_retain_truth_ratios(cfg.retain_eval, sets[forget])
-    aggregates = M.aggregate(
-        values,
-        protocol,
-        forget_truth_ratios=[r["truth_ratio_raw"] for r in records[forget]]
-        if retain_ratios is not None
-        else None,
-        retain_truth_ratios=retain_ratios,
-    )
-    R.open_unlearning_utility(values, aggregates)
+    forget_ratios = [r["truth_ratio_raw"] for r in records[forget]] if forget in records else None
+    aggregates = R.protocol_aggregates(
+        values, protocol, forget_ratios, retain_ratios, missing, forget_evaluated=forget in sets
+    )  # the same path as a one-process evaluation
     for key in base["aggregates"]:  # the attacks and PrivLeak: None unless computed below
         aggregates.setdefault(key, None)
     privacy: dict[str, Any] = {}

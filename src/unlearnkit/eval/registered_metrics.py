@@ -28,7 +28,7 @@ from unlearnkit.data.records import QAItem
 from unlearnkit.eval import metrics as M
 from unlearnkit.eval import open_unlearning_logs as OU
 from unlearnkit.eval.engine import Engine
-from unlearnkit.eval.protocol import FORGET_SPLIT, HOLDOUT_SPLIT
+from unlearnkit.eval.protocol import FORGET_SPLIT, HOLDOUT_SPLIT, EvalProtocol
 from unlearnkit.utils import read_jsonl
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,32 @@ def open_unlearning_utility(
     aggregates["model_utility_open_unlearning"] = value
     aggregates["computed_over"]["model_utility_open_unlearning"] = used
     aggregates["skipped"]["model_utility_open_unlearning"] = skipped
+
+
+def protocol_aggregates(
+    values: dict[str, dict[str, float | None]],
+    protocol: EvalProtocol,
+    forget_truth_ratios: list[float] | None,
+    retain_truth_ratios: list[float] | None,
+    missing: dict[str, str],
+    *,
+    forget_evaluated: bool,
+) -> dict[str, Any]:
+    """The protocol's aggregates (Model Utility, Forget Efficacy, Forget Quality) and
+    open-unlearning's Model Utility from the split values; notes in ``missing`` what could not
+    be computed. One path for a one-process evaluation and the data-parallel merge."""
+    if retain_truth_ratios is None and forget_evaluated and protocol.forget_quality:
+        missing["forget_quality"] = (
+            "no retain model evaluation given (eval.retain_eval / --retain-eval)"
+        )
+    aggregates = M.aggregate(
+        values,
+        protocol,
+        forget_truth_ratios=forget_truth_ratios if retain_truth_ratios is not None else None,
+        retain_truth_ratios=retain_truth_ratios,
+    )
+    open_unlearning_utility(values, aggregates)
+    return aggregates
 
 
 @dataclass

@@ -30,7 +30,6 @@ from unlearnkit.config import EvalConfig
 from unlearnkit.data.formatting import PromptFormatter
 from unlearnkit.data.records import QAItem
 from unlearnkit.eval import cache as result_cache
-from unlearnkit.eval import metrics as M
 from unlearnkit.eval import open_unlearning_logs as OU
 from unlearnkit.eval import registered_metrics as R
 from unlearnkit.eval.engine import EngineSettings, FastEngine
@@ -284,22 +283,12 @@ def _aggregates(
     ratios: dict[str, list[float]],
     missing: dict[str, str],
 ) -> dict[str, Any]:
-    """The protocol's aggregates (Model Utility, Forget Efficacy, Forget Quality) and
-    open-unlearning's Model Utility; notes in ``missing`` what could not be computed."""
-    protocol = plan.protocol
-    if plan.retain_ratios is None and plan.forget is not None and protocol.forget_quality:
-        missing["forget_quality"] = (
-            "no retain model evaluation given (eval.retain_eval / --retain-eval)"
-        )
-    forget_ratios = ratios.get(protocol.forget_split) if plan.retain_ratios is not None else None
-    aggregates = M.aggregate(
-        values,
-        protocol,
-        forget_truth_ratios=forget_ratios,
-        retain_truth_ratios=plan.retain_ratios,
-    )
-    R.open_unlearning_utility(values, aggregates)
-    return aggregates
+    """The protocol's aggregates of this evaluation (:func:`R.protocol_aggregates`)."""
+    forget = plan.protocol.forget_split
+    return R.protocol_aggregates(
+        values, plan.protocol, ratios.get(forget), plan.retain_ratios, missing,
+        forget_evaluated=plan.forget is not None,
+    )  # fmt: skip
 
 
 def _add_privacy(

@@ -15,33 +15,31 @@ from typing import Any
 
 from unlearnkit.config import RunConfig
 from unlearnkit.data.records import QAItem
-from unlearnkit.scenarios.common import log, record
+from unlearnkit.scenarios.common import ModelRef, loaded, log, record
 
 
 def run_attack_stage(
     cfg: RunConfig,
     rdir: Path,
-    model_path: str,
+    model: ModelRef,
     eval_sets: dict[str, list[QAItem]],
     benchmark_kind: str,
     retain_items: list[QAItem],
     task: int | None,
     retain_eval: str | None,
 ) -> dict[str, Any]:
-    """Attack the unlearned model at ``model_path``; ``retain_items``: the run's retain (or
+    """Attack the unlearned ``model`` (in memory, or loaded from its folder; each attack works
+    on a copy of it); ``retain_items``: the run's retain (or
     neighbour) training set, for ``relearn_retain``."""
     from unlearnkit.attacks import AttackContext, resolve_attacks
     from unlearnkit.attacks.runner import run_attacks
     from unlearnkit.data.formatting import PromptFormatter
     from unlearnkit.eval.runner import select_splits
-    from unlearnkit.models.loading import load_model
 
     specs = resolve_attacks(cfg.attack.names)
     log(f"attacking the unlearned model: {', '.join(s.name for s in specs)}")
-    model, tok = load_model(
-        model_path, device=cfg.model.device, dtype=cfg.model.dtype, cache_dir=cfg.model.cache_dir
-    )
-    model.eval()
+    held = loaded(model, cfg)
+    model, tok = held.model, held.tokenizer
     formatter = PromptFormatter(tok, cfg.data.prompt_preset, cfg.data.system_prompt)
     every = copy.deepcopy(cfg.eval)
     every.splits = None

@@ -8,12 +8,18 @@ import json
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Union
 
 from unlearnkit.config import RunConfig, save_config, to_dict
 from unlearnkit.data.records import QAItem
 from unlearnkit.data.splits import Benchmark, open_benchmark
 from unlearnkit.utils import atomic_write_json, atomic_write_text, cache_root
+
+if TYPE_CHECKING:
+    from unlearnkit.train.common import Trained
+
+# A model a stage uses: its folder or hub name, or a training stage's result (in memory).
+ModelRef = Union[str, Path, "Trained"]
 
 
 def log(msg: str) -> None:
@@ -128,23 +134,41 @@ def shared_models(cfg: RunConfig, bench: Benchmark) -> list[tuple[str, Path]]:
     return needed
 
 
+def loaded(model: ModelRef, cfg: RunConfig) -> Trained:
+    """``model`` in memory, on ``model.device`` in ``model.dtype``: a model a training stage
+    handed over (:class:`~unlearnkit.train.common.Trained`) as it is, else its folder (or hub
+    name) loaded once. Pass the result to every stage that uses the model."""
+    from unlearnkit.models.loading import detect_device, load_model, parse_dtype
+    from unlearnkit.train.common import Trained
+
+    if isinstance(model, Trained) and model.model is not None:
+        device = cfg.model.device
+        device = detect_device() if device in (None, "auto") else device
+        model.model.to(device=device, dtype=parse_dtype(cfg.model.dtype, device))
+        return model
+    path = str(model.path if isinstance(model, Trained) else model)
+    net, tok = load_model(
+        path, device=cfg.model.device, dtype=cfg.model.dtype, cache_dir=cfg.model.cache_dir
+    )
+    net.eval()
+    return Trained(Path(path), net, tok)
+
+
 def evaluate_model(
-    model_path: str,
+    model: ModelRef,
     cfg: RunConfig,
     eval_sets: dict[str, list[QAItem]],
     out_dir: Path,
     kind: str,
     retain_eval: str | None = None,
 ) -> dict[str, Any]:
-    """Load ``model_path`` once and run the evaluation runner on ``eval_sets``."""
+    """Run the evaluation runner on ``eval_sets`` with ``model`` (in memory, or loaded once
+    from its folder: :func:`loaded`)."""
     from unlearnkit.data.formatting import PromptFormatter
     from unlearnkit.eval.runner import evaluate
-    from unlearnkit.models.loading import load_model
 
-    model, tok = load_model(
-        model_path, device=cfg.model.device, dtype=cfg.model.dtype, cache_dir=cfg.model.cache_dir
-    )
-    model.eval()
+    held = loaded(model, cfg)
+    model, tok = held.model, held.tokenizer
     formatter = PromptFormatter(tok, cfg.data.prompt_preset, cfg.data.system_prompt)
     eval_cfg = copy.deepcopy(cfg.eval)
     if retain_eval is not None:
@@ -184,8 +208,10 @@ def is_done(rdir: Path) -> bool:
 
 
 __all__ = [
+    "ModelRef",
     "evaluate_model",
     "is_done",
+    "loaded",
     "log",
     "mark_done",
     "open_benchmark",

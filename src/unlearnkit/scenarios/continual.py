@@ -75,7 +75,7 @@ def task_stage(task: int, position: int) -> Stage:
     """Unlearn ``task`` from the previous task's result, evaluate it, hand its model on."""
 
     def unlearn_task(run: Run) -> None:
-        from unlearnkit.train.unlearn import run_unlearning
+        from unlearnkit.train.unlearn import unlearn
 
         cfg, tasks = run.cfg, run.facts["sequence"]
         state = _state(run)
@@ -89,11 +89,11 @@ def task_stage(task: int, position: int) -> Stage:
         ref = run.target if cfg.method.fix_ref_model else current
         log(f"task {task} ({position}/{len(tasks)}): {len(forget)} forget, "
             f"{len(retain)} retain items")  # fmt: skip
-        model_dir = run_unlearning(cfg, forget, retain, run.rdir / f"task{task}", current,
-                                   ref_model_path=ref, resume="auto")  # fmt: skip
+        trained = unlearn(cfg, forget, retain, run.rdir / f"task{task}", current,
+                          ref_model_path=ref, resume="auto")  # fmt: skip
         sets = run.bench.eval_sets(split, task)
-        run.evaluate(str(model_dir), f"task{task}", sets=sets, task=task)
-        state = {"completed": state["completed"] + [task], "model": str(model_dir)}
+        run.evaluate(trained, f"task{task}", sets=sets, task=task)  # in memory
+        state = {"completed": state["completed"] + [task], "model": str(trained.path)}
         atomic_write_json(run.rdir / STATE_FILE, state)
         # The previous task's model is no longer needed (never delete the original target).
         if current != run.target and not cfg.train.save_checkpoints:
@@ -108,15 +108,13 @@ def stages(run: Run) -> list[Stage]:
         Stage("target", original_model),
         *([Stage("before", evaluate_before)] if run.cfg.target.eval_before else []),
         *[task_stage(t, i) for i, t in enumerate(tasks, start=1)],
-        Stage("state", _done_facts),
     ]
 
 
-def _done_facts(run: Run) -> None:
+def done_facts(run: Run) -> dict[str, Any]:
     """DONE.json: the tasks done and the last model, as the sequence's state says."""
     state = _state(run)
-    run.facts.clear()
-    run.facts.update({"tasks": state["completed"], "model": state.get("model") or run.target})
+    return {"tasks": state["completed"], "model": state.get("model") or run.target}
 
 
 CONTINUAL = register_scenario(
@@ -125,6 +123,7 @@ CONTINUAL = register_scenario(
         "a sequence of forget tasks, each unlearned from the previous task's result",
         prepare,
         stages,
+        done_facts=done_facts,
     )
 )
 

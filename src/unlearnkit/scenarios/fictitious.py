@@ -8,12 +8,10 @@ attacks, attack the unlearned model (``eval/attack-<name>/``, ``attacks.json``).
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
 from unlearnkit.config import RunConfig
 from unlearnkit.scenarios.common import (
-    evaluate_model,
     log,
     open_benchmark,
     retain_model,
@@ -55,11 +53,9 @@ def fine_tune_retain_model(run: Run) -> None:
     if rmodel is None:
         return
     log("evaluating the retain model on the forget set (reference for Forget Quality)")
-    forget_only = copy.deepcopy(run.cfg)
-    forget_only.eval.splits = ["forget", *(["holdout"] if "holdout" in run.eval_sets else [])]
-    folder = run.rdir / "eval" / "retain_model"
-    evaluate_model(rmodel, forget_only, run.eval_sets, folder, run.bench.kind)
-    run.retain_eval = str(folder)
+    splits = ["forget", *(["holdout"] if "holdout" in run.eval_sets else [])]
+    run.evaluate_only(rmodel, "retain_model", splits=splits)
+    run.retain_eval = str(run.rdir / "eval" / "retain_model")
 
 
 def evaluate_before(run: Run) -> None:
@@ -69,7 +65,7 @@ def evaluate_before(run: Run) -> None:
 
 
 def unlearn(run: Run) -> None:
-    from unlearnkit.train.unlearn import run_unlearning
+    from unlearnkit.train.unlearn import unlearn as train_unlearn
 
     cfg = run.cfg
     log(f"unlearning {len(run.forget)} forget items with {cfg.method.name} "
@@ -83,22 +79,14 @@ def unlearn(run: Run) -> None:
                 cfg, run.eval_sets, run.rdir, run.bench.kind, run.retain_eval, run.task
             )  # fmt: skip
         )
-    run.model_dir = Path(
-        run_unlearning(
-            cfg,
-            run.forget,
-            run.retain,
-            run.rdir,
-            run.target,
-            resume=run.resume,
-            extra_callbacks=callbacks,
-        )  # fmt: skip
-    )
+    run.unlearned = train_unlearn(cfg, run.forget, run.retain, run.rdir, run.target,
+                                  resume=run.resume, extra_callbacks=callbacks)  # fmt: skip
+    run.model_dir = run.unlearned.path
 
 
 def evaluate_final(run: Run) -> None:
     log("evaluating the unlearned model")
-    run.evaluate(str(run.model_dir), "final", retain_eval=run.retain_eval)
+    run.evaluate(run.unlearned, "final", retain_eval=run.retain_eval)
     run.stages.append("final")
 
 

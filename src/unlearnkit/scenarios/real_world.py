@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearnkit.config import RunConfig
-from unlearnkit.scenarios.common import log, open_benchmark
+from unlearnkit.scenarios.common import ModelRef, loaded, log, open_benchmark
 from unlearnkit.scenarios.stages import (
     Run,
     Scenario,
@@ -28,16 +28,15 @@ from unlearnkit.scenarios.stages import (
 from unlearnkit.utils import atomic_write_json
 
 
-def general_accuracy(model_path: str, cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
-    """Run lm-eval tasks on a model; write and return scores and the reasons for missing ones
-    (``<out_dir>/general.json``)."""
-    from unlearnkit.models.loading import load_model
+def general_accuracy(model: ModelRef, cfg: RunConfig, out_dir: Path) -> dict[str, Any]:
+    """Run lm-eval tasks on a model (in memory, or loaded from its folder); write and return
+    scores and the reasons for missing ones (``<out_dir>/general.json``)."""
     from unlearnkit.scenarios.general import run_general_tasks
 
-    model, tok = load_model(model_path, device=cfg.model.device, dtype=cfg.model.dtype)
+    held = loaded(model, cfg)
     result = run_general_tasks(
-        model,
-        tok,
+        held.model,
+        held.tokenizer,
         cfg.general_tasks,
         limit=cfg.general_limit,
         add_bos_token=True if cfg.profile == "paper" else None,
@@ -65,9 +64,11 @@ def prepare(cfg: RunConfig, resume: bool | str) -> Run:
                    eval_sets=bench.eval_sets(task=task), target=cfg.model.name)  # fmt: skip
 
 
-def _evaluate_with_general(run: Run, model: str, stage: str) -> None:
-    """The stage's evaluation and, with ``general_tasks``, the general benchmarks, written
-    into the same summary before it is recorded (the store's copy has them too)."""
+def _evaluate_with_general(run: Run, model: ModelRef, stage: str) -> None:
+    """The stage's evaluation and, with ``general_tasks``, the general benchmarks (on the same
+    model in memory), written into the same summary before it is recorded (the store's copy
+    has them too)."""
+    model = loaded(model, run.cfg)
     summary = run.evaluate_only(model, stage)
     if run.cfg.general_tasks:
         folder = run.rdir / "eval" / stage
@@ -83,16 +84,16 @@ def evaluate_before(run: Run) -> None:
 
 
 def unlearn(run: Run) -> None:
-    from unlearnkit.train.unlearn import run_unlearning
+    from unlearnkit.train.unlearn import unlearn as train_unlearn
 
     log(f"unlearning {len(run.forget)} items about real people with {run.cfg.method.name}")
-    run.model_dir = Path(
-        run_unlearning(run.cfg, run.forget, run.retain, run.rdir, run.target, resume=run.resume)
-    )
+    run.unlearned = train_unlearn(run.cfg, run.forget, run.retain, run.rdir, run.target,
+                                  resume=run.resume)  # fmt: skip
+    run.model_dir = run.unlearned.path
 
 
 def evaluate_final(run: Run) -> None:
-    _evaluate_with_general(run, str(run.model_dir), "final")
+    _evaluate_with_general(run, run.unlearned, "final")
 
 
 def stages(run: Run) -> list[Stage]:

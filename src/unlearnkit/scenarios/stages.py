@@ -8,6 +8,7 @@ scenario is one file that calls :func:`register_scenario`) declares:
 * ``stages(run) -> [Stage, ...]``: what to do, in order: fine-tune the target, the retain
   model, evaluate before, unlearn, evaluate, attack, general benchmarks... Each stage reads and
   fills the shared :class:`Run`.
+* ``done_facts(run)``: what ``DONE.json`` says beyond the stages done (default: ``run.facts``);
 * ``finish(run)``: what to clean up once the run is marked done (the unlearned model folder).
 
 The driver (:func:`drive`) owns the rest, once for every scenario: the run folder (one naming
@@ -19,6 +20,7 @@ results store (:meth:`Run.evaluate`).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,7 @@ from unlearnkit.config import RunConfig
 from unlearnkit.data.records import QAItem
 from unlearnkit.registry import SCENARIOS
 from unlearnkit.scenarios.common import (
+    ModelRef,
     evaluate_model,
     is_done,
     log,
@@ -52,13 +55,14 @@ class Run:
     eval_sets: dict[str, list[QAItem]] = field(default_factory=dict)
     target: str = ""  # the model to unlearn
     retain_eval: str | None = None  # the retain model's evaluation folder (Forget Quality)
-    model_dir: Path | None = None  # the unlearned model
+    model_dir: Path | None = None  # the unlearned model's folder
+    unlearned: Any = None  # the unlearned model in memory (train.common.Trained), until finish
     stages: list[str] = field(default_factory=list)  # what DONE.json lists as done
     facts: dict[str, Any] = field(default_factory=dict)  # more for DONE.json
 
     def evaluate(
         self,
-        model: str,
+        model: ModelRef,
         stage: str,
         sets: dict[str, list[QAItem]] | None = None,
         retain_eval: str | None = None,
@@ -71,16 +75,22 @@ class Run:
 
     def evaluate_only(
         self,
-        model: str,
+        model: ModelRef,
         stage: str,
         sets: dict[str, list[QAItem]] | None = None,
         retain_eval: str | None = None,
+        splits: list[str] | None = None,
     ) -> dict[str, Any]:
-        """Evaluate ``model`` into ``eval/<stage>/`` without recording it (yet)."""
+        """Evaluate ``model`` into ``eval/<stage>/`` without recording it (yet); ``splits``
+        narrows ``eval.splits`` for this stage."""
         target = self.rdir / "eval" / stage
         kind = self.bench.kind
         sets = self.eval_sets if sets is None else sets
-        return evaluate_model(model, self.cfg, sets, target, kind, retain_eval)
+        cfg = self.cfg
+        if splits is not None:
+            cfg = copy.deepcopy(cfg)
+            cfg.eval.splits = splits
+        return evaluate_model(model, cfg, sets, target, kind, retain_eval)
 
     def record(self, stage: str, summary: dict[str, Any], task: int | None) -> None:
         record(self.cfg, self.rdir, stage, summary, task)
@@ -99,6 +109,7 @@ class Scenario:
     prepare: Callable[[RunConfig, bool | str], Run]
     stages: Callable[[Run], list[Stage]]
     finish: Callable[[Run], None] | None = None
+    done_facts: Callable[[Run], dict[str, Any]] | None = None
 
 
 def register_scenario(scenario: Scenario) -> Scenario:
@@ -124,8 +135,9 @@ def drive(cfg: RunConfig, resume: bool | str = False) -> Path:
     save_run_config(cfg, run.rdir)
     for stage in scenario.stages(run):
         stage.run(run)
+    facts = run.facts if scenario.done_facts is None else scenario.done_facts(run)
     # Done first: a kill between the two lines must not leave a run that trains again.
-    mark_done(run.rdir, {"stages": run.stages, **run.facts} if run.stages else run.facts)
+    mark_done(run.rdir, {"stages": run.stages, **facts} if run.stages else facts)
     if scenario.finish is not None:
         scenario.finish(run)
     return run.rdir
@@ -146,7 +158,7 @@ def attack_stage(retain_eval_of: Callable[[Run], str | None]) -> Stage:
         from unlearnkit.scenarios.attack_stage import run_attack_stage
 
         cfg = run.cfg
-        model = str(run.model_dir)
+        model = run.unlearned if run.unlearned is not None else str(run.model_dir)
         kind = run.bench.kind
         retain_eval = retain_eval_of(run)
         run_attack_stage(cfg, run.rdir, model, run.eval_sets, kind, run.retain, run.task,
@@ -157,9 +169,11 @@ def attack_stage(retain_eval_of: Callable[[Run], str | None]) -> Stage:
 
 
 def remove_unlearned_model(run: Run) -> None:
-    """The unlearned model folder goes unless ``train.save_checkpoints`` keeps it."""
+    """The unlearned model leaves memory, and its folder goes unless
+    ``train.save_checkpoints`` keeps it."""
     import shutil
 
+    run.unlearned = None
     if run.model_dir is not None and not run.cfg.train.save_checkpoints:
         shutil.rmtree(run.model_dir, ignore_errors=True)
 

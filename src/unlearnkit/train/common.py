@@ -55,6 +55,17 @@ MODEL_DIR = "model"
 CHECKPOINT_DIR = "checkpoints"
 
 
+@dataclass
+class Trained:
+    """A finished training run: its saved model folder and, when one process trained it, the
+    model itself and its tokenizer in memory (LoRA merged, in evaluation mode), so that the
+    evaluation and the attacks that follow receive it instead of loading the folder again."""
+
+    path: Path
+    model: PreTrainedModel | None = None
+    tokenizer: Tokenizer | None = None
+
+
 @dataclass(frozen=True)
 class RunPaths:
     root: Path
@@ -150,8 +161,9 @@ def fit(
     resume: Resume,
     ref_model: torch.nn.Module | None = None,
     extra_callbacks: list[TrainerCallback] | None = None,
-) -> Path:
-    """Train with the engine, then save a plain model folder to ``paths.model`` and return it."""
+) -> Trained:
+    """Train with the engine, save a plain model folder to ``paths.model`` (once), and return
+    it with the trained model in memory (:class:`Trained`)."""
     args = training_arguments(cfg.train, plan, paths.checkpoints, device)
     if plan.max_steps > 0:
         from unlearnkit.train.schedule import EpochOrderDataset
@@ -189,16 +201,49 @@ def fit(
     if resume_from is not None and hasattr(loss_fn, "end_step"):
         load_method_state(loss_fn, resume_from)
     trainer.train(resume_from_checkpoint=str(resume_from) if resume_from else None)
-    save_model_folder(trainer, tokenizer, paths.model)
+    saved = save_model_folder(trainer, tokenizer, paths.model)
     if is_main_process() and not cfg.train.save_checkpoints:
         shutil.rmtree(paths.checkpoints, ignore_errors=True)
     wait_for_everyone()
-    return paths.model
+    return Trained(paths.model, *_handed_over(trainer, saved, tokenizer))
 
 
-def save_model_folder(trainer: UnlearnTrainer, tokenizer: Tokenizer, model_dir: Path) -> None:
+def _handed_over(
+    trainer: UnlearnTrainer, saved: torch.nn.Module | None, tokenizer: Tokenizer
+) -> tuple[PreTrainedModel | None, Tokenizer | None]:
+    """The trained model as a fresh load of its folder would be (evaluation mode, every weight
+    trainable, no gradient checkpointing, no hooks of training): only when one process trained
+    all of it. Under several processes (DDP, DeepSpeed, FSDP) the callers load the folder."""
+    if saved is None or trainer.accelerator.num_processes > 1:
+        return None, None
+    if trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled:
+        return None, None
+    model = saved
+    if checkpointing(model):
+        # transformers 5 names it activation checkpointing; 4.x gradient checkpointing
+        off = getattr(model, "activation_checkpointing_disable", None)
+        (off or model.gradient_checkpointing_disable)()
+    if hasattr(model, "_require_grads_hook"):  # LoRA with gradient checkpointing set it
+        model.disable_input_require_grads()
+    model.zero_grad(set_to_none=True)
+    model.requires_grad_(True)
+    model.eval()
+    return model, tokenizer
+
+
+def checkpointing(model: torch.nn.Module) -> bool:
+    """Whether ``model`` recomputes activations in the backward pass (either name)."""
+    if hasattr(type(model), "is_activation_checkpointing"):
+        return bool(model.is_activation_checkpointing)
+    return bool(getattr(model, "is_gradient_checkpointing", False))
+
+
+def save_model_folder(
+    trainer: UnlearnTrainer, tokenizer: Tokenizer, model_dir: Path
+) -> torch.nn.Module | None:
     """Write weights + tokenizer to ``model_dir`` atomically: a staging folder, flushed to disk
-    and renamed at the end, so ``model_dir`` exists only once complete.
+    and renamed at the end, so ``model_dir`` exists only once complete. Returns the model that
+    was saved (on the main process).
 
     LoRA adapters are merged first, so the folder loads as a plain model.
     """
@@ -207,10 +252,11 @@ def save_model_folder(trainer: UnlearnTrainer, tokenizer: Tokenizer, model_dir: 
         remove_tree(tmp)
     wait_for_everyone()
     unwrapped = trainer.accelerator.unwrap_model(trainer.model)
+    saved = unwrapped if is_main_process() else None
     if is_peft_model(unwrapped):
         if is_main_process():
-            merged = merge_lora(unwrapped)
-            merged.save_pretrained(tmp)
+            saved = merge_lora(unwrapped)
+            saved.save_pretrained(tmp)
             tokenizer.save_pretrained(tmp)
     else:
         trainer.save_model(str(tmp))  # collective under DeepSpeed/FSDP; writes the tokenizer too
@@ -220,3 +266,4 @@ def save_model_folder(trainer: UnlearnTrainer, tokenizer: Tokenizer, model_dir: 
         crash_point("final-model")  # test hook: the weights are written, not yet published
         publish(tmp, model_dir)
     wait_for_everyone()
+    return saved

@@ -104,4 +104,4 @@ def run_finetune(
         device=device,
         resume=resume,
         extra_callbacks=extra_callbacks,
-    )
+    ).path

@@ -37,6 +37,7 @@ from unlearnkit.runtime import init_processes, is_main_process, run_device
 from unlearnkit.train.checkpoints import Resume
 from unlearnkit.train.common import (
     RunPaths,
+    Trained,
     check_out_dir,
     fit,
     maybe_lora,
@@ -271,7 +272,26 @@ def run_unlearning(
     resume: Resume = False,
     extra_callbacks: list[TrainerCallback] | None = None,
 ) -> Path:
-    """Unlearn ``forget`` from ``model_path`` with ``cfg.method``; returns ``<out_dir>/model``.
+    """Unlearn ``forget`` from ``model_path`` with ``cfg.method``; returns ``<out_dir>/model``
+    (the saved folder only: :func:`unlearn` also hands over the model in memory)."""
+    return unlearn(cfg, forget, retain, out_dir, model_path, ref_model_path, resume=resume,
+                   extra_callbacks=extra_callbacks).path  # fmt: skip
+
+
+def unlearn(
+    cfg: RunConfig,
+    forget: Sequence[QAItem],
+    retain: Sequence[QAItem],
+    out_dir: str | Path,
+    model_path: str | Path,
+    ref_model_path: str | Path | None = None,
+    *,
+    resume: Resume = False,
+    extra_callbacks: list[TrainerCallback] | None = None,
+) -> Trained:
+    """Unlearn ``forget`` from ``model_path`` with ``cfg.method``: the model is saved once, to
+    ``<out_dir>/model``, and returned in memory as well (:class:`Trained`; only the folder when
+    several processes trained it or the run had finished before).
 
     ``ref_model_path`` is the frozen reference (None = ``model_path``); see
     :func:`reference_for_task` for continual unlearning. Every bad input raises a one-line
@@ -286,7 +306,7 @@ def run_unlearning(
     paths = RunPaths.of(out_dir)
     if check_out_dir(paths, resume):
         logger.info("%s already holds the finished model; nothing to do", paths.model)
-        return paths.model
+        return Trained(paths.model)
     seed_everything(cfg.train.seed)
     ref_path = str(ref_model_path if ref_model_path is not None else model_path)
     ref_path, ref_model = _reference_model(method, cfg, ref_path, run_dtype(cfg, device))
