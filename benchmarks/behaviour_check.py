@@ -3,7 +3,7 @@
 On the tiny random model (no download) and a synthetic benchmark with holdout authors:
 
 - the saved model of ``unlearn unlearn`` for ME+GD, IDK+AP, NPO+KL and GA+GD (3 steps,
-  seed 0): sha256 of ``model.safetensors``;
+  seed 0), and for ME+GD and NPO+KL under the paper profile: sha256 of ``model.safetensors``;
 - every split's JSONL of ``unlearn eval`` under the three profiles (default, paper,
   open-unlearning), GradNorm and membership inference included: sha256 of each file;
 - with ``--scenarios``, every evaluated stage's JSONL of three ``unlearn run`` scenarios
@@ -52,17 +52,21 @@ def _setup(work: Path) -> tuple[Path, Path]:
 
 
 def unlearned_weights(work: Path, model: Path, data: Path) -> dict[str, str]:
-    """sha256 of the saved model of each method (``unlearn unlearn``, 3 steps)."""
+    """sha256 of the saved model of each method (``unlearn unlearn``, 3 steps), under the
+    default profile and (ME+GD, NPO+KL: ME's epsilon, KL over every position) the paper's."""
     out: dict[str, str] = {}
-    for method in METHODS:
-        run = work / "unlearn" / method
+    runs = [(m, "default") for m in METHODS] + [("ME+GD", "paper"), ("NPO+KL", "paper")]
+    for method, profile in runs:
+        key = method if profile == "default" else f"{profile}/{method}"
+        run = work / "unlearn" / key.replace("/", "-")
         cmd = [
             sys.executable, "-m", "unlearnkit", "unlearn", "--model", str(model),
             "--benchmark", str(data), "--split", "forget10", "--method", method, "--out", str(run),
             "train.max_steps=3", "train.batch_size=2", "train.per_device_batch_size=2",
+            f"profile={profile}", "data.max_length=64",
         ]  # fmt: skip
         subprocess.run(cmd, check=True, capture_output=True)
-        out[method] = _sha(run / "model" / "model.safetensors")
+        out[key] = _sha(run / "model" / "model.safetensors")
     return out
 
 

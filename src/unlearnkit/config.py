@@ -103,16 +103,13 @@ class MethodConfig:
     retain_eps: float | None = None  # PD: retain-loss bound; None = the first step's retain loss
     dual_lr: float | None = None  # PD: step size of the multiplier's dual ascent (1)
     alternates: str | None = None  # AltPO: JSON lines {question, alternate} (or a list of them)
+    kl_positions: str | None = None  # KL: counted answer positions, or all (the paper's code)
+    me_epsilon: float | None = None  # ME: 0 = closed form; > 0 = log(p + eps) (paper 1e-12)
     forget_coeff: float | None = None  # None = paper default (0.1 for ME+GD, 1.0 otherwise)
     regularization_coeff: float = 1.0
     mask_question: bool | None = None  # None = paper default (False for ME+GD, True otherwise)
     fix_ref_model: bool = False  # continual: reference = original model, not previous task's
     mismatch_coeff: float = 1.0  # LLMU only: weight of the mismatched-answer NLL term
-    # KL averaged over the "counted" answer positions, or over "all" B x T positions of the
-    # (fixed-length) batch, padding included (the paper's code)
-    kl_positions: str = "counted"
-    # ME: 0 = the exact closed form of KL(U || p); > 0 = sum U (log U - log(p + eps)) (paper 1e-12)
-    me_epsilon: float = 0.0
 
 
 @dataclass
@@ -434,9 +431,6 @@ def validate(cfg: RunConfig) -> RunConfig:
         if value is not None and (not math.isfinite(value) or value < 0):
             raise ConfigError(f"{where} must be a finite number >= 0, got {value}")
 
-    finite_nonneg(cfg.method.beta, "method.beta")
-    if cfg.method.beta == 0:
-        raise ConfigError("method.beta must be > 0")
     finite_nonneg(cfg.method.forget_coeff, "method.forget_coeff")
     finite_nonneg(cfg.method.regularization_coeff, "method.regularization_coeff")
     finite_nonneg(cfg.train.learning_rate, "train.learning_rate")
@@ -480,7 +474,6 @@ def validate(cfg: RunConfig) -> RunConfig:
         raise ConfigError(f"unknown profile '{cfg.profile}'; choose from {', '.join(PROFILES)}")
     for where, value, choices in (
         ("data.pairing", cfg.data.pairing, ("epoch", "index")),
-        ("method.kl_positions", cfg.method.kl_positions, ("counted", "all")),
         ("train.schedule", cfg.train.schedule, ("epochs", "paper")),
         ("train.select_checkpoint", cfg.train.select_checkpoint, ("none", "retain_match")),
     ):
@@ -493,7 +486,6 @@ def validate(cfg: RunConfig) -> RunConfig:
             "train.select_checkpoint=retain_match compares each epoch with the retain model: it "
             "needs train.eval_every_epoch=true and target.retain_model=true"
         )
-    finite_nonneg(cfg.method.me_epsilon, "method.me_epsilon")
     finite_nonneg(cfg.train.max_grad_norm, "train.max_grad_norm")
     if cfg.data.task < 1:
         raise ConfigError(f"data.task must be >= 1, got {cfg.data.task}")

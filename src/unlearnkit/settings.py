@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import yaml
 
 from unlearnkit.config import (
+    ConfigError,
     RunConfig,
     apply_overrides,
     from_dict,
@@ -42,7 +43,12 @@ from unlearnkit.config import (
 )
 from unlearnkit.data.splits import benchmark_kind
 from unlearnkit.eval.protocol import PROTOCOLS, protocol_for
-from unlearnkit.methods.compose import build_method, canonical_name, default_learning_rate
+from unlearnkit.methods.compose import (
+    build_method,
+    canonical_name,
+    check_method_settings,
+    default_learning_rate,
+)
 from unlearnkit.profiles import RULE_TABLES, managed_keys, profile_rules
 
 T = TypeVar("T")
@@ -88,7 +94,21 @@ def load_config(
     # A key set to null chose nothing: the profile's or the method's default applies to it.
     explicit = {key for key in set_by if _get(cfg, key) is not None}
     _attach(cfg, explicit, {k: v for k, v in set_by.items() if _is_leaf(k)})
-    return validate(resolve(cfg))  # type: ignore[return-value]
+    cfg = validate(resolve(cfg))
+    check_method(cfg, explicit)
+    return cfg  # type: ignore[return-value]
+
+
+def check_method(cfg: RunConfig, explicit: set[str] | frozenset[str]) -> None:
+    """The method's settings, checked where they are declared: each part checks its own
+    (:class:`~unlearnkit.methods.base.Setting`), and a part setting the user set that none of
+    the run's methods (a sweep's: all of them) declares is refused. A ConfigError names it."""
+    names = cfg.sweep.methods if cfg.scenario == "sweep" and cfg.sweep.methods else None
+    chosen = {key.split(".", 1)[1] for key in explicit if key.startswith("method.")}
+    try:
+        check_method_settings(cfg.method, names or [cfg.method.name], chosen)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def resolve(cfg: RunConfig, explicit: set[str] | frozenset[str] | None = None) -> RunConfig:

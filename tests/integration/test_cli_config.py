@@ -49,7 +49,7 @@ def test_flag_and_override_values_keep_their_type(command):
     assert _cfg([command, "model.name=no"]).model.name == "no"
     assert _cfg([command, "model.name=007"]).model.name == "007"
     assert _cfg([command, "lora.enabled=yes"]).lora.enabled is True  # a bool field is a bool
-    assert _cfg([command, "method.beta=2e-1"]).method.beta == 0.2
+    assert _cfg([command, "method.name=NPO+GD", "method.beta=2e-1"]).method.beta == 0.2
     assert _cfg([command, "eval.ds_size=null"]).eval.ds_size is None
 
 

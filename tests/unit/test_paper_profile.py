@@ -285,11 +285,10 @@ def test_default_profile_keeps_our_defaults() -> None:
         "epochs",
         "epoch",
     )
-    assert (cfg.data.fixed_padding, cfg.method.kl_positions, cfg.lora.alpha) == (
-        False,
-        "counted",
-        16,
-    )
+    assert (cfg.data.fixed_padding, cfg.method.kl_positions, cfg.lora.alpha) == (False, None, 16)
+    # method.kl_positions left unset: the KL part's own default
+    kl = build_method(load_config(None, ["method.name=GA+KL"]).method).terms[-1]
+    assert (kl.part.name, kl.settings["kl_positions"]) == ("KL", "counted")
 
 
 def test_paper_profile_defaults_and_explicit_keys_win(tmp_path: Path) -> None:

@@ -34,17 +34,22 @@ class Setting:
     and a line of help. :meth:`check` validates a value of ``method.<name>`` where the setting
     is declared (every part that has the setting checks it the same way).
 
-    ``type``: ``float`` (a finite number), ``int`` (a whole number >= 0) or ``layer`` (a layer
-    index or module name, checked against the model when it is found); ``positive``: > 0."""
+    ``type``: ``float`` (a finite number), ``int`` (a whole number >= 0), ``choice`` (one of
+    ``choices``) or ``layer`` (a layer index or module name, checked against the model when it
+    is found); ``positive``: > 0; ``minimum``: at least this."""
 
     default: Any
     help: str = ""
     type: str = "float"
     positive: bool = False
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
 
     def __post_init__(self) -> None:
-        if self.type not in ("float", "int", "layer"):
-            raise ValueError(f"setting type must be float, int or layer, not {self.type!r}")
+        if self.type not in ("float", "int", "choice", "layer"):
+            raise ValueError(f"setting type must be float, int, choice or layer, not {self.type!r}")
+        if (self.type == "choice") != bool(self.choices):
+            raise ValueError("a choice setting lists its choices, and only a choice setting does")
 
     @classmethod
     def infer(cls, name: str, default: Any) -> Setting:
@@ -59,11 +64,19 @@ class Setting:
         """``value`` as the setting's type; a one-line ValueError naming ``method.<name>``."""
         if self.type == "layer" or value is None:
             return value
+        if self.type == "choice":
+            if value not in self.choices:
+                raise ValueError(
+                    f"unknown method.{name} {value!r}; choose from {', '.join(self.choices)}"
+                )
+            return value
         real = isinstance(value, numbers.Real) and not isinstance(value, bool)
         if not real or not math.isfinite(value):
             raise ValueError(f"method.{name} must be a finite number, got {value!r}")
         if self.positive and value <= 0:
             raise ValueError(f"method.{name} must be > 0, got {value!r}; e.g. method.{name}=1.0")
+        if self.minimum is not None and value < self.minimum:
+            raise ValueError(f"method.{name} must be >= {self.minimum:g}, got {value!r}")
         if self.type == "int":
             if value != int(value) or value < 0:
                 raise ValueError(f"method.{name} must be a whole number >= 0, got {value!r}")
@@ -115,8 +128,16 @@ class Part:
 
     @property
     def listing(self) -> str:
-        """One line for ``unlearn ls``: what it does and its paper."""
-        return f"{self.description} [{self.paper}]" if self.paper else self.description
+        """One line for ``unlearn ls``: what it does, its paper and its settings (name=default,
+        the choices of a choice setting)."""
+        line = f"{self.description} [{self.paper}]" if self.paper else self.description
+        if self.settings:
+            shown = [
+                f"{name}={s.default}" + (f" ({'|'.join(s.choices)})" if s.choices else "")
+                for name, s in self.settings.items()
+            ]
+            line += f"; method.{', method.'.join(shown)}"
+        return line
 
     @property
     def per_step_reference(self) -> bool:
@@ -217,14 +238,10 @@ class StepContext:
         beta: float | None = None,
         pad_id: int = 0,
         *,
-        kl_positions: str = "counted",
-        me_epsilon: float = 0.0,
         layer: int | str | None = None,
         seed: int = 0,
     ) -> None:
         self.model = model
-        self.kl_positions = kl_positions
-        self.me_epsilon = me_epsilon
         self.batch = batch
         self.ref_model = ref_model
         self.views = views

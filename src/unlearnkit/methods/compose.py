@@ -15,6 +15,7 @@ settings (``Part.settings``: ``method.beta`` etc. left unset mean each part's ow
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -67,8 +68,6 @@ class Method:
     mask_question: bool
     pad_id: int = 0
     skipped: list[str] = field(default_factory=list)  # parts with coefficient 0 (not computed)
-    kl_positions: str = "counted"  # KL averaged over counted answer positions, or "all" B x T
-    me_epsilon: float = 0.0  # ME: 0 = closed form; > 0 = log(p + eps) (the paper's 1e-12)
     layer: int | str | None = None  # the layer whose activations parts read (RMU)
     trainable_params: str | None = None  # regex of the parameters to train (None: all)
     learning_rate: float | None = None  # the paper's default when the user sets none
@@ -80,9 +79,9 @@ class Method:
     @property
     def reads_all_positions(self) -> tuple[str, ...]:
         """Views whose every position counts in some term (KL with ``kl_positions="all"``)."""
-        if self.kl_positions != "all":
-            return ()
-        return tuple(v for t in self.terms if t.part.name == "KL" for v in t.part.views)
+        return tuple(
+            v for t in self.terms if t.settings.get("kl_positions") == "all" for v in t.part.views
+        )
 
     def fixed_length_views(self) -> tuple[str, ...]:
         """Views whose padding changes the loss, so fixed-length padding must be built for them:
@@ -134,8 +133,6 @@ class Method:
             self.views,
             None,
             self.pad_id,
-            kl_positions=self.kl_positions,
-            me_epsilon=self.me_epsilon,
             layer=self.layer,
             seed=self.seed,
         )
@@ -177,8 +174,6 @@ class Method:
             "beta": self.beta,
             "mask_question": self.mask_question,
             "mask_question_views": [v for v in VIEWS if VIEWS.get(v).mask_follows_method],
-            "kl_positions": self.kl_positions,
-            "me_epsilon": self.me_epsilon,
             "needs_reference": self.needs_reference,
             "cached_ref_views": list(self.cached_ref_views),
             "skipped_zero_coeff": list(self.skipped),
@@ -268,6 +263,38 @@ def _resolve_settings(part: Part, cfg: MethodConfig) -> dict[str, Any]:
     return out
 
 
+def part_settings() -> dict[str, list[str]]:
+    """Every setting some registered part declares -> the parts that declare it."""
+    parts = [
+        *(FORGET_OBJECTIVES.get(n) for n in FORGET_OBJECTIVES.names()),
+        *(REGULARIZERS.get(n) for n in REGULARIZERS.names()),
+        MISMATCH,
+    ]
+    out: dict[str, list[str]] = {}
+    for part in parts:
+        for key in part.settings:
+            out.setdefault(key, []).append(part.name)
+    return out
+
+
+def check_method_settings(cfg: MethodConfig, names: list[str], chosen: set[str]) -> None:
+    """Build method ``cfg`` under each of ``names`` (its parts check their own settings: a
+    one-line ValueError) and refuse a part setting in ``chosen`` (the ``method.<key>`` the user
+    set) that none of those methods' parts declares: it would change nothing."""
+    declared: set[str] = set()
+    for name in names:
+        method = build_method(dataclasses.replace(cfg, name=name))
+        declared |= {key for t in method.terms for key in t.part.settings}
+    owners = part_settings()
+    for key in sorted(chosen):
+        if key in owners and key not in declared:
+            raise ValueError(
+                f"method.{key} is a setting of {', '.join(owners[key])}, not of "
+                f"{', '.join(names)}: it would change nothing; remove it or choose a method "
+                "that has it (unlearn ls objectives)"
+            )
+
+
 def build_method(cfg: MethodConfig, pad_id: int = 0) -> Method:
     """Resolve ``cfg`` (name, coefficients, paper defaults) into a :class:`Method`.
 
@@ -280,11 +307,7 @@ def build_method(cfg: MethodConfig, pad_id: int = 0) -> Method:
         default_coeff if cfg.forget_coeff is None else cfg.forget_coeff, "method.forget_coeff"
     )
     reg_coeff = _check_coeff(cfg.regularization_coeff, "method.regularization_coeff")
-    beta = cfg.beta
-    if beta is not None and (isinstance(beta, bool) or not math.isfinite(beta) or beta <= 0):
-        raise ValueError(
-            f"method.beta must be a finite number > 0, got {beta!r}; e.g. method.beta=0.1"
-        )
+    beta = cfg.beta  # checked by each part that declares it (Setting.check)
     mask = default_mask if cfg.mask_question is None else bool(cfg.mask_question)
 
     candidates: list[Term]
@@ -310,12 +333,6 @@ def build_method(cfg: MethodConfig, pad_id: int = 0) -> Method:
             f"every coefficient of method '{name}' is 0, so nothing would be trained; "
             "set method.forget_coeff > 0"
         )
-    if cfg.kl_positions not in ("counted", "all"):
-        raise ValueError(
-            f"unknown method.kl_positions '{cfg.kl_positions}'; choose from counted, all"
-        )
-    if not math.isfinite(cfg.me_epsilon) or cfg.me_epsilon < 0:
-        raise ValueError(f"method.me_epsilon must be a finite number >= 0, got {cfg.me_epsilon}")
     layers = {t.settings.get("layer") for t in terms if t.part.hidden_views}
     if len(layers) > 1:  # every part reads method.layer, so only differing defaults get here
         raise ValueError(f"the parts of {name} read different layers {sorted(map(str, layers))}")
@@ -328,8 +345,6 @@ def build_method(cfg: MethodConfig, pad_id: int = 0) -> Method:
         mask_question=mask,
         pad_id=pad_id,
         skipped=skipped,
-        kl_positions=cfg.kl_positions,
-        me_epsilon=float(cfg.me_epsilon),
         layer=next(iter(layers)) if layers else None,
         trainable_params=cfg.trainable_params,
         learning_rate=default_learning_rate(cfg.name),

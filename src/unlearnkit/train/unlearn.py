@@ -289,16 +289,13 @@ def unlearn(
     resume: Resume = False,
     extra_callbacks: list[TrainerCallback] | None = None,
 ) -> Trained:
-    """Unlearn ``forget`` from ``model_path`` with ``cfg.method``: the model is saved once, to
-    ``<out_dir>/model``, and returned in memory as well (:class:`Trained`; only the folder when
-    several processes trained it or the run had finished before).
-
-    ``ref_model_path`` is the frozen reference (None = ``model_path``); see
-    :func:`reference_for_task` for continual unlearning. Every bad input raises a one-line
-    ``ValueError`` saying what to change, before anything is written. ``resume``: True continues
-    from the newest complete checkpoint in ``out_dir`` (said once when there is none), ``"auto"``
-    the same without a word when there is nothing to resume, False refuses an unfinished run.
-    """
+    """Unlearn ``forget`` from ``model_path`` with ``cfg.method``: saved once, to
+    ``<out_dir>/model``, and returned in memory too (:class:`Trained`: only the folder when
+    several processes trained it or the run had finished before). ``ref_model_path``: the
+    frozen reference (None = ``model_path``; continual: :func:`reference_for_task`). Every bad
+    input raises a one-line ``ValueError`` saying what to change, before anything is written.
+    ``resume``: True continues from the newest complete checkpoint in ``out_dir`` (said once
+    when there is none), ``"auto"`` the same silently, False refuses an unfinished run."""
     method = build_method(cfg.method)  # pad id set once the tokenizer is loaded
     method.seed, alternates = cfg.train.seed, _check_inputs(cfg, method, forget, retain)
     device = run_device(cfg)
