@@ -144,3 +144,22 @@ def test_loss_attacks_read_open_unlearnings_float32_reduction(tiny_pad_eos) -> N
     for stats in default:
         assert stats.reduced_nll is None
         assert stats.mean_nll == float(-np.mean(stats.logp))
+
+
+def test_truth_ratio_carries_open_unlearnings_epsilon_hand_computed() -> None:
+    from unlearnkit.eval.metrics import (
+        truth_ratio_per_item,
+        truth_ratio_per_item_open_unlearning,
+        truth_ratio_scores_open_unlearning,
+    )
+
+    # p(base) = e^-11 (1.67e-5), p(pert) = e^-6: s = e^-6 / (e^-11 + 1e-10) by hand
+    base, pert = [11.0], [[5.0, 6.0, 7.0]]
+    s = np.exp(-6.0) / (np.exp(-11.0) + 1e-10)
+    (r,) = truth_ratio_per_item_open_unlearning(base, pert)
+    assert 1 / r == pytest.approx(s, rel=1e-12)
+    (ours,) = truth_ratio_per_item(base, pert)  # exp(6 - 11) without the 1e-10
+    assert abs(1 / ours - s) / s == pytest.approx(1e-10 / np.exp(-11.0), rel=1e-6)  # 6.0e-6
+    assert truth_ratio_scores_open_unlearning([r], forget=False) == [max(0.0, 1 - s)]
+    (f,) = truth_ratio_scores_open_unlearning([r], forget=True)
+    assert f == pytest.approx(min(s, 1 / (s + 1e-10)), rel=1e-12)  # closer_to_1_better

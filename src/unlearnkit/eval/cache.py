@@ -35,8 +35,9 @@ from unlearnkit.utils import cache_root, read_json
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 4  # 3: EM, ES, Min-K%, Min-K%++ and GradNorm leave out the final EOS;
-# 4: under profile open-unlearning, LOSS/ZLib/Reference read its float32 reduction
+CACHE_VERSION = 5  # 3: EM, ES, Min-K%, Min-K%++ and GradNorm leave out the final EOS;
+# 4: under profile open-unlearning, LOSS/ZLib/Reference read its float32 reduction;
+# 5: under profile open-unlearning, the Truth Ratio carries its + 1e-10
 
 
 def weights_fingerprint(model: torch.nn.Module) -> str:

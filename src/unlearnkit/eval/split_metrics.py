@@ -140,12 +140,12 @@ def split_values(
             p_item = M.normalized_probability_per_item(nll["answer"], nll["perturbed"])
         else:
             p_item = p_answer
-        ratios = M.truth_ratio_per_item(nll["base"], nll["perturbed"])
-        tr_item = M.truth_ratio_scores(ratios, forget=spec.forget)
-        if spec.forget and engine.settings.open_unlearning:
-            # open-unlearning's forget Truth Ratio: mean min(s, 1/s), s = 1/R (closer to 1 is
-            # better, "closer_to_1_better"): 1 - ours
-            tr_item = [1.0 - v for v in tr_item]
+        if engine.settings.open_unlearning:  # its 1e-10, and its forget direction (1 - ours)
+            ratios = M.truth_ratio_per_item_open_unlearning(nll["base"], nll["perturbed"])
+            tr_item = M.truth_ratio_scores_open_unlearning(ratios, forget=spec.forget)
+        else:
+            ratios = M.truth_ratio_per_item(nll["base"], nll["perturbed"])
+            tr_item = M.truth_ratio_scores(ratios, forget=spec.forget)
 
     records = []
     for i, (it, g) in enumerate(zip(items, gens, strict=True)):

@@ -51,7 +51,9 @@ from unlearnkit.eval.metrics.specs import (
 from unlearnkit.eval.metrics.truth_ratio import (
     truth_ratio,
     truth_ratio_per_item,
+    truth_ratio_per_item_open_unlearning,
     truth_ratio_scores,
+    truth_ratio_scores_open_unlearning,
 )
 from unlearnkit.eval.metrics.utility import model_utility_open_unlearning
 
@@ -96,5 +98,7 @@ __all__ = [
     "token_entropy",
     "truth_ratio",
     "truth_ratio_per_item",
+    "truth_ratio_per_item_open_unlearning",
     "truth_ratio_scores",
+    "truth_ratio_scores_open_unlearning",
 ]
