@@ -147,13 +147,17 @@ def test_the_page_has_every_claim_its_plot_and_raw_json(tmp_path: Path) -> None:
     rows = _grid("IDK+AP", [(0.3, 0.6), (0.5, 0.55), (0.7, 0.5)]) + _grid(
         "IDK+GD", [(0.3, 0.5), (0.6, 0.2), (0.8, 0.0)]
     )
+    # a method no claim names is still listed with its final evaluation
+    rows.insert(0, {**_row("DPO+GD", 1e-4, 0.8, 0.5, te=0.9), "scenario": "fictitious"})
     results = check_claims(rows)
     page = write_claims_page(results, rows, tmp_path / "claims.md")
     text = page.read_text()
     for r in results:
         assert r.claim.statement in text
     assert "IDK+AP against IDK+GD: holds" in text
-    assert "## The runs" in text and "| learning rates | IDK+AP " in text
+    assert "## The runs" in text and "| learning rates | DPO+GD 0.0001; IDK+AP " in text
+    assert "## Every fictitious run (final evaluation)" in text
+    assert "| DPO+GD | 0.0001 | 0 | 0.500 | 0.800 | - | 0.900 |" in text
     assert (tmp_path / "claims" / "idk_ap_utility.png").stat().st_size > 1000
     raw = json.loads((tmp_path / "claims" / "claims.json").read_text())
     assert {c["claim"]["key"] for c in raw["claims"]} == {c.key for c in CLAIMS}

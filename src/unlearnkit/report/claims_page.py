@@ -133,6 +133,7 @@ def write_claims_page(
     if provenance:
         parts.extend([provenance, ""])
     parts.extend(["## The runs", "", *recipe_lines(rows)])
+    parts.extend(every_run_lines(rows))
     parts.extend(["## Verdicts", ""])
     parts.append("| finding | verdict |")
     parts.append("|---|---|")
@@ -217,6 +218,34 @@ RAW_KEYS = (
     "run", "stage", "scenario", "profile", "method", "benchmark", "split", "task", "seed", "lr",
     "model_utility", "forget_efficacy", "forget_quality", "metrics", "aggregates",
 )  # fmt: skip
+
+
+def every_run_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Every fictitious run's final evaluation, one row each (the methods no claim names, such
+    as DPO, included): method, learning rate, seed, Model Utility, Forget Efficacy, and the
+    forget split's ROUGE-L and Token Entropy."""
+    finals = [r for r in rows if r.get("scenario") == "fictitious" and r.get("stage") == "final"]
+    if not finals:
+        return []
+    finals = sorted(
+        finals, key=lambda r: (str(r.get("method")), float(r.get("lr") or 0), str(r.get("seed")))
+    )
+    lines = [
+        "## Every fictitious run (final evaluation)",
+        "",
+        "| method | lr | seed | Model Utility | Forget Efficacy | forget ROUGE-L "
+        "| forget Token Entropy |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in finals:
+        m = r.get("metrics") or {}
+        lr = r.get("lr")
+        lines.append(
+            f"| {r.get('method')} | {'-' if lr is None else f'{float(lr):g}'} | {r.get('seed')} "
+            f"| {_fmt(r.get('model_utility'))} | {_fmt(r.get('forget_efficacy'))} "
+            f"| {_fmt(m.get('forget/rouge_l'))} | {_fmt(m.get('forget/token_entropy'))} |"
+        )
+    return [*lines, ""]
 
 
 def raw_results(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
