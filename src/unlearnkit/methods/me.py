@@ -25,7 +25,7 @@ ME = Part(
             "0 = the exact closed form of KL(U || p); > 0 = sum U (log U - log(p + eps)) "
             "(the paper's code: 1e-12)",
             minimum=0.0,
-        )  # fmt: skip
+        )
     },
 )
 FORGET_OBJECTIVES.add(ME.name, ME, description=ME.listing)
