@@ -4,8 +4,10 @@
 #   1. the recipe's target: SmolLM2-135M fine-tuned on tofu_small's 40 real TOFU authors;
 #   2. the fictitious grid (configs/claims/forget01.yaml), one learning rate at a time, in the
 #      order LRS gives (the most informative first, so a cut budget leaves whole columns);
-#   3. the continual grid (configs/claims/continual.yaml);
-#   4. the claims page: docs/claims.md, docs/claims/claims.json and the raw per-run results.
+#   3. the forget sizes (configs/claims/sizes.yaml: forget05 and forget10 at lr 1e-4) and a second
+#      seed on forget01 (configs/claims/seeds.yaml);
+#   4. the continual grid (configs/claims/continual.yaml);
+#   5. the claims page: docs/claims.md, docs/claims/claims.json and the raw per-run results.
 # NOTE="..." adds a paragraph to the page (what was not run).
 # On a GPU with the hub's data: MODEL=<hub id or folder> BENCHMARK=<TOFU folder> (then the splits
 # are TOFU's own: forget01/05/10 are 2/10/20 authors).
@@ -16,7 +18,7 @@ OUT=${OUT:-runs/claims}
 MODEL=${MODEL:-smollm2-135m}
 BENCHMARK=${BENCHMARK:-tofu_small}
 LRS=${LRS:-"1e-4 3e-4 3e-5"}
-STAGES=${STAGES:-"target fictitious continual claims"}
+STAGES=${STAGES:-"target fictitious sizes seeds continual claims"}
 has() { [[ " $STAGES " == *" $1 "* ]]; }
 
 if has target; then
@@ -30,6 +32,11 @@ if has fictitious; then
     $UNLEARN run --config configs/claims/forget01.yaml "${common[@]}" "sweep.learning_rates=[$lr]"
   done
 fi
+for stage in sizes seeds; do
+  if has $stage; then
+    $UNLEARN run --config "configs/claims/$stage.yaml" "${common[@]}"
+  fi
+done
 if has continual; then
   $UNLEARN run --config configs/claims/continual.yaml "${common[@]}"
 fi

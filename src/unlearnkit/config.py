@@ -18,6 +18,7 @@ override always win.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import types
@@ -88,28 +89,85 @@ class DataConfig:
     holdout_authors: int = 0
 
 
-@dataclass
+# The names of the parts' own settings (``method.beta`` ...): each part declares its settings
+# next to its code (``unlearnkit.methods.base.Setting``) and registers their names here when it
+# is defined, so this module knows the names without importing the methods.
+PART_SETTING_NAMES: set[str] = set()
+
+
+def declare_part_setting(name: str) -> None:
+    """Make ``method.<name>`` a part's setting (called where a part is declared)."""
+    if name in _METHOD_FIELDS:
+        raise ValueError(f"method.{name} is a method-level setting, not a part's")
+    PART_SETTING_NAMES.add(name)
+
+
+@dataclass(init=False)
 class MethodConfig:
+    """The method and its method-level settings. Each part's own settings (``method.beta``,
+    ``method.kl_positions`` ...) are not fields here: they live in :attr:`settings`, are read
+    and written as attributes (``cfg.method.beta``; unset = None = the part's paper default),
+    appear flat under ``method:`` in YAML and ``config.yaml``, and are typed and checked by the
+    parts that declare them (``unlearn ls objectives``), so a new part setting touches only the
+    part's own file."""
+
     name: str = "ME+GD"  # FORGET+REGULARIZER, FORGET alone, LLMU, or a recipe (IdkDPO, AltPO, PDU)
-    # Each part's own settings; None = that part's paper default (`unlearn ls objectives`).
-    # A value set here applies to every part of the method that has the setting.
-    beta: float | None = None  # NPO, DPO, AP 0.1; SimNPO 4.5; WGA 1; SatImp beta1 5; UNDIAL 10
-    beta2: float | None = None  # SatImp's importance exponent (1)
-    delta: float | None = None  # SimNPO's margin (0)
-    ignore_first: int | None = None  # CE-U: first answer tokens left out (1)
-    steering_coeff: float | None = None  # RMU: norm of the random target activation (2)
-    layer: int | str | None = None  # RMU / ED: layer index or module name (7)
-    trainable_params: str | None = None  # regex of the parameter names to train; None = all
-    retain_eps: float | None = None  # PD: retain-loss bound; None = the first step's retain loss
-    dual_lr: float | None = None  # PD: step size of the multiplier's dual ascent (1)
-    alternates: str | None = None  # AltPO: JSON lines {question, alternate} (or a list of them)
-    kl_positions: str | None = None  # KL: counted answer positions, or all (the paper's code)
-    me_epsilon: float | None = None  # ME: 0 = closed form; > 0 = log(p + eps) (paper 1e-12)
     forget_coeff: float | None = None  # None = paper default (0.1 for ME+GD, 1.0 otherwise)
     regularization_coeff: float = 1.0
     mask_question: bool | None = None  # None = paper default (False for ME+GD, True otherwise)
     fix_ref_model: bool = False  # continual: reference = original model, not previous task's
     mismatch_coeff: float = 1.0  # LLMU only: weight of the mismatched-answer NLL term
+    trainable_params: str | None = None  # regex of the parameter names to train; None = all
+    alternates: str | None = None  # AltPO: JSON lines {question, alternate} (or a list of them)
+    # The parts' settings the user set (name -> value); a value set here applies to every part
+    # of the method that has the setting.
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def __init__(
+        self,
+        name: str = "ME+GD",
+        forget_coeff: float | None = None,
+        regularization_coeff: float = 1.0,
+        mask_question: bool | None = None,
+        fix_ref_model: bool = False,
+        mismatch_coeff: float = 1.0,
+        trainable_params: str | None = None,
+        alternates: str | None = None,
+        settings: dict[str, Any] | None = None,
+        **part_settings: Any,
+    ) -> None:
+        """The fields, then the parts' settings by name: ``MethodConfig("NPO+GD", beta=0.2)``."""
+        self.name, self.forget_coeff = name, forget_coeff
+        self.regularization_coeff, self.mask_question = regularization_coeff, mask_question
+        self.fix_ref_model, self.mismatch_coeff = fix_ref_model, mismatch_coeff
+        self.trainable_params, self.alternates = trainable_params, alternates
+        self.settings = {}
+        for key, value in {**(settings or {}), **part_settings}.items():
+            setattr(self, key, value)
+
+    def __getattr__(self, name: str) -> Any:  # only for names that are not fields
+        if not name.startswith("_"):
+            settings = self.__dict__.get("settings", {})
+            if name in settings:
+                return settings[name]
+            if name in PART_SETTING_NAMES:
+                return None
+        raise AttributeError(f"method has no setting '{name}'")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _METHOD_FIELDS or name.startswith("_"):
+            object.__setattr__(self, name, value)
+        elif value is None:
+            self.settings.pop(name, None)
+        else:
+            self.settings[name] = value
+
+
+_METHOD_FIELDS = frozenset(f.name for f in dataclasses.fields(MethodConfig))
+# Dataclasses whose mapping takes keys beyond their fields, kept in the named dict field and
+# checked where they are declared (the parts' settings).
+OPEN_FIELDS: dict[type, str] = {MethodConfig: "settings"}
+OPEN_SECTION = ["method"]  # the dotted section of RunConfig that holds MethodConfig
 
 
 @dataclass
@@ -363,9 +421,22 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     """Build dataclass ``cls`` from a (nested) mapping; unknown keys are errors."""
     hints = _field_types(cls)
     names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    open_field = OPEN_FIELDS.get(cls)
     kwargs: dict[str, Any] = {}
+    if open_field is not None:
+        names.discard(open_field)
+        kwargs[open_field] = dict(data.get(open_field) or {})
     for key, value in data.items():
         where = f"{prefix}.{key}" if prefix else key
+        if open_field is not None and key not in names:
+            # typed and checked by the part that declares it; a name no declared part has is
+            # refused here once the parts are known (and by settings.check_method in any case)
+            if key != open_field and PART_SETTING_NAMES and key not in PART_SETTING_NAMES:
+                valid = ", ".join(sorted(names | PART_SETTING_NAMES))
+                raise ConfigError(f"unknown config key '{where}'; valid keys: {valid}", where)
+            if key != open_field and not _is_null(value):
+                kwargs[open_field][key] = value
+            continue
         if key not in names:
             raise ConfigError(
                 f"unknown config key '{where}'; valid keys: {', '.join(sorted(names))}", where
@@ -375,7 +446,23 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
 
 
 def to_dict(obj: Any) -> dict[str, Any]:
-    return dataclasses.asdict(obj)
+    """The dataclass tree ``obj`` as nested mappings; an open field's keys (the parts' settings)
+    sit flat beside the fields, sorted, as a YAML file writes them."""
+    out: dict[str, Any] = {}
+    open_field = OPEN_FIELDS.get(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if f.name == open_field:
+            out.update({k: copy.deepcopy(value[k]) for k in sorted(value)})
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            out[f.name] = to_dict(value)
+        else:
+            out[f.name] = copy.deepcopy(value)
+    return out
+
+
+def _is_null(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.lower() in ("none", "null", "~"))
 
 
 def _set(data: dict[str, Any], key: str, value: Any) -> None:
@@ -386,7 +473,7 @@ def _set(data: dict[str, Any], key: str, value: Any) -> None:
         if not isinstance(node.get(part), dict):
             raise ConfigError(f"unknown config key '{key}'", key)
         node = node[part]
-    if parts[-1] not in node:
+    if parts[-1] not in node and parts[:-1] != OPEN_SECTION:
         raise ConfigError(
             f"unknown config key '{key}'; valid keys here: {', '.join(sorted(node))}", key
         )

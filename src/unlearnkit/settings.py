@@ -31,6 +31,8 @@ from typing import Any, TypeVar
 import yaml
 
 from unlearnkit.config import (
+    OPEN_FIELDS,
+    PART_SETTING_NAMES,
     ConfigError,
     RunConfig,
     apply_overrides,
@@ -172,6 +174,8 @@ def leaf_keys(cls: type, prefix: str = "") -> list[str]:
         tp = hints[f.name]
         if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             out += leaf_keys(tp, f"{prefix}{f.name}.")
+        elif f.name == OPEN_FIELDS.get(cls):  # the parts' settings, each a key of its own
+            out += [f"{prefix}{name}" for name in sorted(PART_SETTING_NAMES)]
         else:
             out.append(f"{prefix}{f.name}")
     return out
@@ -190,7 +194,11 @@ def format_settings(cfg: RunConfig, title: str = "") -> str:
         method = build_method(cfg.method)
     except ValueError:
         method = None
-    if method is not None:
+    if method is not None:  # the parts' settings: those of this method's parts (or set)
+        own = {key for term in method.terms for key in term.part.settings}
+        for key in PART_SETTING_NAMES - own:
+            if shown.get(f"method.{key}", (None,))[0] is None:
+                shown.pop(f"method.{key}", None)
         if cfg.method.forget_coeff is None and method.terms:
             coeffs = {t.key: t.coeff for t in method.terms}
             shown["method.forget_coeff"] = (coeffs.get("forget", 0.0), "method")
@@ -241,7 +249,8 @@ def _attach(cfg: Any, explicit: set[str] | frozenset[str], set_by: dict[str, str
 
 
 def _is_leaf(key: str) -> bool:
-    return key in _LEAVES
+    section, _, name = key.partition(".")
+    return key in _LEAVES or (section == "method" and name in PART_SETTING_NAMES)
 
 
 def _dotted_keys(data: dict[str, Any], prefix: str = "") -> set[str]:

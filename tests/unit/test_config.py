@@ -1,5 +1,6 @@
 import pytest
 
+import unlearnkit.methods  # noqa: F401  (the parts declare the method.* settings)
 from unlearnkit.config import ConfigError, RunConfig, apply_overrides, save_config
 from unlearnkit.settings import load_config
 

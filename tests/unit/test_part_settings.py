@@ -68,3 +68,48 @@ def test_a_sweep_accepts_a_setting_that_one_of_its_methods_declares(tmp_path) ->
     path.write_text("scenario: sweep\nsweep: {methods: [ME+GD, GA+GD]}\nmethod: {beta: 0.2}\n")
     with pytest.raises(ConfigError, match="not of ME\\+GD, GA\\+GD"):
         load_config(path)
+
+
+def test_a_new_part_setting_is_declared_by_its_part_alone(tmp_path) -> None:
+    """A part defined here (no config.py field, no other file) gets its ``method.<setting>``:
+    typed from an override's text, shown by --print-config, saved flat in config.yaml, read
+    back, and refused for a method that lacks it."""
+    import yaml
+
+    from unlearnkit.config import PART_SETTING_NAMES, RunConfig, from_dict, save_config, to_dict
+    from unlearnkit.losses import sequence_nll
+    from unlearnkit.methods.base import Part
+    from unlearnkit.registry import FORGET_OBJECTIVES
+    from unlearnkit.settings import format_settings
+
+    part = Part(
+        name="TiltGA",
+        fn=lambda ctx: (
+            -ctx.param("tilt") * sequence_nll(ctx.logits("forget"), ctx.labels("forget")).mean()
+        ),
+        views=("forget",),
+        description="test part",
+        settings={"tilt": Setting(2.0, "weight of the ascent", positive=True)},
+    )
+    FORGET_OBJECTIVES.add(part.name, part, description=part.listing)
+    try:
+        assert "tilt" in PART_SETTING_NAMES
+        cfg = load_config(None, ["method.name=TiltGA+GD", "method.tilt=0.5"])
+        assert cfg.method.tilt == 0.5 and isinstance(cfg.method.tilt, float)
+        assert [t.settings for t in build_method(cfg.method).terms][0] == {"tilt": 0.5}
+        assert "method.tilt: 0.5" in format_settings(cfg) and "# override" in format_settings(cfg)
+        assert to_dict(cfg.method)["tilt"] == 0.5
+        saved = yaml.safe_load(save_config(cfg, tmp_path / "config.yaml").read_text())
+        assert saved["method"]["tilt"] == 0.5 and "settings" not in saved["method"]
+        assert from_dict(RunConfig, saved) == cfg
+        default = load_config(None, ["method.name=TiltGA+GD"])
+        assert default.method.tilt is None and "method.tilt: 2.0" in format_settings(default)
+        with pytest.raises(ConfigError, match="method.tilt is a setting of TiltGA"):
+            load_config(None, ["method.name=GA+GD", "method.tilt=0.5"])
+        with pytest.raises(ConfigError, match="method.tilt must be > 0"):
+            load_config(None, ["method.name=TiltGA+GD", "method.tilt=-1"])
+    finally:
+        FORGET_OBJECTIVES.remove(part.name)
+        PART_SETTING_NAMES.discard("tilt")
+    with pytest.raises(ConfigError, match="unknown config key 'method.tilt'"):
+        load_config(None, ["method.tilt=0.5"])

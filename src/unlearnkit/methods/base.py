@@ -21,8 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+import yaml
 from torch import Tensor
 
+from unlearnkit.config import declare_part_setting
 from unlearnkit.data.formatting import IGNORE_INDEX
 from unlearnkit.losses import sequence_nll
 from unlearnkit.methods.views import REF_NLL, VIEWS, Batch
@@ -60,8 +62,27 @@ class Setting:
         whole = isinstance(default, int) and not isinstance(default, bool)
         return cls(default, type="int" if whole else "float", positive=name.startswith("beta"))
 
+    def _parse(self, value: Any) -> Any:
+        """An override's text (``method.beta=0.2``) as the number or null it spells; a layer
+        given as digits is an index. Any other value is returned as it is."""
+        if not isinstance(value, str) or self.type == "choice":
+            return value
+        if value.strip().lower() in ("none", "null", "~"):
+            return None
+        if self.type == "layer":
+            return int(value) if value.strip().isdigit() else value
+        parsed = yaml.safe_load(value) if value.strip() else value  # YAML's .nan, .inf, 1e-5
+        if isinstance(parsed, (int, float)) and not isinstance(parsed, bool):
+            return parsed
+        try:
+            return float(value)  # 2e-1, which YAML 1.1 reads as text
+        except ValueError:
+            return value
+
     def check(self, name: str, value: Any) -> Any:
-        """``value`` as the setting's type; a one-line ValueError naming ``method.<name>``."""
+        """``value`` as the setting's type (an override's text read as YAML reads a number); a
+        one-line ValueError naming ``method.<name>``."""
+        value = self._parse(value)
         if self.type == "layer" or value is None:
             return value
         if self.type == "choice":
@@ -120,6 +141,8 @@ class Part:
             for name, value in self.settings.items()
         }
         object.__setattr__(self, "settings", declared)
+        for name in declared:  # method.<name> is now a known key (config.MethodConfig)
+            declare_part_setting(name)
         # Every view a part names must be declared (methods/views.py); forget-side only cached.
         VIEWS.order((*self.views, *self.cached_ref_views, *self.hidden_views))
         moving = [v for v in self.cached_ref_views if not VIEWS.get(v).fixed]

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from unlearnkit.config import MethodConfig
-from unlearnkit.methods.base import Part, StepContext
+from unlearnkit.methods.base import Part, Setting, StepContext
 from unlearnkit.methods.llmu import MISMATCH
 from unlearnkit.methods.views import VIEWS, Batch
 from unlearnkit.registry import FORGET_OBJECTIVES, METHODS, REGULARIZERS
@@ -256,9 +256,7 @@ def _resolve_settings(part: Part, cfg: MethodConfig) -> dict[str, Any]:
     checked by the part's own declaration (:class:`~unlearnkit.methods.base.Setting`)."""
     out: dict[str, Any] = {}
     for key, setting in part.settings.items():
-        if not hasattr(cfg, key):
-            raise RuntimeError(f"part {part.name}'s setting '{key}' has no method.{key} field")
-        value = getattr(cfg, key)
+        value = cfg.settings.get(key)
         out[key] = setting.check(key, setting.default if value is None else value)
     return out
 
@@ -280,12 +278,25 @@ def part_settings() -> dict[str, list[str]]:
 def check_method_settings(cfg: MethodConfig, names: list[str], chosen: set[str]) -> None:
     """Build method ``cfg`` under each of ``names`` (its parts check their own settings: a
     one-line ValueError) and refuse a part setting in ``chosen`` (the ``method.<key>`` the user
-    set) that none of those methods' parts declares: it would change nothing."""
-    declared: set[str] = set()
+    set) that none of those methods' parts declares: it would change nothing. A key no part
+    declares is unknown. Each setting's value is then stored as its part's type (an override's
+    text ``"0.2"`` becomes 0.2)."""
+    owners = part_settings()
+    unknown = sorted(set(cfg.settings) - set(owners))
+    if unknown:
+        raise ValueError(
+            f"unknown config key 'method.{unknown[0]}'; the parts' settings are method."
+            f"{', method.'.join(sorted(owners))} (unlearn ls objectives)"
+        )
+    declared: dict[str, Setting] = {}
     for name in names:
         method = build_method(dataclasses.replace(cfg, name=name))
-        declared |= {key for t in method.terms for key in t.part.settings}
-    owners = part_settings()
+        for term in method.terms:
+            for key, setting in term.part.settings.items():
+                declared.setdefault(key, setting)
+    for key, value in list(cfg.settings.items()):
+        if key in declared:
+            cfg.settings[key] = declared[key].check(key, value)
     for key in sorted(chosen):
         if key in owners and key not in declared:
             raise ValueError(
