@@ -33,7 +33,65 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # command not built yet
             raise
         module.add_parser(sub)
+    for command in sub.choices.values():
+        _offer_print_config(command)
     return parser
+
+
+def _offer_print_config(parser: argparse.ArgumentParser) -> None:
+    """Give ``parser`` (and its own sub-commands) ``--print-config`` where the command has none:
+    a command without run settings prints its resolved arguments and their sources."""
+    if not any("--print-config" in a.option_strings for a in parser._actions):
+        parser.add_argument(
+            "--print-config",
+            action="store_true",
+            dest="print_arguments",
+            help="print the resolved arguments and their sources (default or flag), then exit",
+        )
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                _offer_print_config(child)
+
+
+def print_arguments(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """``--print-config`` of a command without run settings: each argument with its value and
+    whether it came from the command line or is the default."""
+    names, command = [args.command], _sub_commands(parser)[args.command]
+    while (subs := _sub_commands(command)) is not None:
+        dest = next(a.dest for a in command._actions if isinstance(a, argparse._SubParsersAction))
+        names.append(getattr(args, dest))
+        command = subs[names[-1]]
+    rows = []
+    for action in command._actions:
+        if action.dest in ("help", "print_arguments") or action.dest == argparse.SUPPRESS:
+            continue
+        value = getattr(args, action.dest, action.default)
+        source = "default" if value == action.default else "flag"
+        rows.append((f"{action.dest}: {_plain(value)}", source))
+    print(f"# unlearn {' '.join(names)}: resolved arguments\n# argument: value  # source")
+    width = max((len(text) for text, _ in rows), default=0)
+    for text, source in rows:
+        print(f"{text:<{width}}  # {source}")
+
+
+def _sub_commands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser] | None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices  # type: ignore[return-value]
+    return None
+
+
+def _plain(value: object) -> str:
+    """A value as a line of YAML (paths as text)."""
+    import yaml
+
+    if isinstance(value, (list, tuple)):
+        value = [str(v) if isinstance(v, os.PathLike) else v for v in value]
+    elif isinstance(value, os.PathLike):
+        value = str(value)
+    text = yaml.safe_dump(value, default_flow_style=True, width=1 << 16).strip()
+    return text[: -len("...")].strip() if text.endswith("...") else text
 
 
 def parse_args(
@@ -58,6 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv, parser)
     if not getattr(args, "func", None):
         parser.print_help()
+        return 0
+    if getattr(args, "print_arguments", False):
+        print_arguments(args, parser)
         return 0
     try:
         return int(args.func(args) or 0)

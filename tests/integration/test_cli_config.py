@@ -229,3 +229,39 @@ def test_print_config_of_a_sweep_shows_each_grid_point(nothing_loads, capsys):
     assert me["train.learning_rate"] == ("5.0e-06", "profile")
     assert me["method.name"] == ("ME+GD", "override")  # from sweep.methods
     assert undial["train.learning_rate"] == ("0.0001", "method")
+
+
+# Every command of the CLI, with the least it needs to parse (a new command must be listed).
+EVERY_COMMAND = {
+    "data": ["data", "synth", "--out", "bench", "--authors", "8"],
+    "models": ["models", "list"],
+    "finetune": ["finetune"],
+    "unlearn": ["unlearn"],
+    "eval": ["eval"],
+    "run": ["run"],
+    "report": ["report", "runs", "--samples", "2"],
+    "claims": ["claims", "runs"],
+    "ls": ["ls", "methods"],
+    "demo": ["demo"],
+}
+
+
+def test_every_command_is_listed_here():
+    from unlearnkit.cli import COMMANDS as ALL
+
+    assert sorted(EVERY_COMMAND) == sorted(ALL)
+
+
+@pytest.mark.parametrize("command", sorted(EVERY_COMMAND))
+def test_every_command_prints_its_resolved_settings_and_runs_nothing(
+    command, nothing_loads, tmp_path, capsys
+):
+    assert main([*EVERY_COMMAND[command], "--print-config"]) == 0
+    out = capsys.readouterr().out
+    assert "resolved" in out.splitlines()[0] or command == "demo"  # the demo: one block a run
+    shown = _printed(out)
+    assert shown and all(source for _, source in shown.values())
+    if command in ("data", "report"):  # a flag given is told apart from a default
+        flag, default = ("authors", "questions") if command == "data" else ("samples", "full")
+        assert shown[flag][1] == "flag" and shown[default][1] == "default"
+    assert not list(tmp_path.iterdir())  # nothing written
