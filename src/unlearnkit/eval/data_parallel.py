@@ -5,10 +5,12 @@ Process r of W evaluates items r, r + W, r + 2W, ... of every split (the holdout
 ``paper`` profile whole blocks of 30 consecutive items, the paper's generation batches, so each
 item keeps its paper generation budget) with
 :func:`unlearnkit.eval.runner.evaluate`; the per-item records are gathered on the main process
-and put back in their one-process order. Every split value is the mean of its per-item values
-(as the runner computes it), and every aggregate (Model Utility, Forget Efficacy, Forget Quality,
-the membership-inference AUCs, privacy leakage) is recomputed from the gathered per-item values,
-so the result equals a one-process run up to the float rounding of different batch compositions.
+and put back in their one-process order. Every split value and every aggregate (Model Utility,
+Forget Efficacy, Forget Quality, the membership-inference AUCs, privacy leakage) is recomputed
+from the gathered per-item values by the runner's own functions
+(:func:`~unlearnkit.eval.registered_metrics.split_values`,
+:func:`~unlearnkit.eval.registered_metrics.privacy_aggregates`), so the result equals a
+one-process run up to the float rounding of different batch compositions.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from unlearnkit.config import EvalConfig
@@ -34,10 +35,6 @@ from unlearnkit.eval.runner import (
     select_splits,
 )
 from unlearnkit.utils import atomic_write_json, read_jsonl, write_jsonl
-
-
-def _mean_or_none(values: list[Any]) -> float | None:
-    return None if any(v is None for v in values) else float(np.mean(values))
 
 
 def shard_indices(n: int, world: int, rank: int, block: int = 1) -> list[int]:
@@ -75,9 +72,7 @@ def merge_shards(
                 out[i] = {**rec, "index": i}
         records[name] = out  # type: ignore[assignment]
     splits = [n for n in names if n != holdout]
-    values = {
-        n: {k: _mean_or_none([r[k] for r in records[n]]) for k in base["splits"][n]} for n in splits
-    }
+    values = {n: R.split_values(records[n]) for n in splits}  # as the runner reads them
     missing: dict[str, str] = {}
     for summary, _ in shards:
         missing.update(summary["missing"])
@@ -92,16 +87,14 @@ def merge_shards(
         aggregates.setdefault(key, None)
     privacy: dict[str, Any] = {}
     if holdout in records:
-        both = [*records[forget], *records[holdout]]
-        scores = {s.name: [r[f"{s.name}_score"] for r in both] for s in M.metrics_of_kind("mia")}
-        for name in scores:
-            missing.pop(name, None)
+        for spec in M.metrics_of_kind("mia"):
+            missing.pop(spec.name, None)
         reference = (
             R.load_retain_reference(cfg.retain_eval, sets.get(forget), sets.get(holdout))
             if cfg.retain_eval
             else None
         )
-        agg, over, miss, privacy = R.mia_and_privacy(scores, len(records[forget]), reference)
+        agg, over, miss, privacy = R.privacy_aggregates(records, protocol, reference)
         aggregates.update(agg)
         aggregates["computed_over"].update(over)
         missing.update(miss)
