@@ -49,6 +49,21 @@ def shard_block(profile: str) -> int:
     return PAPER_GENERATION_BATCH if profile == "paper" else 1
 
 
+def _gather_records(
+    shards: list[dict[str, list[dict[str, Any]]]], sets: dict[str, list[QAItem]], block: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Every split's records (of ``sets`` that the shards hold) in their one-process order."""
+    records: dict[str, list[dict[str, Any]]] = {}
+    for name in [n for n in sets if n in shards[0]]:
+        out: list[dict[str, Any] | None] = [None] * len(sets[name])
+        for rank, recs in enumerate(shards):
+            positions = shard_indices(len(sets[name]), len(shards), rank, block)
+            for i, rec in zip(positions, recs[name], strict=True):
+                out[i] = {**rec, "index": i}
+        records[name] = out  # type: ignore[assignment]
+    return records
+
+
 def merge_shards(
     shards: list[tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]],
     sets: dict[str, list[QAItem]],
@@ -60,18 +75,9 @@ def merge_shards(
     process r holding :func:`shard_indices` (W = len(shards)) of every split in ``sets``."""
     protocol = protocol_for(benchmark_kind)
     forget, holdout = protocol.forget_split, protocol.holdout_split
-    world = len(shards)
     base = shards[0][0]
-    names = [n for n in sets if n in shards[0][1]]
-    records: dict[str, list[dict[str, Any]]] = {}
-    for name in names:
-        out: list[dict[str, Any] | None] = [None] * len(sets[name])
-        for rank, (_, recs) in enumerate(shards):
-            positions = shard_indices(len(sets[name]), world, rank, block)
-            for i, rec in zip(positions, recs[name], strict=True):
-                out[i] = {**rec, "index": i}
-        records[name] = out  # type: ignore[assignment]
-    splits = [n for n in names if n != holdout]
+    records = _gather_records([recs for _, recs in shards], sets, block)
+    splits = [n for n in records if n != holdout]
     values = {n: R.split_values(records[n]) for n in splits}  # as the runner reads them
     missing: dict[str, str] = {}
     for summary, _ in shards:
@@ -110,7 +116,7 @@ def merge_shards(
         "timings": base["timings"],  # the main process's
         "timings_per_process": [s["timings"] for s, _ in shards],
         "timings_per_split": base["timings_per_split"],
-        "processes": world,
+        "processes": len(shards),
     }
     return summary, records
 
