@@ -1,13 +1,14 @@
 """The metric registry: every metric once, with its computation, direction, label and needs.
 
-Every metric's entry carries its computation; :mod:`unlearnkit.eval.registered_metrics` computes
-every registered metric from what the engine produced for a split
+Every metric's entry carries its computation: the paper's six are registered below (their
+computations in :mod:`unlearnkit.eval.metrics.paper`), every other metric by decorator next to
+its definition (:func:`register_metric`). :mod:`unlearnkit.eval.registered_metrics` computes every
+registered metric from what the engine produced for a split
 (:class:`~unlearnkit.eval.metrics.outputs.SplitOutputs`: one greedy generation, one
-teacher-forcing pass, the auxiliary models scoring every split at once):
+teacher-forcing pass, the auxiliary models scoring every split at once), by kind:
 
-* ``kind="paper"``: the paper's six (Yuan et al. 2025, registered below with their computations
-  in :mod:`unlearnkit.eval.metrics.paper`): ``compute(outputs) -> per-item record fields``, the
-  metric's value under its name, on every evaluated split, reported as the split's mean;
+* ``kind="paper"``: the paper's six (Yuan et al. 2025): ``compute(outputs) -> per-item record
+  fields`` (the metric's value under its name), on every split, reported as the split's mean;
 * ``kind="generation"``: ``compute(generations, references) -> per-item values``, on every split
   (reference: the split's ROUGE reference), reported as the split's mean;
 * ``kind="answer_tokens"``: ``compute(tokens: AnswerTokens) -> value`` per item, from the answer's
@@ -17,9 +18,6 @@ teacher-forcing pass, the auxiliary models scoring every split at once):
   ranked against a holdout set (non-members) and the AUC is reported;
 * ``kind="aggregate"``: a value over splits or attacks, computed by the runner (listed here for
   its label, direction and meaning).
-
-Every other metric registers its computation by decorator next to its definition
-(:func:`register_metric`).
 
 Labels everywhere (``unlearn eval``'s table, the report) come from :func:`metric_label`.
 """
