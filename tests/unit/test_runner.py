@@ -512,6 +512,66 @@ def test_cache_key_covers_the_registered_metrics_and_their_versions(
     assert len(calls) == 3
 
 
+def _records(folder: Path) -> dict[str, list[dict]]:
+    return {
+        f.stem: [json.loads(x) for x in f.read_text().splitlines()]
+        for f in sorted(folder.glob("*.jsonl"))
+    }
+
+
+@pytest.mark.parametrize("kind", ["generation", "answer_tokens"])
+def test_a_registered_metric_joins_records_and_summary_with_no_other_change(
+    tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """Registering a metric is all it takes (issue 23): its per-item values join each split's
+    records it applies to (a generation metric: every split; an answer-token metric: the forget
+    split) and their mean the split's values; every other field and value is unchanged, and
+    removing it again gives the former output."""
+    from unlearnkit.eval.metrics import specs
+
+    model, tok, fmt = tiny
+    sets = tofu_sets(2)
+    cfg = fast_cfg(use_cache=False)
+
+    def run(folder: str) -> tuple[dict, dict[str, list[dict]]]:
+        summary = runner.evaluate(model, tok, sets, cfg, tmp_path / folder, fmt, progress=False)
+        return summary, _records(tmp_path / folder)
+
+    def per_generation(generations: list[str], references: list[str]) -> list[float]:
+        return [float(len(g) + len(r)) for g, r in zip(generations, references, strict=True)]
+
+    def per_answer(tokens: M.AnswerTokens) -> float:
+        return float(len(tokens.logp))
+
+    name = "a_test_metric"
+    compute = per_generation if kind == "generation" else per_answer
+    spec = M.MetricSpec(name, "Test", True, "a test metric", ("generation",), kind, compute)
+    before, old = run("before")
+    monkeypatch.setitem(specs.METRIC_SPECS, name, spec)
+    after, new = run("after")
+    monkeypatch.undo()
+    again, back = run("again")
+
+    applies = list(sets) if kind == "generation" else ["forget"]
+    assert list(new) == list(old) == list(back)
+    for split, recs in new.items():
+        for o, n in zip(old[split], recs, strict=True):
+            assert {k: v for k, v in n.items() if k != name} == o
+            assert list(k for k in n if k != name) == list(o)  # the same order
+            assert (name in n) == (split in applies)
+        if split in applies:
+            values = [r[name] for r in recs]
+            if kind == "generation":
+                assert values == per_generation(
+                    [r["generation"] for r in recs], [r["rouge_reference"] for r in recs]
+                )
+            assert after["splits"][split][name] == pytest.approx(np.mean(values))
+        rest = [(k, v) for k, v in after["splits"].get(split, {}).items() if k != name]
+        assert rest == list(before["splits"].get(split, {}).items())
+    assert after["aggregates"] == before["aggregates"] and after["missing"] == before["missing"]
+    assert back == old and again["splits"] == before["splits"]
+
+
 def test_cached_result_with_a_missing_metric_is_recomputed_once_available(
     tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -5,10 +5,12 @@ Process r of W evaluates items r, r + W, r + 2W, ... of every split (the holdout
 ``paper`` profile whole blocks of 30 consecutive items, the paper's generation batches, so each
 item keeps its paper generation budget) with
 :func:`unlearnkit.eval.runner.evaluate`; the per-item records are gathered on the main process
-and put back in their one-process order. Every split value is the mean of its per-item values
-(as the runner computes it), and every aggregate (Model Utility, Forget Efficacy, Forget Quality,
-the membership-inference AUCs, privacy leakage) is recomputed from the gathered per-item values,
-so the result equals a one-process run up to the float rounding of different batch compositions.
+and put back in their one-process order. Every split value and every aggregate (Model Utility,
+Forget Efficacy, Forget Quality, the membership-inference AUCs, privacy leakage) is recomputed
+from the gathered per-item values by the runner's own functions
+(:func:`~unlearnkit.eval.registered_metrics.split_values`,
+:func:`~unlearnkit.eval.registered_metrics.privacy_aggregates`), so the result equals a
+one-process run up to the float rounding of different batch compositions.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from unlearnkit.config import EvalConfig
@@ -36,10 +37,6 @@ from unlearnkit.eval.runner import (
 from unlearnkit.utils import atomic_write_json, read_jsonl, write_jsonl
 
 
-def _mean_or_none(values: list[Any]) -> float | None:
-    return None if any(v is None for v in values) else float(np.mean(values))
-
-
 def shard_indices(n: int, world: int, rank: int, block: int = 1) -> list[int]:
     """The item indices (of ``n``) process ``rank`` of ``world`` evaluates: blocks of ``block``
     consecutive items dealt round-robin (block 1: items rank, rank + W, ...)."""
@@ -50,6 +47,21 @@ def shard_block(profile: str) -> int:
     """Items dealt together: the paper's generation batch under ``paper`` (budgets are per batch
     of consecutive items), else one."""
     return PAPER_GENERATION_BATCH if profile == "paper" else 1
+
+
+def _gather_records(
+    shards: list[dict[str, list[dict[str, Any]]]], sets: dict[str, list[QAItem]], block: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Every split's records (of ``sets`` that the shards hold) in their one-process order."""
+    records: dict[str, list[dict[str, Any]]] = {}
+    for name in [n for n in sets if n in shards[0]]:
+        out: list[dict[str, Any] | None] = [None] * len(sets[name])
+        for rank, recs in enumerate(shards):
+            positions = shard_indices(len(sets[name]), len(shards), rank, block)
+            for i, rec in zip(positions, recs[name], strict=True):
+                out[i] = {**rec, "index": i}
+        records[name] = out  # type: ignore[assignment]
+    return records
 
 
 def merge_shards(
@@ -63,21 +75,10 @@ def merge_shards(
     process r holding :func:`shard_indices` (W = len(shards)) of every split in ``sets``."""
     protocol = protocol_for(benchmark_kind)
     forget, holdout = protocol.forget_split, protocol.holdout_split
-    world = len(shards)
     base = shards[0][0]
-    names = [n for n in sets if n in shards[0][1]]
-    records: dict[str, list[dict[str, Any]]] = {}
-    for name in names:
-        out: list[dict[str, Any] | None] = [None] * len(sets[name])
-        for rank, (_, recs) in enumerate(shards):
-            positions = shard_indices(len(sets[name]), world, rank, block)
-            for i, rec in zip(positions, recs[name], strict=True):
-                out[i] = {**rec, "index": i}
-        records[name] = out  # type: ignore[assignment]
-    splits = [n for n in names if n != holdout]
-    values = {
-        n: {k: _mean_or_none([r[k] for r in records[n]]) for k in base["splits"][n]} for n in splits
-    }
+    records = _gather_records([recs for _, recs in shards], sets, block)
+    splits = [n for n in records if n != holdout]
+    values = {n: R.split_values(records[n]) for n in splits}  # as the runner reads them
     missing: dict[str, str] = {}
     for summary, _ in shards:
         missing.update(summary["missing"])
@@ -92,16 +93,14 @@ def merge_shards(
         aggregates.setdefault(key, None)
     privacy: dict[str, Any] = {}
     if holdout in records:
-        both = [*records[forget], *records[holdout]]
-        scores = {s.name: [r[f"{s.name}_score"] for r in both] for s in M.metrics_of_kind("mia")}
-        for name in scores:
-            missing.pop(name, None)
+        for spec in M.metrics_of_kind("mia"):
+            missing.pop(spec.name, None)
         reference = (
             R.load_retain_reference(cfg.retain_eval, sets.get(forget), sets.get(holdout))
             if cfg.retain_eval
             else None
         )
-        agg, over, miss, privacy = R.mia_and_privacy(scores, len(records[forget]), reference)
+        agg, over, miss, privacy = R.privacy_aggregates(records, protocol, reference)
         aggregates.update(agg)
         aggregates["computed_over"].update(over)
         missing.update(miss)
@@ -117,7 +116,7 @@ def merge_shards(
         "timings": base["timings"],  # the main process's
         "timings_per_process": [s["timings"] for s, _ in shards],
         "timings_per_split": base["timings_per_split"],
-        "processes": world,
+        "processes": len(shards),
     }
     return summary, records
 

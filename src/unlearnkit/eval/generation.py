@@ -256,6 +256,80 @@ def _hf_generate(
     return [_stop_at(row, b, stop_ids) for row, b in zip(new, budgets, strict=True)]
 
 
+class _Batches:
+    """Greedy answers to ``prompts``, one batch of item indices at a time, left-padded: by
+    :func:`greedy_decode` when ``prune``, else (or when it cannot) by ``model.generate``. Each
+    prompt's key/value states are kept (for teacher forcing) until they add up to
+    ``state_bytes``."""
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        formatter: PromptFormatter,
+        prompts: list[list[int]],
+        budgets: list[int],
+        pad_id: int,
+        *,
+        prune: bool,
+        mask_pad: bool,
+        strip: bool,
+        state_bytes: int,
+    ) -> None:
+        self.model, self.tokenizer, self.pad_id = model, formatter.tokenizer, pad_id
+        self.prompts, self.budgets, self.state_bytes = prompts, budgets, state_bytes
+        self.prune, self.mask_pad, self.strip = prune, mask_pad, strip
+        self.stop_ids = stop_token_ids(model, formatter)
+        self.device = _model_device(model)
+        self.results: list[Generation | None] = [None] * len(prompts)
+        self.states: list[PromptState | None] = [None] * len(prompts)
+        self.kept = 0  # bytes of prompt states kept so far
+
+    def run(self, idx: list[int]) -> None:
+        for i in idx:
+            if self.budgets[i] == 0:  # prompt already at the length limit: nothing to generate
+                self.results[i] = Generation("", [], len(self.prompts[i]), 0, True)
+        runnable = [i for i in idx if self.budgets[i] > 0]
+        if not runnable:
+            return
+        decoded, states = self._decode(runnable)
+        for r, ((ids, stopped), i) in enumerate(zip(decoded, runnable, strict=True)):
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            text = text.strip() if self.strip else text
+            self.results[i] = Generation(text, ids, len(self.prompts[i]), self.budgets[i],
+                                         not stopped)  # fmt: skip
+            if states and self.kept + states[r].nbytes <= self.state_bytes:
+                self.states[i] = states[r]
+                self.kept += states[r].nbytes
+
+    def _decode(
+        self, runnable: list[int]
+    ) -> tuple[list[tuple[list[int], bool]], list[PromptState] | None]:
+        batch = pad_batch(
+            [
+                {"input_ids": self.prompts[i], "attention_mask": [1] * len(self.prompts[i])}
+                for i in runnable
+            ],
+            pad_id=self.pad_id,
+            side="left",
+        )
+        input_ids = batch["input_ids"].to(self.device)  # (B, T)
+        attention_mask = batch["attention_mask"].to(self.device)  # (B, T)
+        if self.mask_pad:
+            attention_mask = attention_mask * (input_ids != self.pad_id)  # (B, T)
+        budgets = [self.budgets[i] for i in runnable]
+        decoded = None
+        states: list[PromptState] | None = [] if self.kept < self.state_bytes else None
+        if self.prune:
+            decoded = greedy_decode(
+                self.model, input_ids, attention_mask, budgets, self.stop_ids, states
+            )
+        if decoded is None:
+            decoded = _hf_generate(
+                self.model, input_ids, attention_mask, budgets, self.stop_ids, self.pad_id
+            )
+        return decoded, states
+
+
 @torch.inference_mode()
 def generate_answers(
     model: PreTrainedModel,
@@ -294,62 +368,22 @@ def generate_answers(
     """
     if batch_size is not None and batch_size <= 0:
         raise ValueError(f"batch_size must be > 0, got {batch_size}")
-    tok = formatter.tokenizer
     prompts = [formatter.encode_prompt(q) for q in questions]
     if budgets is None:
         budgets = [token_budget(len(p), max_new_tokens, generation_max_length) for p in prompts]
     elif len(budgets) != len(prompts):
         raise ValueError(f"{len(budgets)} budgets for {len(prompts)} questions")
     batch_size = resolve_batch_size(model, prompts, budgets, batch_size, cache_bytes)
-    stop_ids = stop_token_ids(model, formatter)
+    keep = 0 if states_out is None or mask_pad else prompt_state_bytes
+    batches = _Batches(model, formatter, prompts, budgets, pad_id, prune=prune and not mask_pad,
+                       mask_pad=mask_pad, strip=strip, state_bytes=keep)  # fmt: skip
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    device = _model_device(model)
-    results: list[Generation | None] = [None] * len(prompts)
-    kept_states: list[PromptState | None] = [None] * len(prompts)
-    if states_out is None or mask_pad:
-        prompt_state_bytes = 0
-    kept = 0  # bytes of prompt states kept so far
-
     bar = tqdm(total=len(prompts), desc=desc, unit="item", disable=not progress, leave=False)
     for start in range(0, len(order), batch_size):
         idx = order[start : start + batch_size]
-        runnable = [i for i in idx if budgets[i] > 0]
-        for i in idx:
-            if budgets[i] == 0:  # prompt already at the length limit: nothing to generate
-                results[i] = Generation("", [], len(prompts[i]), 0, True)
-        if runnable:
-            batch = pad_batch(
-                [
-                    {"input_ids": prompts[i], "attention_mask": [1] * len(prompts[i])}
-                    for i in runnable
-                ],
-                pad_id=pad_id,
-                side="left",
-            )
-            input_ids = batch["input_ids"].to(device)  # (B, T)
-            attention_mask = batch["attention_mask"].to(device)  # (B, T)
-            if mask_pad:
-                attention_mask = attention_mask * (input_ids != pad_id)  # (B, T)
-            row_budgets = [budgets[i] for i in runnable]
-            decoded = None
-            states: list[PromptState] | None = [] if kept < prompt_state_bytes else None
-            if prune and not mask_pad:
-                decoded = greedy_decode(
-                    model, input_ids, attention_mask, row_budgets, stop_ids, states
-                )
-            if decoded is None:
-                decoded = _hf_generate(
-                    model, input_ids, attention_mask, row_budgets, stop_ids, pad_id
-                )
-            for r, ((ids, stopped), i) in enumerate(zip(decoded, runnable, strict=True)):
-                text = tok.decode(ids, skip_special_tokens=True)
-                text = text.strip() if strip else text
-                results[i] = Generation(text, ids, len(prompts[i]), budgets[i], not stopped)
-                if states and kept + states[r].nbytes <= prompt_state_bytes:
-                    kept_states[i] = states[r]
-                    kept += states[r].nbytes
+        batches.run(idx)
         bar.update(len(idx))
     bar.close()
     if states_out is not None:
-        states_out.extend(kept_states)
-    return [r for r in results if r is not None]
+        states_out.extend(batches.states)
+    return [r for r in batches.results if r is not None]

@@ -1,23 +1,29 @@
-"""The registry's metrics beyond the paper's six, computed from their registry entries.
+"""Every registered metric, computed from its registry entry, and the aggregates over them.
 
-The runner's fused pass (generation, teacher forcing, auxiliary models) computes the paper's six
-metrics; this module adds, from :mod:`unlearnkit.eval.metrics.specs`:
+The engine's products for each split (generations, teacher-forced NLLs, answer-token statistics,
+the auxiliary models' scores) are gathered in a
+:class:`~unlearnkit.eval.metrics.outputs.SplitOutputs`; :func:`metric_records` then computes
+every metric of :mod:`unlearnkit.eval.metrics.specs` from it, by kind:
 
-* every ``generation`` metric on every split, from the generations already made;
-* every ``answer_tokens`` metric (exact memorization, extraction strength) on the forget split,
-  from one teacher-forced pass over its answers (:mod:`unlearnkit.eval.token_stats`);
-* with a holdout split (non-members): every ``mia`` attack's AUC, forget against holdout, and
-  MUSE's privacy leakage against a retain model's saved evaluation (or AUC_retain = 0.5);
-* open-unlearning's 9-value Model Utility beside the paper's.
+* ``paper`` (the paper's six) and ``generation`` metrics on every evaluated split;
+* ``answer_tokens`` metrics (exact memorization, extraction strength) on the forget split;
+* with a holdout split (non-members): every ``mia`` attack's membership score on the forget and
+  holdout items; :func:`privacy_aggregates` ranks them (the AUC) and adds MUSE's privacy leakage
+  against a retain model's saved evaluation (or AUC_retain = 0.5).
 
-Registering a metric of one of these kinds is all it takes for it to appear in ``<split>.jsonl``,
-``summary.json``, ``unlearn eval``'s table and the report.
+:func:`split_values` reads each split's values (the mean of its per-item values) off the records,
+for a one-process evaluation and the data-parallel merge alike; :func:`protocol_aggregates` adds
+the protocol's aggregates and open-unlearning's 9-value Model Utility. Registering a metric of
+one of these kinds is all it takes for it to appear in ``<split>.jsonl``, ``summary.json``,
+``unlearn eval``'s table and the report.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,25 +33,118 @@ import numpy as np
 from unlearnkit.data.records import QAItem
 from unlearnkit.eval import metrics as M
 from unlearnkit.eval import open_unlearning_logs as OU
-from unlearnkit.eval.engine import Engine
+from unlearnkit.eval.metrics.outputs import SplitOutputs
+from unlearnkit.eval.metrics.specs import METRIC_SPECS, MetricSpec
 from unlearnkit.eval.protocol import FORGET_SPLIT, HOLDOUT_SPLIT, EvalProtocol
+from unlearnkit.eval.split_metrics import PhaseTimer
 from unlearnkit.utils import read_jsonl
 
 log = logging.getLogger(__name__)
 
+Records = dict[str, list[dict[str, Any]]]
+Fields = dict[str, list[Any]]
 
-def add_generation_metrics(
-    records: dict[str, list[dict[str, Any]]], values: dict[str, dict[str, float | None]]
-) -> None:
-    """Each registered ``generation`` metric, per item (in ``records``) and per split (mean)."""
-    for spec in M.metrics_of_kind("generation"):
-        for split, recs in records.items():
-            per_item = spec.compute(  # type: ignore[misc]
-                [r["generation"] for r in recs], [r["rouge_reference"] for r in recs]
-            )
-            for r, v in zip(recs, per_item, strict=True):
-                r[spec.name] = v
-            values[split][spec.name] = float(np.mean(per_item))
+
+def _paper(spec: MetricSpec, out: SplitOutputs) -> Fields | None:
+    return spec.compute(out) if out.evaluated else None  # type: ignore[misc]
+
+
+def _generation(spec: MetricSpec, out: SplitOutputs) -> Fields | None:
+    if not out.evaluated:
+        return None
+    return {spec.name: spec.compute(out.texts, out.references("rouge"))}  # type: ignore[misc]
+
+
+def _answer_tokens(spec: MetricSpec, out: SplitOutputs) -> Fields | None:
+    if not out.evaluated or out.tokens is None:  # the forget split
+        return None
+    return {spec.name: [spec.compute(t) for t in out.tokens]}  # type: ignore[misc]
+
+
+def _mia(spec: MetricSpec, out: SplitOutputs) -> Fields | None:
+    if not out.membership or out.tokens is None:
+        return None
+    return {f"{spec.name}_score": [spec.compute(t) for t in out.tokens]}  # type: ignore[misc]
+
+
+# The kinds computed per item, in the order of their fields in ``<split>.jsonl``: each kind's
+# per-item record fields of one metric on one split (its value under its name, an attack's
+# membership score under ``<name>_score``), None where the metric does not apply.
+ITEM_FIELDS: dict[str, Callable[[MetricSpec, SplitOutputs], Fields | None]] = {
+    "paper": _paper,
+    "generation": _generation,
+    "answer_tokens": _answer_tokens,
+    "mia": _mia,
+}
+# The kinds with a value per split (an attack's value is its AUC, over two splits).
+SPLIT_VALUE_KINDS = ("paper", "generation", "answer_tokens")
+
+
+def record_order() -> list[MetricSpec]:
+    """The metrics computed per item, in the order of their record fields: by kind, then by
+    what they read (the generation, the teacher-forced NLLs, an auxiliary model: the Entailment
+    Score gates on ROUGE-L), then in registration order."""
+    kinds = list(ITEM_FIELDS)
+
+    def rank(spec: MetricSpec) -> tuple[int, int]:
+        stage = 2 if "aux_model" in spec.needs else 1 if "answer_nll" in spec.needs else 0
+        return kinds.index(spec.kind), stage
+
+    return sorted((s for s in METRIC_SPECS.values() if s.kind in kinds), key=rank)
+
+
+def _header(out: SplitOutputs, i: int) -> dict[str, Any]:
+    """A record's first fields: the item and, on an evaluated split, its generation and the
+    references its metrics read; on the holdout, its mean answer NLL."""
+    it = out.items[i]
+    rec: dict[str, Any] = {"index": i, "question": it.question, "answer": it.answer}
+    if out.spec is None or out.generations is None:  # the holdout
+        rec["nll_answer"] = out.tokens[i].mean_nll if out.tokens is not None else None
+        return rec
+    spec = out.spec
+    rec["probability_reference"] = spec.probability_reference
+    rec["generation"] = out.generations[i].text
+    for kind in ("rouge", "cosine", "entailment"):
+        rec[f"{kind}_reference"] = getattr(it, getattr(spec, f"{kind}_reference"))
+    rec["truth_ratio_base"] = spec.truth_ratio_base
+    return rec
+
+
+def metric_records(outputs: dict[str, SplitOutputs], timer: PhaseTimer) -> Records:
+    """Every split's per-item records: :func:`_header`, then every registered metric's fields
+    (:data:`ITEM_FIELDS`, in :func:`record_order`), each metric timed per split under its
+    name."""
+    specs = record_order()
+    records: Records = {}
+    for name, out in outputs.items():
+        recs = [_header(out, i) for i in range(len(out.items))]
+        for spec in specs:
+            start = time.perf_counter()
+            fields = ITEM_FIELDS[spec.kind](spec, out)
+            if fields is None:
+                continue  # the metric does not apply to this split
+            timer.add(spec.name, time.perf_counter() - start, name)
+            for key, per_item in fields.items():
+                for rec, value in zip(recs, per_item, strict=True):
+                    rec[key] = value
+        records[name] = recs
+    return records
+
+
+def mean_or_none(values: list[Any]) -> float | None:
+    return None if any(v is None for v in values) else float(np.mean(values))
+
+
+def split_values(recs: list[dict[str, Any]]) -> dict[str, float | None]:
+    """A split's value of every registered metric in its records ``recs``: the mean of the
+    per-item values (None when one is missing), by kind then registration order."""
+    present = recs[0] if recs else {}
+    return {
+        s.name: mean_or_none([r[s.name] for r in recs])
+        for kind in SPLIT_VALUE_KINDS
+        for s in M.metrics_of_kind(kind)  # type: ignore[arg-type]
+        if s.name in present
+    }
 
 
 def open_unlearning_utility(
@@ -178,62 +277,20 @@ def mia_and_privacy(
     return aggregates, computed_over, missing, details
 
 
-@dataclass
-class PrivacyResult:
-    forget_items: list[dict[str, float | None]]  # per forget item: EM, ExS, membership scores
-    forget_values: dict[str, float]  # EM, ExS means
-    holdout_records: list[dict[str, Any]]
-    aggregates: dict[str, float | None]
-    computed_over: dict[str, list[str]]
-    missing: dict[str, str]
-    details: dict[str, Any]
-
-
-def memorization_and_privacy(
-    engine: Engine,
-    forget: list[QAItem],
-    holdout: list[QAItem] | None,
-    *,
-    reference: RetainReference | None,
-    gradnorm: bool = True,
-) -> PrivacyResult:
-    """Memorization metrics of the forget split; with ``holdout``, every MIA AUC and PrivLeak."""
-    items = forget + (holdout or [])
-    stats = engine.token_stats([it.question for it in items], [it.answer for it in items])
-    n = len(forget)
-    forget_items: list[dict[str, float | None]] = [{} for _ in forget]
-    forget_values: dict[str, float] = {}
-    for spec in M.metrics_of_kind("answer_tokens"):
-        per_item = [spec.compute(t) for t in stats[:n]]  # type: ignore[misc]
-        for rec, v in zip(forget_items, per_item, strict=True):
-            rec[spec.name] = v
-        forget_values[spec.name] = float(np.mean(per_item))
-
+def privacy_aggregates(
+    records: Records, protocol: EvalProtocol, reference: RetainReference | None
+) -> tuple[dict[str, float | None], dict[str, list[str]], dict[str, str], dict[str, Any]]:
+    """Each attack's AUC, the forget split's membership scores against the holdout's (read off
+    the records), and the privacy leakage (:func:`mia_and_privacy`); without a holdout split,
+    each is None with the reason. One path for a one-process evaluation and the data-parallel
+    merge."""
     attacks = M.metrics_of_kind("mia")
+    holdout = records.get(protocol.holdout_split)
     if not holdout:
         reason = "no holdout split (non-members) to compare the forget set with"
-        missing = dict.fromkeys([*(spec.name for spec in attacks), "privacy_leakage"], reason)
-        return PrivacyResult(
-            forget_items, forget_values, [], dict.fromkeys(missing), {}, missing, {}
-        )
-
-    if gradnorm and any("gradients" in s.needs for s in attacks):
-        norms = engine.grad_norms([it.question for it in items], [it.answer for it in items])
-        for t, g in zip(stats, norms, strict=True):
-            t.grad_norm = g
-    if reference is not None:
-        for it, t in zip(items, stats, strict=True):
-            t.reference_nll = reference.nll.get(it.question)
-    holdout_records = [
-        {"index": i, "question": it.question, "answer": it.answer, "nll_answer": t.mean_nll}
-        for i, (it, t) in enumerate(zip(holdout, stats[n:], strict=True))
-    ]
-    scores: dict[str, list[float | None]] = {}
-    for spec in attacks:
-        scores[spec.name] = [spec.compute(t) for t in stats]  # type: ignore[misc]
-        for rec, v in zip([*forget_items, *holdout_records], scores[spec.name], strict=True):
-            rec[f"{spec.name}_score"] = v
-    aggregates, computed_over, missing, details = mia_and_privacy(scores, n, reference)
-    return PrivacyResult(
-        forget_items, forget_values, holdout_records, aggregates, computed_over, missing, details
-    )
+        missing = dict.fromkeys([*(s.name for s in attacks), "privacy_leakage"], reason)
+        return dict.fromkeys(missing), {}, missing, {}
+    forget = records[protocol.forget_split]
+    both = [*forget, *holdout]
+    scores = {s.name: [r[f"{s.name}_score"] for r in both] for s in attacks}
+    return mia_and_privacy(scores, len(forget), reference)

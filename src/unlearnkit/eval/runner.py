@@ -4,8 +4,8 @@ aggregates and writes.
 :func:`evaluate` resolves everything once (:func:`plan_evaluation`: the protocol's splits and
 references, the profile's settings, the retain model's saved values), then
 :func:`run_evaluation` asks the engine (:mod:`unlearnkit.eval.engine`) once for every split's
-generations (pooled) and per split for the teacher-forced NLLs, computes the paper's six metrics
-(:mod:`unlearnkit.eval.split_metrics`) and every registered metric
+generations (pooled) and per split for the teacher-forced NLLs (:mod:`unlearnkit.eval.split_metrics`
+gathers these products), computes every registered metric from them, the paper's six included
 (:mod:`unlearnkit.eval.registered_metrics`), and aggregates them as the protocol says. The result
 cache (:func:`unlearnkit.eval.cache.cached`) wraps the run. Writes ``<out_dir>/<split>.jsonl``
 (one record per item with every per-item value) and ``<out_dir>/summary.json`` (metrics,
@@ -33,15 +33,17 @@ from unlearnkit.eval import cache as result_cache
 from unlearnkit.eval import open_unlearning_logs as OU
 from unlearnkit.eval import registered_metrics as R
 from unlearnkit.eval.engine import EngineSettings, FastEngine
+from unlearnkit.eval.metrics.outputs import SplitOutputs
 from unlearnkit.eval.metrics.specs import registered_metrics
 from unlearnkit.eval.protocol import EvalProtocol, protocol_for
 from unlearnkit.eval.split_metrics import (
     NLI_CPU_BATCH,
     PhaseTimer,
-    add_aux_metrics,
+    add_answer_tokens,
     aux_now_available,
     load_aux,
-    split_values,
+    score_aux,
+    split_outputs,
 )
 from unlearnkit.eval.split_specs import SplitSpec, validate_split
 from unlearnkit.eval.threads import with_eval_threads
@@ -222,15 +224,24 @@ def run_evaluation(
     """The evaluation proper: (records per split, summary without the model's identity).
 
     The engine generates for every split at once (pooled: fuller batches) and scores each split;
-    the auxiliary models then score every split at once; the aggregates are the protocol's.
+    the auxiliary models then score every split at once; every registered metric is computed
+    from these products (:func:`R.metric_records`); the aggregates are the protocol's.
     """
     missing: dict[str, str] = {}
     embedder, nli = load_aux(plan.cfg, timer, missing)
-    records, values, ratios, privacy = _engine_pass(model, formatter, plan, pad_id, timer, progress)
-    add_aux_metrics(records, values, plan.specs, embedder, nli, plan.cfg, plan.profile, timer)
-    aggregates = _aggregates(plan, values, ratios, missing)
-    if privacy is not None:
-        _add_privacy(plan, privacy, records, values, aggregates, missing)
+    outputs = _engine_pass(model, formatter, plan, pad_id, timer, progress)
+    score_aux(outputs, embedder, nli, plan.cfg, plan.profile, timer)
+    records = R.metric_records(outputs, timer)
+    values = {name: R.split_values(records[name]) for name in plan.sets}
+    aggregates = _aggregates(plan, records, values, missing)
+    privacy: dict[str, Any] = {}
+    if plan.forget is not None:
+        agg, computed_over, privacy_missing, privacy = R.privacy_aggregates(
+            records, plan.protocol, plan.reference
+        )
+        aggregates.update(agg)
+        aggregates["computed_over"].update(computed_over)
+        missing.update(privacy_missing)
     return records, _summary(plan, formatter, records, values, aggregates, privacy, missing, timer)
 
 
@@ -241,17 +252,14 @@ def _engine_pass(
     pad_id: int,
     timer: PhaseTimer,
     progress: bool,
-) -> tuple[dict[str, list[dict[str, Any]]], dict, dict[str, list[float]], Any]:
-    """What the model itself computes: every split's generations and scores, the registered
-    generation metrics, memorization and privacy; (records, values, truth ratios, privacy).
-    The model's train/eval mode is restored on return."""
+) -> dict[str, SplitOutputs]:
+    """What the model itself computes: every split's generations and scores, the answers'
+    token statistics of the forget split and the holdout (then last). The model's train/eval
+    mode is restored on return."""
     cfg = plan.cfg
     engine = FastEngine(model, formatter, EngineSettings.from_config(cfg, plan.profile), pad_id,
                         progress)  # fmt: skip
-    records: dict[str, list[dict[str, Any]]] = {}
-    values: dict[str, dict[str, float | None]] = {}
-    ratios: dict[str, list[float]] = {}
-    privacy: R.PrivacyResult | None = None
+    outputs: dict[str, SplitOutputs] = {}
     was_training = model.training
     model.eval()
     try:
@@ -260,56 +268,36 @@ def _engine_pass(
                 {name: [it.question for it in items] for name, items in plan.sets.items()}
             )
         for name, items in plan.sets.items():
-            records[name], values[name], ratios[name] = split_values(
+            outputs[name] = split_outputs(
                 name, items, generations[name], plan.specs[name], engine, formatter.tokenizer,
                 cfg.generation_max_length, timer,
             )  # fmt: skip
-        with timer.phase("registered_metrics"):
-            R.add_generation_metrics(records, values)
-            if plan.forget is not None:
-                privacy = R.memorization_and_privacy(
-                    engine, plan.forget, plan.holdout, reference=plan.reference,
-                    gradnorm=cfg.mia_gradnorm,
-                )  # fmt: skip
+        forget = outputs.get(plan.protocol.forget_split)
+        if forget is not None:
+            with timer.phase("answer_tokens"):
+                holdout = add_answer_tokens(engine, forget, plan.holdout, plan.reference,
+                                            cfg.mia_gradnorm)  # fmt: skip
+            if holdout is not None:
+                outputs[plan.protocol.holdout_split] = holdout
     finally:
         engine.release()
         model.train(was_training)
-    return records, values, ratios, privacy
+    return outputs
 
 
 def _aggregates(
     plan: EvalPlan,
+    records: dict[str, list[dict[str, Any]]],
     values: dict[str, dict[str, float | None]],
-    ratios: dict[str, list[float]],
     missing: dict[str, str],
 ) -> dict[str, Any]:
     """The protocol's aggregates of this evaluation (:func:`R.protocol_aggregates`)."""
     forget = plan.protocol.forget_split
+    ratios = [r["truth_ratio_raw"] for r in records[forget]] if forget in plan.sets else None
     return R.protocol_aggregates(
-        values, plan.protocol, ratios.get(forget), plan.retain_ratios, missing,
+        values, plan.protocol, ratios, plan.retain_ratios, missing,
         forget_evaluated=plan.forget is not None,
     )  # fmt: skip
-
-
-def _add_privacy(
-    plan: EvalPlan,
-    privacy: Any,
-    records: dict[str, list[dict[str, Any]]],
-    values: dict[str, dict[str, float | None]],
-    aggregates: dict[str, Any],
-    missing: dict[str, str],
-) -> None:
-    """Fold memorization and privacy into the forget split's records and values, the
-    aggregates and the holdout split's records."""
-    forget_split = plan.protocol.forget_split
-    for r, extra in zip(records[forget_split], privacy.forget_items, strict=True):
-        r.update(extra)
-    values[forget_split].update(privacy.forget_values)
-    aggregates.update(privacy.aggregates)
-    aggregates["computed_over"].update(privacy.computed_over)
-    missing.update(privacy.missing)
-    if privacy.holdout_records:
-        records[plan.protocol.holdout_split] = privacy.holdout_records
 
 
 def _summary(
@@ -318,7 +306,7 @@ def _summary(
     records: dict[str, list[dict[str, Any]]],
     values: dict[str, dict[str, float | None]],
     aggregates: dict[str, Any],
-    privacy: Any,
+    privacy: dict[str, Any],
     missing: dict[str, str],
     timer: PhaseTimer,
 ) -> dict[str, Any]:
@@ -337,7 +325,7 @@ def _summary(
         "n_items": {n: len(items) for n, items in plan.sets.items()},
         "splits": values,
         "aggregates": aggregates,
-        "privacy": privacy.details if privacy is not None else {},
+        "privacy": privacy,
         "missing": missing,
         "empty_generations": empty,
         "timings": {},

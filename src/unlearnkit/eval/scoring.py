@@ -347,6 +347,107 @@ def _encoder(formatter: PromptFormatter, questions: list[str], joint: bool):  # 
     return lambda i, text: (prompts[i], formatter.encode_answer(text))
 
 
+@dataclass(eq=False)
+class _SplitTexts:
+    """A split's encoded texts: per item its answer, Truth Ratio base and perturbed answers
+    (:data:`Encoded`), and whether they all start with the item's prompt (so its key/value
+    cache can be shared)."""
+
+    ans: list[Encoded]
+    base: list[Encoded] | None
+    pert: list[list[Encoded]] | None
+    same_prompt: list[bool]
+
+
+def _encode_split(
+    formatter: PromptFormatter,
+    questions: list[str],
+    answers: list[str],
+    bases: list[str] | None,
+    perturbed: list[list[str]] | None,
+    joint: bool,
+) -> _SplitTexts:
+    encode = _encoder(formatter, questions, joint)
+    ans = [encode(i, a) for i, a in enumerate(answers)]
+    base = [encode(i, b) for i, b in enumerate(bases)] if bases else None
+    pert = [[encode(i, p) for p in ps] for i, ps in enumerate(perturbed)] if perturbed else None
+    same_prompt = [
+        all(e[0] == ans[i][0] for e in ([base[i]] if base else []) + (pert[i] if pert else []))
+        for i in range(len(questions))
+    ]
+    return _SplitTexts(ans, base, pert, same_prompt)
+
+
+def _shared_batch(
+    model: PreTrainedModel,
+    texts: _SplitTexts,
+    idx: list[int],
+    prompt_states: list[PromptState | None] | None,
+    pad_id: int,
+    paper_rounding: bool,
+) -> tuple[list[float], list[float]] | None:
+    """One batch's NLLs on its prompts' caches: (answers then bases, perturbed answers); None
+    when this model's cache cannot be shared."""
+    ans, base, pert = texts.ans, texts.base, texts.pert
+    first_pass = [(j, ans[i][1]) for j, i in enumerate(idx)]
+    first_pass += [(j, base[i][1]) for j, i in enumerate(idx)] if base else []
+    passes = [first_pass]
+    if pert:
+        passes.append([(j, p[1]) for j, i in enumerate(idx) for p in pert[i]])
+    saved = [prompt_states[i] for i in idx] if prompt_states else []
+    got = shared_prompt_nlls(
+        model,
+        [ans[i][0] for i in idx],
+        passes,
+        pad_id,
+        states=saved if saved and all(st is not None for st in saved) else None,  # type: ignore[arg-type]
+        paper_rounding=paper_rounding,
+    )
+    if got is None:
+        return None
+    return got[0], got[1] if pert else []
+
+
+def _full_batch(
+    model: PreTrainedModel,
+    texts: _SplitTexts,
+    idx: list[int],
+    pad_id: int,
+    paper_rounding: bool,
+    mask_pad: bool,
+) -> tuple[list[float], list[float]]:
+    """One batch's NLLs over full sequences: (answers then bases, perturbed answers)."""
+
+    def feat(enc: Encoded) -> dict[str, list[int]]:
+        prompt, cont = enc
+        labels = [IGNORE_INDEX] * len(prompt) + cont
+        return {
+            "input_ids": prompt + cont,
+            "labels": labels,
+            "attention_mask": attention(prompt + cont, pad_id, mask_pad),
+        }
+
+    ans, base, pert = texts.ans, texts.base, texts.pert
+    feats = [feat(ans[i]) for i in idx] + ([feat(base[i]) for i in idx] if base else [])
+    nll = mean_nlls(model, feats, pad_id, paper_rounding)
+    pert_nll: list[float] = []
+    if pert:  # (B * K) sequences, one forward pass
+        pert_nll = mean_nlls(model, [feat(p) for i in idx for p in pert[i]], pad_id, paper_rounding)
+    return nll, pert_nll
+
+
+def _store(
+    result: dict[str, np.ndarray], idx: list[int], nll: list[float], pert_nll: list[float]
+) -> None:
+    """One batch's NLLs into the split's arrays: answers (then bases) and perturbed answers."""
+    b = len(idx)
+    result["answer"][idx] = nll[:b]
+    if "base" in result:
+        result["base"][idx] = nll[b:]
+    if "perturbed" in result:
+        result["perturbed"][idx] = np.asarray(pert_nll).reshape(b, -1)
+
+
 def score_split(
     model: PreTrainedModel,
     formatter: PromptFormatter,
@@ -384,78 +485,24 @@ def score_split(
     separators too); scored as full sequences.
     """
     n = len(questions)
-    encode = _encoder(formatter, questions, joint)
-    if joint or paper_rounding:
-        prompt_states = None
-    ans = [encode(i, a) for i, a in enumerate(answers)]
-    base = [encode(i, b) for i, b in enumerate(bases)] if bases else None
-    pert = [[encode(i, p) for p in ps] for i, ps in enumerate(perturbed)] if perturbed else None
-    prompts = [a[0] for a in ans]
-    # An item's prompt KV cache can be shared only when all its texts start with that prompt.
-    same_prompt = [
-        all(e[0] == prompts[i] for e in ([base[i]] if base else []) + (pert[i] if pert else []))
-        for i in range(n)
-    ]
-    k = len(pert[0]) if pert else 0
-    out_answer = np.zeros(n)
-    out_base = np.zeros(n)
-    out_pert = np.zeros((n, k))
-    order = sorted(range(n), key=lambda i: len(prompts[i]) + len(ans[i][1]))
+    texts = _encode_split(formatter, questions, answers, bases, perturbed, joint)
+    states = None if joint or paper_rounding else prompt_states
+    result = {"answer": np.zeros(n)}
+    if texts.base:
+        result["base"] = np.zeros(n)
+    if texts.pert:
+        result["perturbed"] = np.zeros((n, len(texts.pert[0])))
+    order = sorted(range(n), key=lambda i: len(texts.ans[i][0]) + len(texts.ans[i][1]))
     share = shared and not mask_pad
     bar = tqdm(total=n, desc=desc, unit="item", disable=not progress, leave=False)
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
-        b = len(idx)
-        nll: list[float] = []
-        pert_nll: list[float] = []
         got = None
-        if share and all(same_prompt[i] for i in idx):
-            first_pass = [(j, ans[i][1]) for j, i in enumerate(idx)]
-            first_pass += [(j, base[i][1]) for j, i in enumerate(idx)] if base else []
-            passes = [first_pass]
-            if pert:
-                passes.append([(j, p[1]) for j, i in enumerate(idx) for p in pert[i]])
-            saved = [prompt_states[i] for i in idx] if prompt_states else []
-            got = shared_prompt_nlls(
-                model,
-                [prompts[i] for i in idx],
-                passes,
-                pad_id,
-                states=saved if saved and all(st is not None for st in saved) else None,  # type: ignore[arg-type]
-                paper_rounding=paper_rounding,
-            )
-            if got is None:
-                share = False  # this model's cache cannot be shared: full sequences from now on
-            else:
-                nll = got[0]
-                pert_nll = got[1] if pert else []
-        if got is None:
-
-            def feat(enc: Encoded) -> dict[str, list[int]]:
-                prompt, cont = enc
-                labels = [IGNORE_INDEX] * len(prompt) + cont
-                return {
-                    "input_ids": prompt + cont,
-                    "labels": labels,
-                    "attention_mask": attention(prompt + cont, pad_id, mask_pad),
-                }
-
-            feats = [feat(ans[i]) for i in idx] + ([feat(base[i]) for i in idx] if base else [])
-            nll = mean_nlls(model, feats, pad_id, paper_rounding)
-            if pert:  # (B * K) sequences, one forward pass
-                pert_nll = mean_nlls(
-                    model, [feat(p) for i in idx for p in pert[i]], pad_id, paper_rounding
-                )
-        out_answer[idx] = nll[:b]
-        if base:
-            out_base[idx] = nll[b:]
-        if pert:
-            out_pert[idx] = np.asarray(pert_nll).reshape(b, k)
-        bar.update(b)
+        if share and all(texts.same_prompt[i] for i in idx):
+            got = _shared_batch(model, texts, idx, states, pad_id, paper_rounding)
+            share = got is not None  # None: the cache cannot be shared, full sequences from now on
+        nll, pert_nll = got or _full_batch(model, texts, idx, pad_id, paper_rounding, mask_pad)
+        _store(result, idx, nll, pert_nll)
+        bar.update(len(idx))
     bar.close()
-    result = {"answer": out_answer}
-    if base:
-        result["base"] = out_base
-    if pert:
-        result["perturbed"] = out_pert
     return result

@@ -1,9 +1,10 @@
-"""The paper's six metrics of each split, from the engine's generations and NLLs and from the
-auxiliary models (Yuan et al. 2025; the references of :mod:`unlearnkit.eval.split_specs`).
+"""What the engine and the auxiliary models produce for each split: the input of every registered
+metric (:mod:`unlearnkit.eval.registered_metrics` computes them; the references are those of
+:mod:`unlearnkit.eval.split_specs`).
 
-:func:`split_values` computes ROUGE-L, Token Entropy, Probability and Truth Ratio of one split
-and its per-item records; :func:`add_aux_metrics` adds Cosine Similarity and the Entailment Score
-of every split at once (one call per auxiliary model).
+:func:`split_outputs` gathers one split's generations and teacher-forced NLLs,
+:func:`add_answer_tokens` the answers' token statistics of the forget split and the holdout, and
+:func:`score_aux` the auxiliary models' values of every split at once (one call per model).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from transformers import PreTrainedTokenizerBase
 
 from unlearnkit.config import EvalConfig
@@ -24,6 +24,7 @@ from unlearnkit.data.records import QAItem
 from unlearnkit.eval import metrics as M
 from unlearnkit.eval.engine import Engine
 from unlearnkit.eval.generation import Generation
+from unlearnkit.eval.metrics.outputs import SplitOutputs
 from unlearnkit.eval.split_specs import SplitSpec
 from unlearnkit.utils import read_json
 
@@ -46,10 +47,12 @@ class PhaseTimer:
         try:
             yield
         finally:
-            elapsed = time.perf_counter() - start
-            self.total[name] += elapsed
-            if split is not None:
-                self.per_split[split][name] = round(elapsed, 3)
+            self.add(name, time.perf_counter() - start, split)
+
+    def add(self, name: str, elapsed: float, split: str | None = None) -> None:
+        self.total[name] += elapsed
+        if split is not None:
+            self.per_split[split][name] = round(elapsed, 3)
 
 
 def aux_now_available(cached: Path, cfg: EvalConfig) -> bool:
@@ -88,7 +91,7 @@ def load_aux(cfg: EvalConfig, timer: PhaseTimer, missing: dict[str, str]) -> tup
     return embedder, nli
 
 
-def split_values(
+def split_outputs(
     name: str,
     items: list[QAItem],
     gens: list[Generation],
@@ -97,16 +100,13 @@ def split_values(
     tokenizer: PreTrainedTokenizerBase,
     generation_max_length: int,
     timer: PhaseTimer,
-) -> tuple[list[dict[str, Any]], dict[str, float | None], list[float]]:
-    """Teacher forcing + generation metrics of one split (aux metrics come later).
-
-    Returns the per-item records, the split's metric values and the per-item truth ratios R.
-    """
-    questions = [it.question for it in items]
+) -> SplitOutputs:
+    """One evaluated split's products: its generations and the teacher-forced NLLs of its
+    answers, (paraphrased) Truth Ratio bases and perturbed answers."""
     base_is_answer = spec.truth_ratio_base == spec.probability_reference
     with timer.phase("teacher_forcing", name):
         nll = engine.score(
-            questions,
+            [it.question for it in items],
             [getattr(it, spec.probability_reference) for it in items],
             # When the Truth Ratio base is the scored answer itself (real authors, world facts),
             # it is scored once and reused rather than run through the model a second time.
@@ -125,118 +125,76 @@ def split_values(
             no_room,
             generation_max_length,
         )
-    texts = [g.text for g in gens]
-    rouge_refs = [getattr(it, spec.rouge_reference) for it in items]
-    with timer.phase("rouge_l", name):
-        rouge = M.rouge_l_recall_batch(texts, rouge_refs)
-    with timer.phase("token_entropy", name):
-        # The generation's tokens under the evaluated model's tokenizer (re-tokenized text, so the
-        # value can be recomputed from the saved record).
-        gen_tokens = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
-        entropy = [M.token_entropy(toks) for toks in gen_tokens]
-    with timer.phase("probability_truth_ratio", name):
-        p_answer = M.probability_per_item(nll["answer"])
-        if spec.normalized_probability:
-            p_item = M.normalized_probability_per_item(nll["answer"], nll["perturbed"])
-        else:
-            p_item = p_answer
-        if engine.settings.open_unlearning:  # its 1e-10, and its forget direction (1 - ours)
-            ratios = M.truth_ratio_per_item_open_unlearning(nll["base"], nll["perturbed"])
-            tr_item = M.truth_ratio_scores_open_unlearning(ratios, forget=spec.forget)
-        else:
-            ratios = M.truth_ratio_per_item(nll["base"], nll["perturbed"])
-            tr_item = M.truth_ratio_scores(ratios, forget=spec.forget)
-
-    records = []
-    for i, (it, g) in enumerate(zip(items, gens, strict=True)):
-        records.append(
-            {
-                "index": i,
-                "question": it.question,
-                "answer": it.answer,
-                "probability_reference": spec.probability_reference,
-                "generation": g.text,
-                "rouge_reference": rouge_refs[i],
-                "cosine_reference": getattr(it, spec.cosine_reference),
-                "entailment_reference": getattr(it, spec.entailment_reference),
-                "truth_ratio_base": spec.truth_ratio_base,
-                "rouge_l": rouge[i],
-                "token_entropy": entropy[i],
-                "n_generated_tokens": len(g.token_ids),
-                "token_budget": g.budget,
-                "hit_token_budget": g.hit_budget,
-                "nll_answer": float(nll["answer"][i]),
-                "answer_probability": p_answer[i],
-                "probability": p_item[i],
-                "nll_base": float(nll["base"][i]),
-                "nll_perturbed": [float(x) for x in nll["perturbed"][i]],
-                "truth_ratio_raw": ratios[i],
-                "truth_ratio": tr_item[i],
-                "cosine_similarity": None,
-                "entailment": None,
-            }
-        )
-    values: dict[str, float | None] = {
-        "rouge_l": float(np.mean(rouge)),
-        "probability": float(np.mean(p_item)),
-        "truth_ratio": float(np.mean(tr_item)),
-        "token_entropy": float(np.mean(entropy)),
-        "cosine_similarity": None,
-        "entailment": None,
-    }
-    return records, values, ratios
+    return SplitOutputs(items, spec, gens, tokenizer, nll, engine.settings.open_unlearning)
 
 
-def _by_split(records: dict[str, list[Any]], flat: list[float]) -> dict[str, list[float]]:
-    """Cut a list of per-item values over all splits (in ``records`` order) back into splits."""
-    out, start = {}, 0
-    for name, recs in records.items():
-        out[name] = flat[start : start + len(recs)]
-        start += len(recs)
-    return out
+def add_answer_tokens(
+    engine: Engine,
+    forget: SplitOutputs,
+    holdout: list[QAItem] | None,
+    reference: Any,
+    gradnorm: bool,
+) -> SplitOutputs | None:
+    """The answers' token statistics of the forget split (memorization) and, with ``holdout``,
+    of the holdout's items too, with what the attacks need (gradient norms, the reference
+    model's NLLs: ``reference``, a :class:`~unlearnkit.eval.registered_metrics.RetainReference`
+    or None); returns the holdout's outputs (None without a holdout)."""
+    items = forget.items + (holdout or [])
+    stats = engine.token_stats([it.question for it in items], [it.answer for it in items])
+    n = len(forget.items)
+    forget.tokens = stats[:n]
+    if not holdout:
+        return None
+    attacks = M.metrics_of_kind("mia")
+    if gradnorm and any("gradients" in s.needs for s in attacks):
+        norms = engine.grad_norms([it.question for it in items], [it.answer for it in items])
+        for t, g in zip(stats, norms, strict=True):
+            t.grad_norm = g
+    if reference is not None:
+        for it, t in zip(items, stats, strict=True):
+            t.reference_nll = reference.nll.get(it.question)
+    forget.membership = True
+    return SplitOutputs(holdout, tokens=stats[n:], membership=True)
 
 
-def add_aux_metrics(
-    records: dict[str, list[dict[str, Any]]],
-    values: dict[str, dict[str, float | None]],
-    specs: dict[str, SplitSpec],
+def score_aux(
+    outputs: dict[str, SplitOutputs],
     embedder: Any,
     nli: Any,
     cfg: EvalConfig,
     profile: str,
     timer: PhaseTimer,
 ) -> None:
-    """Cosine similarity and the Entailment Score of every split, per item and per split, from
-    the auxiliary models (None: left as None). Each model scores every split's pairs in one call
-    (sorted, fuller batches)."""
+    """The auxiliary models' per-item values (cosine similarity, entailment) of every evaluated
+    split, into its outputs (a model that is None: left None). Each model scores every split's
+    pairs in one call (sorted, fuller batches)."""
+    splits = {name: out for name, out in outputs.items() if out.evaluated}
     if embedder is not None:
         with timer.phase("cosine_similarity"):
             cos = embedder.cosine(
-                [r["generation"] for recs in records.values() for r in recs],
-                [r["cosine_reference"] for recs in records.values() for r in recs],
+                [g for out in splits.values() for g in out.texts],
+                [r for out in splits.values() for r in out.references("cosine")],
                 batch_size=max(cfg.batch_size, 32),
                 embed_empty=profile == "paper",  # the paper embeds "" like any text
             )
-        for name, part in _by_split(records, cos).items():
-            for r, c in zip(records[name], part, strict=True):
-                r["cosine_similarity"] = c
-            values[name]["cosine_similarity"] = float(np.mean(part))
+        start = 0
+        for out in splits.values():
+            out.cosine = cos[start : start + len(out.items)]
+            start += len(out.items)
     if nli is not None:
         with timer.phase("entailment"):
             scores = nli.entailment_scores(
                 {
                     name: (
-                        [r["generation"] for r in recs],
-                        [r["entailment_reference"] for r in recs],
-                        [r["rouge_l"] for r in recs],  # the gate: ROUGE-L vs its own reference
-                        specs[name].entailment_order,
+                        out.texts,
+                        out.references("entailment"),
+                        out.rouge_l,  # the gate: ROUGE-L against its own reference
+                        out.spec.entailment_order,  # type: ignore[union-attr]
                     )
-                    for name, recs in records.items()
+                    for name, out in splits.items()
                 },
                 batch_size=cfg.nli_batch_size
                 or (NLI_CPU_BATCH if str(nli.device) == "cpu" else cfg.batch_size),
             )
-        for name, (score, per_item) in scores.items():
-            for r, e in zip(records[name], per_item, strict=True):
-                r["entailment"] = e
-            values[name]["entailment"] = score
+        for name, (_, per_item) in scores.items():
+            splits[name].entailment = per_item

@@ -1,10 +1,14 @@
 """The metric registry: every metric once, with its computation, direction, label and needs.
 
-The paper's six metrics (Yuan et al. 2025) are computed by the runner's fused pass (one greedy
-generation, one teacher-forcing pass, the auxiliary models scoring every split at once), so their
-entries carry no ``compute``. Every other metric registers its computation here by decorator
-next to its definition (:func:`register_metric`), and the runner computes it from the entry:
+Every metric's entry carries its computation: the paper's six are registered below (their
+computations in :mod:`unlearnkit.eval.metrics.paper`), every other metric by decorator next to
+its definition (:func:`register_metric`). :mod:`unlearnkit.eval.registered_metrics` computes every
+registered metric from what the engine produced for a split
+(:class:`~unlearnkit.eval.metrics.outputs.SplitOutputs`: one greedy generation, one
+teacher-forcing pass, the auxiliary models scoring every split at once), by kind:
 
+* ``kind="paper"``: the paper's six (Yuan et al. 2025): ``compute(outputs) -> per-item record
+  fields`` (the metric's value under its name), on every split, reported as the split's mean;
 * ``kind="generation"``: ``compute(generations, references) -> per-item values``, on every split
   (reference: the split's ROUGE reference), reported as the split's mean;
 * ``kind="answer_tokens"``: ``compute(tokens: AnswerTokens) -> value`` per item, from the answer's
@@ -24,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from unlearnkit.eval.metrics import paper
 from unlearnkit.registry import METRICS
 
 Kind = Literal["paper", "generation", "answer_tokens", "mia", "aggregate"]
@@ -121,6 +126,7 @@ for _spec in (
         True,
         "ROUGE-L recall (stemmed) of the greedy generation against the reference answer",
         ("generation",),
+        compute=paper.rouge_l,
     ),
     MetricSpec(
         "probability",
@@ -129,6 +135,7 @@ for _spec in (
         "mean exp(-mean token NLL) of the answer; normalized against perturbed answers on "
         "real authors / world facts",
         ("answer_nll",),
+        compute=paper.probability,
     ),
     MetricSpec(
         "truth_ratio",
@@ -136,6 +143,7 @@ for _spec in (
         True,
         "how much more likely the (paraphrased) answer is than its perturbed versions",
         ("answer_nll",),
+        compute=paper.truth_ratio,
     ),
     MetricSpec(
         "token_entropy",
@@ -143,6 +151,7 @@ for _spec in (
         True,
         "unigram entropy of the generation's tokens / log2(n): low means repetitive output",
         ("generation",),
+        compute=paper.token_entropy,
     ),
     MetricSpec(
         "cosine_similarity",
@@ -150,6 +159,7 @@ for _spec in (
         True,
         "max(0, cosine) of sentence embeddings of the generation and the reference",
         ("generation", "aux_model"),
+        compute=paper.cosine_similarity,
     ),
     MetricSpec(
         "entailment",
@@ -158,6 +168,7 @@ for _spec in (
         "share of generations an NLI model labels as entailment with the reference "
         "(ROUGE-L recall < 0.1 counts as not entailed)",
         ("generation", "aux_model"),
+        compute=paper.entailment,
     ),
 ):
     add_metric_spec(_spec)
