@@ -199,3 +199,56 @@ def test_the_command_reads_run_folders_and_writes_the_page(tmp_path, capsys) -> 
     assert "IDK+AP against IDK+GD: holds" in out.read_text()
     assert main(["claims", "--out", str(out)]) == 2  # nothing to check: a one-line error
     assert "nothing to check" in capsys.readouterr().err
+
+
+def _records(folder: Path, ratios: list[float]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [
+        {"question": f"q{i}?", "answer": f"a{i}", "truth_ratio_raw": r}
+        for i, r in enumerate(ratios)
+    ]
+    (folder / "forget.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_forget_quality_after_the_runs_is_the_ks_test_of_their_saved_truth_ratios(
+    tmp_path, capsys
+) -> None:
+    from scipy.stats import ks_2samp
+
+    runs = tmp_path / "runs"
+    _fake_run(runs, "IDK+AP", 1e-5, 0.5, 0.6)
+    _fake_run(runs, "IDK+GD", 1e-5, 0.5, 0.3)
+    ours = {"IDK+AP": [0.9, 0.8, 0.7, 0.95], "IDK+GD": [0.2, 0.1, 0.3, 0.25]}
+    for run in runs.iterdir():
+        _records(
+            run / "eval" / "final",
+            ours[yaml.safe_load((run / "config.yaml").read_text())["method"]["name"]],
+        )
+    retain = [0.85, 0.75, 0.9, 0.7]
+    # the retain model's records in another order: items are matched by question
+    _records(tmp_path / "retain" / "eval", retain)
+    lines = (tmp_path / "retain" / "eval" / "forget.jsonl").read_text().splitlines()
+    (tmp_path / "retain" / "eval" / "forget.jsonl").write_text("\n".join(lines[::-1]) + "\n")
+    out = tmp_path / "docs" / "claims.md"
+    argv = [
+        "claims",
+        str(runs),
+        "--out",
+        str(out),
+        "--retain-eval",
+        f"forget01={tmp_path / 'retain' / 'eval'}",
+    ]
+    assert main(argv) == 0
+    page = out.read_text()
+    assert "Forget Quality of 2 of them computed after the runs" in page
+    raw = json.loads((out.parent / "claims" / "results.json").read_text())
+    fq = {r["method"]: r["forget_quality"] for r in raw}
+    for method, values in ours.items():
+        expected = ks_2samp(values, retain).pvalue
+        assert fq[method] == pytest.approx(expected, rel=1e-12)
+        assert f"{expected:.3g}" in page
+    assert fq["IDK+AP"] > fq["IDK+GD"]
+    # a folder without forget.jsonl, or a spec without SPLIT=, is a one-line error
+    assert main([*argv[:-1], f"forget01={tmp_path}"]) == 2
+    assert main([*argv[:-1], "forget01"]) == 2
+    assert "SPLIT=FOLDER" in capsys.readouterr().err

@@ -216,36 +216,50 @@ def claims_summary(claims_json: Path) -> list[str]:
 
 RAW_KEYS = (
     "run", "stage", "scenario", "profile", "method", "benchmark", "split", "task", "seed", "lr",
-    "model_utility", "forget_efficacy", "forget_quality", "metrics", "aggregates",
+    "model_utility", "forget_efficacy", "forget_quality", "forget_quality_after", "metrics",
+    "aggregates",
 )  # fmt: skip
 
 
 def every_run_lines(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     """Every fictitious run's final evaluation, one row each (the methods no claim names, such
-    as DPO, included): method, learning rate, seed, Model Utility, Forget Efficacy, and the
-    forget split's ROUGE-L and Token Entropy."""
+    as DPO, included): forget split, method, learning rate, seed, Model Utility, Forget
+    Efficacy, Forget Quality (when a run has it), and the forget split's ROUGE-L and Token
+    Entropy."""
     finals = [r for r in rows if r.get("scenario") == "fictitious" and r.get("stage") == "final"]
     if not finals:
         return []
     finals = sorted(
-        finals, key=lambda r: (str(r.get("method")), float(r.get("lr") or 0), str(r.get("seed")))
-    )
+        finals,
+        key=lambda r: (
+            str(r.get("split")), str(r.get("method")), float(r.get("lr") or 0), str(r.get("seed"))
+        ),
+    )  # fmt: skip
+    fq = any(r.get("forget_quality") is not None for r in finals)
     lines = [
         "## Every fictitious run (final evaluation)",
         "",
-        "| method | lr | seed | Model Utility | Forget Efficacy | forget ROUGE-L "
-        "| forget Token Entropy |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| split | method | lr | seed | Model Utility | Forget Efficacy "
+        + ("| Forget Quality " if fq else "")
+        + "| forget ROUGE-L | forget Token Entropy |",
+        "|---|---|---:|---:|---:|---:|" + ("---:|" if fq else "") + "---:|---:|",
     ]
     for r in finals:
         m = r.get("metrics") or {}
         lr = r.get("lr")
+        quality = f"| {_fmt_p(r.get('forget_quality'))} " if fq else ""
         lines.append(
-            f"| {r.get('method')} | {'-' if lr is None else f'{float(lr):g}'} | {r.get('seed')} "
-            f"| {_fmt(r.get('model_utility'))} | {_fmt(r.get('forget_efficacy'))} "
+            f"| {r.get('split')} | {r.get('method')} | {'-' if lr is None else f'{float(lr):g}'} "
+            f"| {r.get('seed')} | {_fmt(r.get('model_utility'))} "
+            f"| {_fmt(r.get('forget_efficacy'))} {quality}"
             f"| {_fmt(m.get('forget/rouge_l'))} | {_fmt(m.get('forget/token_entropy'))} |"
         )
     return [*lines, ""]
+
+
+def _fmt_p(x: float | None) -> str:
+    """A p-value: 3 significant digits (Forget Quality spans many orders of magnitude)."""
+    return "-" if x is None else f"{x:.3g}"
 
 
 def raw_results(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

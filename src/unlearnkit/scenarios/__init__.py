@@ -2,7 +2,8 @@
 
 Each scenario is a declared list of stages registered by name (:mod:`.stages`); one driver runs
 them all. A new scenario is one module that calls :func:`.stages.register_scenario`, imported
-before the run (or listed in :data:`BUILT_IN`).
+before the run; a built-in one is the module ``unlearnkit/scenarios/<name>.py`` and its name in
+``config.BUILT_IN_SCENARIOS``.
 """
 
 from __future__ import annotations
@@ -10,14 +11,11 @@ from __future__ import annotations
 import importlib
 from pathlib import Path
 
-from unlearnkit.config import RunConfig
+from unlearnkit.config import BUILT_IN_SCENARIOS, RunConfig
 
-# The modules that register the built-in scenarios (imported on first use).
-BUILT_IN = (
-    "unlearnkit.scenarios.fictitious",
-    "unlearnkit.scenarios.continual",
-    "unlearnkit.scenarios.real_world",
-)
+# The modules that register the built-in scenarios (imported on first use): one per name, the
+# sweep aside (a grid of the others, run by scenarios/sweep.py).
+BUILT_IN = tuple(f"unlearnkit.scenarios.{name}" for name in BUILT_IN_SCENARIOS if name != "sweep")
 
 
 def load_scenarios() -> None:
