@@ -89,21 +89,59 @@ class DataConfig:
     holdout_authors: int = 0
 
 
-# The names of the parts' own settings (``method.beta`` ...): each part declares its settings
-# next to its code (``unlearnkit.methods.base.Setting``) and registers their names here when it
-# is defined, so this module knows the names without importing the methods.
-PART_SETTING_NAMES: set[str] = set()
+# The names of the settings that method parts and attacks declare next to their code
+# (``unlearnkit.setting.Setting``), by section: ``method.beta``, ``attack.relearn_steps``. Each
+# part or attack registers its names when it is defined, so this module knows them without
+# importing the methods or the attacks; their values are typed and checked by the declarations.
+DECLARED_SETTINGS: dict[str, set[str]] = {"method": set(), "attack": set()}
+PART_SETTING_NAMES = DECLARED_SETTINGS["method"]
+
+
+def declare_setting(section: str, name: str) -> None:
+    """Make ``<section>.<name>`` a declared setting (called where a part or attack is defined)."""
+    if name in _FIELDS_OF[section]:
+        raise ValueError(f"{section}.{name} is a field of the {section} section, not a setting")
+    DECLARED_SETTINGS[section].add(name)
 
 
 def declare_part_setting(name: str) -> None:
     """Make ``method.<name>`` a part's setting (called where a part is declared)."""
-    if name in _METHOD_FIELDS:
-        raise ValueError(f"method.{name} is a method-level setting, not a part's")
-    PART_SETTING_NAMES.add(name)
+    declare_setting("method", name)
+
+
+class DeclaredSettings:
+    """A config section whose fields are followed by declared settings, kept in its
+    ``settings`` dict and read and written as attributes (``cfg.method.beta``; unset = None =
+    the declaration's default). ``SECTION`` names it in dotted keys."""
+
+    SECTION = ""
+    settings: dict[str, Any]
+
+    def __getattr__(self, name: str) -> Any:  # only for names that are not fields
+        if not name.startswith("_"):
+            settings = self.__dict__.get("settings", {})
+            if name in settings:
+                return settings[name]
+            if name in DECLARED_SETTINGS[self.SECTION]:
+                return None
+        raise AttributeError(f"{self.SECTION} has no setting '{name}'")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _FIELDS_OF[self.SECTION] or name.startswith("_"):
+            object.__setattr__(self, name, value)
+        elif value is None:
+            self.settings.pop(name, None)
+        else:
+            self.settings[name] = value
+
+    def _set_declared(self, settings: dict[str, Any] | None, named: dict[str, Any]) -> None:
+        object.__setattr__(self, "settings", {})
+        for key, value in {**(settings or {}), **named}.items():
+            setattr(self, key, value)
 
 
 @dataclass(init=False)
-class MethodConfig:
+class MethodConfig(DeclaredSettings):
     """The method and its method-level settings. Each part's own settings (``method.beta``,
     ``method.kl_positions`` ...) are not fields here: they live in :attr:`settings`, are read
     and written as attributes (``cfg.method.beta``; unset = None = the part's paper default),
@@ -122,6 +160,7 @@ class MethodConfig:
     # The parts' settings the user set (name -> value); a value set here applies to every part
     # of the method that has the setting.
     settings: dict[str, Any] = field(default_factory=dict)
+    SECTION = "method"
 
     def __init__(
         self,
@@ -141,33 +180,7 @@ class MethodConfig:
         self.regularization_coeff, self.mask_question = regularization_coeff, mask_question
         self.fix_ref_model, self.mismatch_coeff = fix_ref_model, mismatch_coeff
         self.trainable_params, self.alternates = trainable_params, alternates
-        self.settings = {}
-        for key, value in {**(settings or {}), **part_settings}.items():
-            setattr(self, key, value)
-
-    def __getattr__(self, name: str) -> Any:  # only for names that are not fields
-        if not name.startswith("_"):
-            settings = self.__dict__.get("settings", {})
-            if name in settings:
-                return settings[name]
-            if name in PART_SETTING_NAMES:
-                return None
-        raise AttributeError(f"method has no setting '{name}'")
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _METHOD_FIELDS or name.startswith("_"):
-            object.__setattr__(self, name, value)
-        elif value is None:
-            self.settings.pop(name, None)
-        else:
-            self.settings[name] = value
-
-
-_METHOD_FIELDS = frozenset(f.name for f in dataclasses.fields(MethodConfig))
-# Dataclasses whose mapping takes keys beyond their fields, kept in the named dict field and
-# checked where they are declared (the parts' settings).
-OPEN_FIELDS: dict[type, str] = {MethodConfig: "settings"}
-OPEN_SECTION = ["method"]  # the dotted section of RunConfig that holds MethodConfig
+        self._set_declared(settings, part_settings)
 
 
 @dataclass
@@ -242,27 +255,47 @@ class EvalConfig:
     threads: int | None = None
 
 
-@dataclass
-class AttackConfig:
+@dataclass(init=False)
+class AttackConfig(DeclaredSettings):
     """Attacks on the unlearned model (``unlearn ls attacks``; :mod:`unlearnkit.attacks`).
 
     Each attack works on a copy of the model (weights) or of the questions (prompts) and
     re-evaluates; the recovery of each forget-set metric is reported against the model before
-    unlearning and the retain model (docs/attacks.md).
+    unlearning and the retain model (docs/attacks.md). Each attack's own settings
+    (``attack.relearn_steps``, ``attack.hint_tokens`` ...) are declared by the attack
+    (``register_attack(settings=...)``) and kept in :attr:`settings`, as a method's parts' are.
     """
 
     names: list[str] = field(default_factory=list)  # attacks to run; "all" = every registered one
     splits: list[str] = field(default_factory=lambda: ["forget"])  # splits each attack re-evaluates
     seed: int = 0
-    # relearn / relearn_retain: optimizer steps, learning rate and batch (AdamW, no warm-up)
-    relearn_steps: int = 10
-    relearn_lr: float = 2e-5
-    relearn_batch_size: int = 4
-    # quant8 / quant4: "auto" = bitsandbytes where CUDA and bitsandbytes are present, else quanto
-    quant_backend: str = "auto"
-    hint_tokens: int = 5  # hint: the first k answer tokens given in the prompt
-    context_pairs: int = 3  # incontext: other QA pairs of the same author shown first
-    author_items: int = 20  # incontext: consecutive forget items per author (TOFU: 20)
+    settings: dict[str, Any] = field(default_factory=dict)  # the attacks' settings the user set
+    SECTION = "attack"
+
+    def __init__(
+        self,
+        names: list[str] | None = None,
+        splits: list[str] | None = None,
+        seed: int = 0,
+        settings: dict[str, Any] | None = None,
+        **attack_settings: Any,
+    ) -> None:
+        """The fields, then the attacks' settings by name: ``AttackConfig(relearn_steps=4)``."""
+        self.names = list(names) if names is not None else []
+        self.splits = list(splits) if splits is not None else ["forget"]
+        self.seed = seed
+        self._set_declared(settings, attack_settings)
+
+
+_FIELDS_OF = {
+    "method": frozenset(f.name for f in dataclasses.fields(MethodConfig)),
+    "attack": frozenset(f.name for f in dataclasses.fields(AttackConfig)),
+}
+# Dataclasses whose mapping takes keys beyond their fields (their declared settings), kept in
+# the named dict field and checked where they are declared; and the dotted sections that hold
+# them in a RunConfig.
+OPEN_FIELDS: dict[type, str] = {MethodConfig: "settings", AttackConfig: "settings"}
+OPEN_SECTIONS = (["method"], ["attack"])
 
 
 @dataclass
@@ -431,8 +464,9 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
         if open_field is not None and key not in names:
             # typed and checked by the part that declares it; a name no declared part has is
             # refused here once the parts are known (and by settings.check_method in any case)
-            if key != open_field and PART_SETTING_NAMES and key not in PART_SETTING_NAMES:
-                valid = ", ".join(sorted(names | PART_SETTING_NAMES))
+            declared = DECLARED_SETTINGS[cls.SECTION]  # type: ignore[attr-defined]
+            if key != open_field and declared and key not in declared:
+                valid = ", ".join(sorted(names | declared))
                 raise ConfigError(f"unknown config key '{where}'; valid keys: {valid}", where)
             if key != open_field and not _is_null(value):
                 kwargs[open_field][key] = value
@@ -473,7 +507,7 @@ def _set(data: dict[str, Any], key: str, value: Any) -> None:
         if not isinstance(node.get(part), dict):
             raise ConfigError(f"unknown config key '{key}'", key)
         node = node[part]
-    if parts[-1] not in node and parts[:-1] != OPEN_SECTION:
+    if parts[-1] not in node and parts[:-1] not in OPEN_SECTIONS:
         raise ConfigError(
             f"unknown config key '{key}'; valid keys here: {', '.join(sorted(node))}", key
         )
@@ -586,24 +620,9 @@ def validate(cfg: RunConfig) -> RunConfig:
 
 
 def check_attack_config(attack: AttackConfig) -> None:
-    """Range checks of ``attack.*`` (names are checked against the registry by
-    :func:`unlearnkit.attacks.resolve_attacks`)."""
-    for where, value in (
-        ("attack.relearn_steps", attack.relearn_steps),
-        ("attack.relearn_batch_size", attack.relearn_batch_size),
-        ("attack.hint_tokens", attack.hint_tokens),
-        ("attack.context_pairs", attack.context_pairs),
-        ("attack.author_items", attack.author_items),
-    ):
-        if value <= 0:
-            raise ConfigError(f"{where} must be > 0, got {value}")
-    if not math.isfinite(attack.relearn_lr) or attack.relearn_lr <= 0:
-        raise ConfigError(f"attack.relearn_lr must be a finite number > 0, got {attack.relearn_lr}")
-    if attack.quant_backend not in ("auto", "quanto", "bitsandbytes"):
-        raise ConfigError(
-            f"unknown attack.quant_backend '{attack.quant_backend}'; "
-            "choose from auto, quanto, bitsandbytes"
-        )
+    """Checks of ``attack.*`` that the types alone do not express (names are checked against
+    the registry by :func:`unlearnkit.attacks.resolve_attacks`, each attack's own settings by
+    their declarations: :func:`unlearnkit.settings.check_attacks`)."""
     if not attack.splits:
         raise ConfigError("attack.splits must name at least one split (e.g. [forget])")
 

@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import yaml
 
 from unlearnkit.config import (
+    DECLARED_SETTINGS,
     OPEN_FIELDS,
     PART_SETTING_NAMES,
     ConfigError,
@@ -98,6 +99,7 @@ def load_config(
     _attach(cfg, explicit, {k: v for k, v in set_by.items() if _is_leaf(k)})
     cfg = validate(resolve(cfg))
     check_method(cfg, explicit)
+    check_attacks(cfg, explicit)
     return cfg  # type: ignore[return-value]
 
 
@@ -109,6 +111,42 @@ def check_method(cfg: RunConfig, explicit: set[str] | frozenset[str]) -> None:
     chosen = {key.split(".", 1)[1] for key in explicit if key.startswith("method.")}
     try:
         check_method_settings(cfg.method, names or [cfg.method.name], chosen)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def check_attacks(cfg: RunConfig, explicit: set[str] | frozenset[str]) -> None:
+    """The attacks' settings, checked where they are declared (``register_attack(settings=)``):
+    an unknown ``attack.<key>`` is refused, each value is stored as its declared type, and a
+    setting the user set that none of ``attack.names`` declares is refused (it would change
+    nothing). A ConfigError names the key."""
+    from unlearnkit.attacks.base import ATTACK_SPECS, resolve_attacks
+
+    chosen = {key.split(".", 1)[1] for key in explicit if key.startswith("attack.")}
+    settings = cfg.attack.settings
+    if not settings:
+        return
+    try:
+        specs = resolve_attacks(cfg.attack.names)
+        owners: dict[str, list[str]] = {}
+        for spec in ATTACK_SPECS.values():
+            for key in spec.settings:
+                owners.setdefault(key, []).append(spec.name)
+        unknown = sorted(set(settings) - set(owners))
+        if unknown:
+            raise ValueError(
+                f"unknown config key 'attack.{unknown[0]}'; the attacks' settings are attack."
+                f"{', attack.'.join(sorted(owners))} (unlearn ls attacks)"
+            )
+        for key in sorted(settings):
+            declaring = ATTACK_SPECS[owners[key][0]].settings[key]
+            settings[key] = declaring.check(key, settings[key], "attack")
+            if key in chosen and not any(key in spec.settings for spec in specs):
+                run = ", ".join(s.name for s in specs) or "no attack (attack.names is empty)"
+                raise ValueError(
+                    f"attack.{key} is a setting of {', '.join(owners[key])}, not of {run}: it "
+                    "would change nothing; remove it or add such an attack to attack.names"
+                )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 
@@ -174,8 +212,9 @@ def leaf_keys(cls: type, prefix: str = "") -> list[str]:
         tp = hints[f.name]
         if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             out += leaf_keys(tp, f"{prefix}{f.name}.")
-        elif f.name == OPEN_FIELDS.get(cls):  # the parts' settings, each a key of its own
-            out += [f"{prefix}{name}" for name in sorted(PART_SETTING_NAMES)]
+        elif f.name == OPEN_FIELDS.get(cls):  # the declared settings, each a key of its own
+            declared = DECLARED_SETTINGS[cls.SECTION]  # type: ignore[attr-defined]
+            out += [f"{prefix}{name}" for name in sorted(declared)]
         else:
             out.append(f"{prefix}{f.name}")
     return out
@@ -211,6 +250,7 @@ def format_settings(cfg: RunConfig, title: str = "") -> str:
                     old = shown[dotted][0] if shown[dotted][1] == "method" else None
                     both = value if old in (None, value) else f"{old} / {term.part.name}: {value}"
                     shown[dotted] = (both, "method")
+    _show_attack_settings(cfg, shown)
     kind = benchmark_kind(cfg.data.benchmark)
     if kind in PROTOCOLS:  # what the evaluation protocol's profile rules change (every item)
         effective = protocol_for(kind).effective_config(cfg.eval, cfg.profile)
@@ -228,6 +268,26 @@ def format_settings(cfg: RunConfig, title: str = "") -> str:
         entry = f"{key}: {texts[key]}"
         lines.append(f"{entry:<{width}}  # {source}")
     return "\n".join(lines)
+
+
+def _show_attack_settings(cfg: RunConfig, shown: dict[str, tuple[Any, str]]) -> None:
+    """The attacks' settings in ``shown``: those of ``attack.names`` with the value each attack
+    runs with (source ``attack`` where the user set none), and any other only when set."""
+    try:
+        from unlearnkit.attacks.base import attack_settings, resolve_attacks
+
+        specs = resolve_attacks(cfg.attack.names)
+    except ValueError:
+        return
+    own: dict[str, Any] = {}
+    for spec in specs:
+        own.update(attack_settings(spec, cfg.attack))
+    for key in DECLARED_SETTINGS["attack"]:
+        dotted = f"attack.{key}"
+        if key in own and cfg.attack.settings.get(key) is None:
+            shown[dotted] = (own[key], "attack")
+        elif key not in own and shown.get(dotted, (None,))[0] is None:
+            shown.pop(dotted, None)
 
 
 def _canonical(name: str) -> str:
@@ -249,8 +309,8 @@ def _attach(cfg: Any, explicit: set[str] | frozenset[str], set_by: dict[str, str
 
 
 def _is_leaf(key: str) -> bool:
-    section, _, name = key.partition(".")
-    return key in _LEAVES or (section == "method" and name in PART_SETTING_NAMES)
+    section, _, name = key.partition(".")  # a declared setting's name: checked by its owner
+    return key in _LEAVES or (section in DECLARED_SETTINGS and bool(name) and "." not in name)
 
 
 def _dotted_keys(data: dict[str, Any], prefix: str = "") -> set[str]:

@@ -114,6 +114,58 @@ def test_attack_settings_are_checked() -> None:
         load_config(overrides=["attack.relearn_steps=0"])
     with pytest.raises(ConfigError, match="unknown attack.quant_backend 'gptq'"):
         load_config(overrides=["attack.quant_backend=gptq"])
+    with pytest.raises(
+        ConfigError, match="attack.hint_tokens is a setting of hint, not of relearn"
+    ):
+        load_config(overrides=["attack.names=[relearn]", "attack.hint_tokens=3"])
+    with pytest.raises(ConfigError, match="unknown config key 'attack.relearn_stepz'"):
+        load_config(overrides=["attack.names=[relearn]", "attack.relearn_stepz=3"])
+
+
+def test_a_new_attack_declares_its_settings_alone(tmp_path) -> None:
+    """An attack registered here (no config.py field, no other file) gets its
+    ``attack.<setting>``: typed from an override's text, shown by --print-config with its
+    default, saved flat in config.yaml, read by the attack, refused for other attacks."""
+    import yaml
+
+    from unlearnkit.attacks.base import Attacked, register_attack, unregister_attack
+    from unlearnkit.config import DECLARED_SETTINGS, ConfigError, save_config
+    from unlearnkit.setting import Setting
+    from unlearnkit.settings import format_settings, load_config
+
+    @register_attack(
+        "echo",
+        kind="prompt",
+        description="the questions as they are, repeated",
+        settings={"echo_times": Setting(2, "repetitions", type="int", positive=True)},
+    )
+    def echo(ctx: AttackContext) -> Attacked:
+        times = ctx.param("echo_times")
+        sets = {**ctx.eval_sets, "forget": [it for it in ctx.forget for _ in range(times)]}
+        return Attacked(ctx.model, sets, list(range(len(sets["forget"]))))
+
+    try:
+        assert "echo_times" in DECLARED_SETTINGS["attack"]
+        assert "attack.echo_times=2" in ATTACKS.describe()["echo"]
+        cfg = load_config(overrides=["attack.names=[echo]", "attack.echo_times=3"])
+        assert cfg.attack.echo_times == 3 and isinstance(cfg.attack.echo_times, int)
+        assert "attack.echo_times: 3" in format_settings(cfg)
+        saved = yaml.safe_load(save_config(cfg, tmp_path / "config.yaml").read_text())
+        assert saved["attack"]["echo_times"] == 3 and "settings" not in saved["attack"]
+        default = load_config(overrides=["attack.names=[echo]"])
+        assert default.attack.echo_times is None
+        shown = format_settings(default)
+        assert "attack.echo_times: 2" in shown and "attack.hint_tokens" not in shown
+        item = QAItem("q?", "a")
+        ctx = AttackContext(None, None, None, {"forget": [item]}, cfg.attack)  # type: ignore[arg-type]
+        assert len(echo(ctx).eval_sets["forget"]) == 3
+        with pytest.raises(ConfigError, match="attack.echo_times is a setting of echo"):
+            load_config(overrides=["attack.names=[hint]", "attack.echo_times=3"])
+        with pytest.raises(ConfigError, match="attack.echo_times must be > 0"):
+            load_config(overrides=["attack.names=[echo]", "attack.echo_times=0"])
+    finally:
+        unregister_attack("echo")
+    assert "echo_times" not in DECLARED_SETTINGS["attack"]
 
 
 # ------------------------------------------------------------------------------ prompt attacks

@@ -18,6 +18,7 @@ LAYERS: dict[str, int] = {
     "unlearnkit": 1,  # the package's face (__init__: version only)
     "unlearnkit.utils": 1,
     "unlearnkit.registry": 1,
+    "unlearnkit.setting": 1,
     "unlearnkit.losses": 1,
     "unlearnkit.config": 2,
     "unlearnkit.data": 3,

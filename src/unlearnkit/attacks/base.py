@@ -12,16 +12,17 @@ evaluation runner and checks that the model under evaluation was not changed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from unlearnkit.config import AttackConfig
+from unlearnkit.config import AttackConfig, declare_setting
 from unlearnkit.data.formatting import PromptFormatter
 from unlearnkit.data.records import QAItem
 from unlearnkit.registry import ATTACKS
+from unlearnkit.setting import Setting
 
 Kind = Literal["weights", "prompt"]
 
@@ -42,6 +43,14 @@ class AttackContext:
     @property
     def forget(self) -> list[QAItem]:
         return self.eval_sets[self.forget_split]
+
+    def param(self, name: str) -> Any:
+        """The value of ``attack.<name>`` this attack runs with: the user's, else the attack's
+        declared default; checked by the declaration (:func:`attack_settings`)."""
+        spec = next((s for s in ATTACK_SPECS.values() if name in s.settings), None)
+        if spec is None:
+            raise KeyError(f"no attack declares the setting '{name}'")
+        return attack_settings(spec, self.settings)[name]
 
 
 @dataclass
@@ -66,26 +75,71 @@ class AttackSpec:
     description: str
     run: Callable[[AttackContext], Attacked]
     phrase: str = ""  # for sentences: "after {phrase}" ("4-bit quantization")
+    settings: Mapping[str, Setting] = field(default_factory=dict)  # attack.<name>, declared here
+
+    @property
+    def listing(self) -> str:
+        """One line for ``unlearn ls attacks``: kind, what it does, its settings (defaults)."""
+        line = f"[{self.kind}] {self.description}"
+        if self.settings:
+            shown = [
+                f"{name}={s.default}" + (f" ({'|'.join(s.choices)})" if s.choices else "")
+                for name, s in self.settings.items()
+            ]
+            line += f"; attack.{', attack.'.join(shown)}"
+        return line
+
+
+def attack_settings(spec: AttackSpec, cfg: AttackConfig) -> dict[str, Any]:
+    """Attack ``spec``'s settings: each declared default, overridden by ``attack.<name>`` when
+    set, checked by its declaration (a one-line ValueError naming ``attack.<name>``)."""
+    out: dict[str, Any] = {}
+    for name, setting in spec.settings.items():
+        value = cfg.settings.get(name)
+        out[name] = setting.check(name, setting.default if value is None else value, "attack")
+    return out
 
 
 ATTACK_SPECS: dict[str, AttackSpec] = {}
 
 
 def register_attack(
-    name: str, *, kind: Kind, description: str, phrase: str = ""
+    name: str,
+    *,
+    kind: Kind,
+    description: str,
+    phrase: str = "",
+    settings: Mapping[str, Setting] | None = None,
 ) -> Callable[[Callable[[AttackContext], Attacked]], Callable[[AttackContext], Attacked]]:
-    """Decorator: register the decorated function as attack ``name``."""
+    """Decorator: register the decorated function as attack ``name``, with its own settings
+    (``attack.<setting>``: declared here, so a new attack setting touches only its file)."""
 
     def decorator(fn: Callable[[AttackContext], Attacked]) -> Callable[[AttackContext], Attacked]:
         if name in ATTACK_SPECS:
             raise ValueError(f"attack '{name}' is already registered")
-        spec = AttackSpec(name, kind, description, fn, phrase or f"the {name} attack")
+        declared = dict(settings or {})
+        spec = AttackSpec(name, kind, description, fn, phrase or f"the {name} attack", declared)
+        for key in declared:
+            declare_setting("attack", key)
         ATTACK_SPECS[name] = spec
         if name not in ATTACKS:
-            ATTACKS.add(name, spec, description=f"[{kind}] {description}")
+            ATTACKS.add(name, spec, description=spec.listing)
         return fn
 
     return decorator
+
+
+def unregister_attack(name: str) -> None:
+    """Remove attack ``name`` (a test's own); its settings' names stay declared only while
+    another attack declares them."""
+    spec = ATTACK_SPECS.pop(name)
+    ATTACKS.remove(name)
+    others = {key for s in ATTACK_SPECS.values() for key in s.settings}
+    for key in spec.settings:
+        if key not in others:
+            from unlearnkit.config import DECLARED_SETTINGS
+
+            DECLARED_SETTINGS["attack"].discard(key)
 
 
 def resolve_attacks(names: list[str]) -> list[AttackSpec]:

@@ -24,6 +24,7 @@ import random
 
 from unlearnkit.attacks.base import AttackContext, Attacked, register_attack
 from unlearnkit.data.records import QAItem
+from unlearnkit.setting import Setting
 
 TEMPLATES: dict[str, str] = {
     "roleplay": (
@@ -97,9 +98,11 @@ def hint_question(question: str, answer: str, tokenizer: object, k: int) -> str:
 @register_attack(
     "hint", kind="prompt", description="the first k answer tokens given as a hint",
     phrase="a hint of the answer's first tokens",
+    settings={"hint_tokens": Setting(5, "answer tokens given in the prompt", type="int",
+                                     positive=True)},
 )  # fmt: skip
 def hint(ctx: AttackContext) -> Attacked:
-    k = ctx.settings.hint_tokens
+    k = ctx.param("hint_tokens")
     qs = [hint_question(it.question, it.answer, ctx.tokenizer, k) for it in ctx.forget]
     out = _rewritten(ctx, qs)
     out.budget = {"hint_tokens": k}
@@ -123,13 +126,19 @@ def context_question(items: list[QAItem], i: int, pairs: int, block: int) -> str
     kind="prompt",
     description="other QA pairs about the same author shown first",
     phrase="showing other QA pairs about the same author",
-)
+    settings={
+        "context_pairs": Setting(3, "other QA pairs of the author shown first", type="int",
+                                 positive=True),
+        "author_items": Setting(20, "consecutive forget items per author (TOFU: 20)", type="int",
+                                positive=True),
+    },
+)  # fmt: skip
 def incontext(ctx: AttackContext) -> Attacked:
-    s = ctx.settings
+    pairs, block = ctx.param("context_pairs"), ctx.param("author_items")
     forget = ctx.forget
-    qs = [context_question(forget, i, s.context_pairs, s.author_items) for i in range(len(forget))]
+    qs = [context_question(forget, i, pairs, block) for i in range(len(forget))]
     out = _rewritten(ctx, qs)
-    out.budget = {"context_pairs": s.context_pairs, "author_items": s.author_items}
+    out.budget = {"context_pairs": pairs, "author_items": block}
     return out
 
 

@@ -30,6 +30,7 @@ from transformers import PreTrainedModel
 from unlearnkit.attacks.base import AttackContext, Attacked, register_attack
 from unlearnkit.data.collator import pad_batch
 from unlearnkit.data.records import QAItem
+from unlearnkit.setting import Setting
 
 # -------------------------------------------------------------------------------- relearning
 
@@ -80,18 +81,42 @@ def relearn_copy(
     return attacked, losses
 
 
+# The relearning attacks' settings (both attacks declare them).
+RELEARN_SETTINGS = {
+    "relearn_steps": Setting(10, "optimizer steps (AdamW, no warm-up)", type="int", positive=True),
+    "relearn_lr": Setting(2e-5, "learning rate", positive=True),
+    "relearn_batch_size": Setting(4, "items per step", type="int", positive=True),
+}
+QUANT_SETTINGS = {
+    "quant_backend": Setting(
+        "auto",
+        "auto = bitsandbytes where CUDA and bitsandbytes are present, else quanto",
+        type="choice",
+        choices=("auto", "quanto", "bitsandbytes"),
+    )
+}
+
+
 def _relearn_budget(ctx: AttackContext, data: str, n_train: int, losses: list[float]) -> dict:
-    s = ctx.settings
     return {
-        "steps": s.relearn_steps,
-        "lr": s.relearn_lr,
-        "batch_size": s.relearn_batch_size,
+        "steps": ctx.param("relearn_steps"),
+        "lr": ctx.param("relearn_lr"),
+        "batch_size": ctx.param("relearn_batch_size"),
         "optimizer": "AdamW (weight decay 0, no warm-up)",
         "data": data,
         "train_items": n_train,
-        "seed": s.seed,
+        "seed": ctx.settings.seed,
         "loss_first": losses[0],
         "loss_last": losses[-1],
+    }
+
+
+def _relearn_args(ctx: AttackContext) -> dict[str, Any]:
+    return {
+        "steps": ctx.param("relearn_steps"),
+        "lr": ctx.param("relearn_lr"),
+        "batch_size": ctx.param("relearn_batch_size"),
+        "seed": ctx.settings.seed,
     }
 
 
@@ -100,17 +125,16 @@ def _relearn_budget(ctx: AttackContext, data: str, n_train: int, losses: list[fl
     kind="weights",
     description="fine-tune a copy on the even half of the forget set, evaluate the odd half",
     phrase="relearning on the other half of the forget set",
+    settings=RELEARN_SETTINGS,
 )
 def relearn(ctx: AttackContext) -> Attacked:
     forget = ctx.forget
     if len(forget) < 2:
         raise ValueError("relearn needs at least 2 forget items (one to train, one to evaluate)")
     train_ids, eval_ids = list(range(0, len(forget), 2)), list(range(1, len(forget), 2))
-    s = ctx.settings
     model, losses = relearn_copy(
-        ctx.model, ctx.formatter, [forget[i] for i in train_ids],
-        steps=s.relearn_steps, lr=s.relearn_lr, batch_size=s.relearn_batch_size, seed=s.seed,
-    )  # fmt: skip
+        ctx.model, ctx.formatter, [forget[i] for i in train_ids], **_relearn_args(ctx)
+    )
     sets = dict(ctx.eval_sets)
     sets[ctx.forget_split] = [forget[i] for i in eval_ids]
     data = "forget items 0, 2, 4, ... (evaluated on 1, 3, 5, ...)"
@@ -122,15 +146,12 @@ def relearn(ctx: AttackContext) -> Attacked:
     kind="weights",
     description="fine-tune a copy on retain (or neighbour) data only, evaluate the forget set",
     phrase="relearning on retain data only",
+    settings=RELEARN_SETTINGS,
 )
 def relearn_retain(ctx: AttackContext) -> Attacked:
     if not ctx.retain_items:
         raise ValueError("relearn_retain needs retain (or neighbour) training items")
-    s = ctx.settings
-    model, losses = relearn_copy(
-        ctx.model, ctx.formatter, ctx.retain_items,
-        steps=s.relearn_steps, lr=s.relearn_lr, batch_size=s.relearn_batch_size, seed=s.seed,
-    )  # fmt: skip
+    model, losses = relearn_copy(ctx.model, ctx.formatter, ctx.retain_items, **_relearn_args(ctx))
     budget = _relearn_budget(ctx, "retain set only", len(ctx.retain_items), losses)
     return Attacked(model, dict(ctx.eval_sets), list(range(len(ctx.forget))), budget)
 
@@ -234,14 +255,14 @@ def quantize_copy(
 
 
 def _quant_attack(ctx: AttackContext, bits: int) -> Attacked:
-    model, kernels = quantize_copy(ctx.model, bits, ctx.settings.quant_backend)
+    model, kernels = quantize_copy(ctx.model, bits, ctx.param("quant_backend"))
     budget = {"bits": bits, "backend": kernels["library"]}
     return Attacked(model, dict(ctx.eval_sets), list(range(len(ctx.forget))), budget, kernels)
 
 
 @register_attack(
     "quant8", kind="weights", description="8-bit weight quantization of a copy",
-    phrase="8-bit quantization",
+    phrase="8-bit quantization", settings=QUANT_SETTINGS,
 )  # fmt: skip
 def quant8(ctx: AttackContext) -> Attacked:
     return _quant_attack(ctx, 8)
@@ -249,7 +270,7 @@ def quant8(ctx: AttackContext) -> Attacked:
 
 @register_attack(
     "quant4", kind="weights", description="4-bit weight quantization of a copy",
-    phrase="4-bit quantization",
+    phrase="4-bit quantization", settings=QUANT_SETTINGS,
 )  # fmt: skip
 def quant4(ctx: AttackContext) -> Attacked:
     return _quant_attack(ctx, 4)

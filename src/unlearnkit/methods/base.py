@@ -13,96 +13,19 @@ view: ``batch["forget"]["input_ids"]``.
 
 from __future__ import annotations
 
-import math
-import numbers
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import yaml
 from torch import Tensor
 
 from unlearnkit.config import declare_part_setting
 from unlearnkit.data.formatting import IGNORE_INDEX
 from unlearnkit.losses import sequence_nll
 from unlearnkit.methods.views import REF_NLL, VIEWS, Batch
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One setting of a part, declared next to the part's code: its paper's default, its type
-    and a line of help. :meth:`check` validates a value of ``method.<name>`` where the setting
-    is declared (every part that has the setting checks it the same way).
-
-    ``type``: ``float`` (a finite number), ``int`` (a whole number >= 0), ``choice`` (one of
-    ``choices``) or ``layer`` (a layer index or module name, checked against the model when it
-    is found); ``positive``: > 0; ``minimum``: at least this."""
-
-    default: Any
-    help: str = ""
-    type: str = "float"
-    positive: bool = False
-    choices: tuple[str, ...] = ()
-    minimum: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.type not in ("float", "int", "choice", "layer"):
-            raise ValueError(f"setting type must be float, int, choice or layer, not {self.type!r}")
-        if (self.type == "choice") != bool(self.choices):
-            raise ValueError("a choice setting lists its choices, and only a choice setting does")
-
-    @classmethod
-    def infer(cls, name: str, default: Any) -> Setting:
-        """A setting declared by its default alone: ``layer`` by name, ``int`` for an integer
-        default, ``float`` otherwise; the betas (inverse temperatures) must be > 0."""
-        if name == "layer":
-            return cls(default, type="layer")
-        whole = isinstance(default, int) and not isinstance(default, bool)
-        return cls(default, type="int" if whole else "float", positive=name.startswith("beta"))
-
-    def _parse(self, value: Any) -> Any:
-        """An override's text (``method.beta=0.2``) as the number or null it spells; a layer
-        given as digits is an index. Any other value is returned as it is."""
-        if not isinstance(value, str) or self.type == "choice":
-            return value
-        if value.strip().lower() in ("none", "null", "~"):
-            return None
-        if self.type == "layer":
-            return int(value) if value.strip().isdigit() else value
-        parsed = yaml.safe_load(value) if value.strip() else value  # YAML's .nan, .inf, 1e-5
-        if isinstance(parsed, (int, float)) and not isinstance(parsed, bool):
-            return parsed
-        try:
-            return float(value)  # 2e-1, which YAML 1.1 reads as text
-        except ValueError:
-            return value
-
-    def check(self, name: str, value: Any) -> Any:
-        """``value`` as the setting's type (an override's text read as YAML reads a number); a
-        one-line ValueError naming ``method.<name>``."""
-        value = self._parse(value)
-        if self.type == "layer" or value is None:
-            return value
-        if self.type == "choice":
-            if value not in self.choices:
-                raise ValueError(
-                    f"unknown method.{name} {value!r}; choose from {', '.join(self.choices)}"
-                )
-            return value
-        real = isinstance(value, numbers.Real) and not isinstance(value, bool)
-        if not real or not math.isfinite(value):
-            raise ValueError(f"method.{name} must be a finite number, got {value!r}")
-        if self.positive and value <= 0:
-            raise ValueError(f"method.{name} must be > 0, got {value!r}; e.g. method.{name}=1.0")
-        if self.minimum is not None and value < self.minimum:
-            raise ValueError(f"method.{name} must be >= {self.minimum:g}, got {value!r}")
-        if self.type == "int":
-            if value != int(value) or value < 0:
-                raise ValueError(f"method.{name} must be a whole number >= 0, got {value!r}")
-            return int(value)
-        return float(value)
+from unlearnkit.setting import Setting
 
 
 @dataclass(frozen=True)
