@@ -119,7 +119,8 @@ def check_attacks(cfg: RunConfig, explicit: set[str] | frozenset[str]) -> None:
     """The attacks' settings, checked where they are declared (``register_attack(settings=)``):
     an unknown ``attack.<key>`` is refused, each value is stored as its declared type, and a
     setting the user set that none of ``attack.names`` declares is refused (it would change
-    nothing). A ConfigError names the key."""
+    nothing; with no attack chosen the settings are kept for a later ``--attacks``). A
+    ConfigError names the key."""
     from unlearnkit.attacks.base import ATTACK_SPECS, resolve_attacks
 
     chosen = {key.split(".", 1)[1] for key in explicit if key.startswith("attack.")}
@@ -141,8 +142,8 @@ def check_attacks(cfg: RunConfig, explicit: set[str] | frozenset[str]) -> None:
         for key in sorted(settings):
             declaring = ATTACK_SPECS[owners[key][0]].settings[key]
             settings[key] = declaring.check(key, settings[key], "attack")
-            if key in chosen and not any(key in spec.settings for spec in specs):
-                run = ", ".join(s.name for s in specs) or "no attack (attack.names is empty)"
+            if key in chosen and specs and not any(key in spec.settings for spec in specs):
+                run = ", ".join(s.name for s in specs)
                 raise ValueError(
                     f"attack.{key} is a setting of {', '.join(owners[key])}, not of {run}: it "
                     "would change nothing; remove it or add such an attack to attack.names"
