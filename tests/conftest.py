@@ -42,3 +42,15 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tiny-model")
     save_tiny_model(path, seed=0)
     return path
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch on one thread for the test (what a subprocess with OMP_NUM_THREADS=1 uses, and
+    what byte-for-byte comparisons need), restored afterwards."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

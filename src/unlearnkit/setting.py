@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,3 +90,15 @@ class Setting:
                 raise ValueError(f"{key} must be a whole number >= 0, got {value!r}")
             return int(value)
         return float(value)
+
+
+def listing(settings: Mapping[str, Setting], section: str) -> str:
+    """``"; <section>.a=1, <section>.b=x (x|y)"``: the settings with their defaults (and a
+    choice setting's choices) for ``unlearn ls``; empty without settings."""
+    if not settings:
+        return ""
+    shown = [
+        f"{name}={s.default}" + (f" ({'|'.join(s.choices)})" if s.choices else "")
+        for name, s in settings.items()
+    ]
+    return f"; {section}.{f', {section}.'.join(shown)}"

@@ -15,7 +15,6 @@ import hashlib
 from pathlib import Path
 
 import pytest
-import torch
 
 from unlearnkit.config import RunConfig
 from unlearnkit.data.splits import TofuBenchmark
@@ -32,12 +31,7 @@ def synth(tmp_path_factory) -> Path:
     return root
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _sha(path: Path) -> str:

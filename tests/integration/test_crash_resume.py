@@ -41,13 +41,8 @@ TRAIN = [
 EVAL = ["eval.ds_size=2", "eval.max_new_tokens=2", "eval.nli_model=null", "eval.use_cache=false"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The killed subprocess runs with OMP_NUM_THREADS=1; the in-process runs match it."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# The killed subprocess runs with OMP_NUM_THREADS=1; the in-process runs match it.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,7 @@ from unlearnkit.config import AttackConfig, declare_setting
 from unlearnkit.data.formatting import PromptFormatter
 from unlearnkit.data.records import QAItem
 from unlearnkit.registry import ATTACKS
-from unlearnkit.setting import Setting
+from unlearnkit.setting import Setting, listing
 
 Kind = Literal["weights", "prompt"]
 
@@ -80,14 +80,7 @@ class AttackSpec:
     @property
     def listing(self) -> str:
         """One line for ``unlearn ls attacks``: kind, what it does, its settings (defaults)."""
-        line = f"[{self.kind}] {self.description}"
-        if self.settings:
-            shown = [
-                f"{name}={s.default}" + (f" ({'|'.join(s.choices)})" if s.choices else "")
-                for name, s in self.settings.items()
-            ]
-            line += f"; attack.{', attack.'.join(shown)}"
-        return line
+        return f"[{self.kind}] {self.description}" + listing(self.settings, "attack")
 
 
 def attack_settings(spec: AttackSpec, cfg: AttackConfig) -> dict[str, Any]:

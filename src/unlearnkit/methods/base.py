@@ -25,7 +25,7 @@ from unlearnkit.config import declare_part_setting
 from unlearnkit.data.formatting import IGNORE_INDEX
 from unlearnkit.losses import sequence_nll
 from unlearnkit.methods.views import REF_NLL, VIEWS, Batch
-from unlearnkit.setting import Setting
+from unlearnkit.setting import Setting, listing
 
 
 @dataclass(frozen=True)
@@ -77,13 +77,7 @@ class Part:
         """One line for ``unlearn ls``: what it does, its paper and its settings (name=default,
         the choices of a choice setting)."""
         line = f"{self.description} [{self.paper}]" if self.paper else self.description
-        if self.settings:
-            shown = [
-                f"{name}={s.default}" + (f" ({'|'.join(s.choices)})" if s.choices else "")
-                for name, s in self.settings.items()
-            ]
-            line += f"; method.{', method.'.join(shown)}"
-        return line
+        return line + listing(self.settings, "method")
 
     @property
     def per_step_reference(self) -> bool:
