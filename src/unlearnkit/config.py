@@ -104,11 +104,6 @@ def declare_setting(section: str, name: str) -> None:
     DECLARED_SETTINGS[section].add(name)
 
 
-def declare_part_setting(name: str) -> None:
-    """Make ``method.<name>`` a part's setting (called where a part is declared)."""
-    declare_setting("method", name)
-
-
 class DeclaredSettings:
     """A config section whose fields are followed by declared settings, kept in its
     ``settings`` dict and read and written as attributes (``cfg.method.beta``; unset = None =
@@ -292,10 +287,8 @@ _FIELDS_OF = {
     "attack": frozenset(f.name for f in dataclasses.fields(AttackConfig)),
 }
 # Dataclasses whose mapping takes keys beyond their fields (their declared settings), kept in
-# the named dict field and checked where they are declared; and the dotted sections that hold
-# them in a RunConfig.
+# the named dict field and checked where they are declared.
 OPEN_FIELDS: dict[type, str] = {MethodConfig: "settings", AttackConfig: "settings"}
-OPEN_SECTIONS = (["method"], ["attack"])
 
 
 @dataclass
@@ -384,7 +377,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        if isinstance(value, str) and value.lower() in ("none", "null", "~") and type(None) in args:
+        if isinstance(value, str) and _is_null(value) and type(None) in args:
             return None
         errors = []
         for arg in args:
@@ -507,7 +500,7 @@ def _set(data: dict[str, Any], key: str, value: Any) -> None:
         if not isinstance(node.get(part), dict):
             raise ConfigError(f"unknown config key '{key}'", key)
         node = node[part]
-    if parts[-1] not in node and parts[:-1] not in OPEN_SECTIONS:
+    if parts[-1] not in node and not (len(parts) == 2 and parts[0] in DECLARED_SETTINGS):
         raise ConfigError(
             f"unknown config key '{key}'; valid keys here: {', '.join(sorted(node))}", key
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,3 +102,38 @@ def listing(settings: Mapping[str, Setting], section: str) -> str:
         for name, s in settings.items()
     ]
     return f"; {section}.{f', {section}.'.join(shown)}"
+
+
+def check_declared(
+    section: str,
+    values: dict[str, Any],
+    owners: Mapping[str, Sequence[str]],
+    own: Mapping[str, Setting],
+    chosen: Iterable[str],
+    run: str,
+    *,
+    whose: str,
+    listed_by: str,
+    instead: str,
+) -> None:
+    """The declared settings of ``section`` as given (``values``, typed in place), for parts
+    and attacks alike: a key no owner declares is unknown; each value ``own`` declares (the
+    run's parts or attacks) is stored as that declaration's type; a key in ``chosen`` (set by
+    the user) that ``own`` lacks would change nothing and is refused. ``owners``: every key ->
+    who declares it; ``run`` names the run's owners; ``whose``, ``listed_by`` and ``instead``
+    word the errors. A one-line ValueError."""
+    unknown = sorted(set(values) - set(owners))
+    if unknown:
+        raise ValueError(
+            f"unknown config key '{section}.{unknown[0]}'; {whose} settings are {section}."
+            f"{f', {section}.'.join(sorted(owners))} ({listed_by})"
+        )
+    for key in sorted(values):
+        if key in own:
+            values[key] = own[key].check(key, values[key], section)
+    for key in sorted(chosen):
+        if key in owners and key not in own:
+            raise ValueError(
+                f"{section}.{key} is a setting of {', '.join(owners[key])}, not of {run}: it "
+                f"would change nothing; remove it or {instead}"
+            )

@@ -53,6 +53,7 @@ from unlearnkit.methods.compose import (
     default_learning_rate,
 )
 from unlearnkit.profiles import RULE_TABLES, managed_keys, profile_rules
+from unlearnkit.setting import check_declared
 
 T = TypeVar("T")
 
@@ -133,21 +134,14 @@ def check_attacks(cfg: RunConfig, explicit: set[str] | frozenset[str]) -> None:
         for spec in ATTACK_SPECS.values():
             for key in spec.settings:
                 owners.setdefault(key, []).append(spec.name)
-        unknown = sorted(set(settings) - set(owners))
-        if unknown:
-            raise ValueError(
-                f"unknown config key 'attack.{unknown[0]}'; the attacks' settings are attack."
-                f"{', attack.'.join(sorted(owners))} (unlearn ls attacks)"
-            )
-        for key in sorted(settings):
-            declaring = ATTACK_SPECS[owners[key][0]].settings[key]
-            settings[key] = declaring.check(key, settings[key], "attack")
-            if key in chosen and specs and not any(key in spec.settings for spec in specs):
-                run = ", ".join(s.name for s in specs)
-                raise ValueError(
-                    f"attack.{key} is a setting of {', '.join(owners[key])}, not of {run}: it "
-                    "would change nothing; remove it or add such an attack to attack.names"
-                )
+        # the chosen attacks' declarations; with none chosen, every attack's (kept, typed)
+        own = {k: d for spec in (specs or ATTACK_SPECS.values()) for k, d in spec.settings.items()}
+        check_declared(
+            "attack", settings, owners, own, chosen if specs else (),
+            ", ".join(s.name for s in specs),
+            whose="the attacks'", listed_by="unlearn ls attacks",
+            instead="add such an attack to attack.names",
+        )  # fmt: skip
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from unlearnkit.config import declare_part_setting
+from unlearnkit.config import declare_setting
 from unlearnkit.data.formatting import IGNORE_INDEX
 from unlearnkit.losses import sequence_nll
 from unlearnkit.methods.views import REF_NLL, VIEWS, Batch
@@ -65,7 +65,7 @@ class Part:
         }
         object.__setattr__(self, "settings", declared)
         for name in declared:  # method.<name> is now a known key (config.MethodConfig)
-            declare_part_setting(name)
+            declare_setting("method", name)
         # Every view a part names must be declared (methods/views.py); forget-side only cached.
         VIEWS.order((*self.views, *self.cached_ref_views, *self.hidden_views))
         moving = [v for v in self.cached_ref_views if not VIEWS.get(v).fixed]

@@ -29,6 +29,7 @@ from unlearnkit.methods.base import Part, Setting, StepContext
 from unlearnkit.methods.llmu import MISMATCH
 from unlearnkit.methods.views import VIEWS, Batch
 from unlearnkit.registry import FORGET_OBJECTIVES, METHODS, REGULARIZERS
+from unlearnkit.setting import check_declared
 
 # Named recipes: compositions of registered parts under the name their paper gives them.
 RECIPES: dict[str, tuple[str, str, str]] = {
@@ -281,29 +282,17 @@ def check_method_settings(cfg: MethodConfig, names: list[str], chosen: set[str])
     set) that none of those methods' parts declares: it would change nothing. A key no part
     declares is unknown. Each setting's value is then stored as its part's type (an override's
     text ``"0.2"`` becomes 0.2)."""
-    owners = part_settings()
-    unknown = sorted(set(cfg.settings) - set(owners))
-    if unknown:
-        raise ValueError(
-            f"unknown config key 'method.{unknown[0]}'; the parts' settings are method."
-            f"{', method.'.join(sorted(owners))} (unlearn ls objectives)"
-        )
     declared: dict[str, Setting] = {}
     for name in names:
         method = build_method(dataclasses.replace(cfg, name=name))
         for term in method.terms:
             for key, setting in term.part.settings.items():
                 declared.setdefault(key, setting)
-    for key, value in list(cfg.settings.items()):
-        if key in declared:
-            cfg.settings[key] = declared[key].check(key, value)
-    for key in sorted(chosen):
-        if key in owners and key not in declared:
-            raise ValueError(
-                f"method.{key} is a setting of {', '.join(owners[key])}, not of "
-                f"{', '.join(names)}: it would change nothing; remove it or choose a method "
-                "that has it (unlearn ls objectives)"
-            )
+    check_declared(
+        "method", cfg.settings, part_settings(), declared, chosen, ", ".join(names),
+        whose="the parts'", listed_by="unlearn ls objectives",
+        instead="choose a method that has it (unlearn ls objectives)",
+    )  # fmt: skip
 
 
 def build_method(cfg: MethodConfig, pad_id: int = 0) -> Method:
